@@ -1,0 +1,284 @@
+//! `local.file`: a file on this machine with the given contents and permissions.
+//!
+//! Writes are atomic: the contents go to a temporary file beside the target, which is
+//! synced and renamed over it, so a reader (or a crash) sees the old file or the new one,
+//! never a mix. Concurrent writers of one path each rename a whole file; the last wins.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nixops4_provider_sdk::protocol::{InputPath, Properties};
+use nixops4_provider_sdk::{
+    Context, ErrorContext, Extant, OperationOutcome, ProviderError, ResourceType, Result, TypeInfo,
+    no_arguments,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::timestamp;
+
+pub struct LocalFile;
+
+/// Inputs of `local.file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileInputs {
+    /// Path of the file. A relative path is relative to the directory NixOps4 runs in.
+    /// Missing parent directories are created. Changing it replaces the resource: the new
+    /// file is written and the old one deleted.
+    pub name: String,
+    /// The file's contents.
+    pub contents: String,
+    /// Permissions as an octal string, such as "0600" or "755". Without it the file gets
+    /// the default permissions (0666 less the umask).
+    #[serde(default)]
+    #[schemars(pattern(r"^0?[0-7]{3}$"))]
+    pub mode: Option<String>,
+}
+
+/// Outputs of `local.file`.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutputs {
+    /// Absolute path of the file.
+    pub path: String,
+    /// SHA-256 of the contents, lowercase hex.
+    pub sha256: String,
+}
+
+impl ResourceType for LocalFile {
+    type Inputs = FileInputs;
+    type Outputs = FileOutputs;
+
+    fn info(&self) -> TypeInfo {
+        TypeInfo::new("A file on the machine that runs NixOps4, written atomically.")
+            .replace_on_change("name")
+            .operation(
+                "backup",
+                "Copy the file to a timestamped sibling (`<name>.backup-<UTC time>`) and return its path.",
+                no_arguments(),
+            )
+    }
+
+    fn create(&self, inputs: FileInputs, _: &Context) -> Result<FileOutputs> {
+        write_file(&inputs)
+    }
+
+    fn read(&self, resource: Extant<FileInputs, FileOutputs>) -> Result<Option<FileOutputs>> {
+        let path = absolute(&resource.inputs.name)?;
+        match fs::read(&path) {
+            Ok(contents) => Ok(Some(FileOutputs {
+                path: path_string(&path)?,
+                sha256: sha256_hex(&contents),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ProviderError::internal(format!(
+                "reading {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn update(
+        &self,
+        previous: Extant<FileInputs, FileOutputs>,
+        inputs: FileInputs,
+        _: &Context,
+    ) -> Result<FileOutputs> {
+        let outputs = write_file(&inputs)?;
+        // A client that does not replace on a change of `name` still gets a clean move.
+        let old = absolute(&previous.inputs.name)?;
+        if path_string(&old)? != outputs.path {
+            remove_file(&old)?;
+        }
+        Ok(outputs)
+    }
+
+    fn destroy(&self, resource: Extant<FileInputs, FileOutputs>) -> Result<()> {
+        remove_file(&absolute(&resource.inputs.name)?)
+    }
+
+    fn operation(
+        &self,
+        _name: &str,
+        resource: Extant<FileInputs, FileOutputs>,
+        _arguments: Properties,
+        _: &Context,
+    ) -> Result<OperationOutcome<FileOutputs>> {
+        // `backup` is the only operation; the SDK checked the name.
+        let source = absolute(&resource.inputs.name)?;
+        if !source.exists() {
+            return Err(ProviderError::not_found(format!(
+                "cannot back up {}: the file does not exist",
+                source.display()
+            )));
+        }
+        let stamp = timestamp::compact_utc();
+        let mut target = sibling(&source, &format!(".backup-{stamp}"));
+        let mut n = 1;
+        while target.exists() {
+            n += 1;
+            target = sibling(&source, &format!(".backup-{stamp}-{n}"));
+        }
+        fs::copy(&source, &target).context(format!(
+            "copying {} to {}",
+            source.display(),
+            target.display()
+        ))?;
+        tracing::info!("backed up {} to {}", source.display(), target.display());
+        Ok(OperationOutcome {
+            result: serde_json::json!({ "path": path_string(&target)? }),
+            outputs: None,
+        })
+    }
+}
+
+fn write_file(inputs: &FileInputs) -> Result<FileOutputs> {
+    let path = absolute(&inputs.name)?;
+    let mode = inputs
+        .mode
+        .as_deref()
+        .map(|mode| {
+            u32::from_str_radix(mode, 8).map_err(|e| {
+                ProviderError::invalid_input(format!("mode {mode:?} is not octal: {e}"))
+                    .at(InputPath::key("mode"))
+            })
+        })
+        .transpose()?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).context(format!("creating directory {}", parent.display()))?;
+    }
+    let temporary = temporary_sibling(&path);
+    let written = write_synced(&temporary, inputs.contents.as_bytes(), mode).and_then(|()| {
+        fs::rename(&temporary, &path).context(format!(
+            "renaming {} to {}",
+            temporary.display(),
+            path.display()
+        ))
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(e);
+    }
+    sync_parent(&path)?;
+    Ok(FileOutputs {
+        path: path_string(&path)?,
+        sha256: sha256_hex(inputs.contents.as_bytes()),
+    })
+}
+
+fn write_synced(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
+    let doing = || format!("writing {}", path.display());
+    let mut file: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(path)
+        .context(doing())?;
+    if let Some(mode) = mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .context(doing())?;
+    }
+    file.write_all(contents).context(doing())?;
+    file.sync_all().context(doing())
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_parent(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ProviderError::internal(format!(
+            "deleting {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Makes a rename or removal in `path`'s directory durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .context(format!("syncing directory {}", parent.display()))
+}
+
+/// A name beside `path` that no other writer, in this process or another, will pick.
+fn temporary_sibling(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.nixops4-{}-{n}.tmp", std::process::id()))
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn absolute(name: &str) -> Result<PathBuf> {
+    if name.is_empty() {
+        return Err(
+            ProviderError::invalid_input("`name` must not be empty").at(InputPath::key("name"))
+        );
+    }
+    let path = std::path::absolute(name).context(format!("resolving path {name:?}"))?;
+    if path.file_name().is_none() {
+        return Err(
+            ProviderError::invalid_input(format!("`name` {name:?} does not name a file"))
+                .at(InputPath::key("name")),
+        );
+    }
+    Ok(path)
+}
+
+fn path_string(path: &Path) -> Result<String> {
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        ProviderError::invalid_input(format!("path {} is not valid UTF-8", path.display()))
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_a_known_digest() {
+        assert_eq!(
+            sha256_hex(b"Hello\n"),
+            "66a045b452102c59d840ec097d59d9467e13a3f34f6494e539ffd32c1bb35f18"
+        );
+    }
+
+    #[test]
+    fn temporary_names_differ_and_stay_beside_the_target() {
+        let a = temporary_sibling(Path::new("/x/y/file.txt"));
+        let b = temporary_sibling(Path::new("/x/y/file.txt"));
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), Some(Path::new("/x/y")));
+    }
+
+    #[test]
+    fn names_that_are_not_files_are_refused() {
+        assert!(absolute("").is_err());
+        assert!(absolute("/").is_err());
+        assert!(absolute("a/..").is_err());
+    }
+}
