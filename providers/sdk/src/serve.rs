@@ -101,7 +101,7 @@ impl Session<'_> {
     }
 
     fn error(&self, error: ProviderError) -> Response {
-        tracing::warn!("{error}");
+        tracing::debug!("answering with an error: {error}");
         Response::ErrorResponse(error.into_response(self.handshake_done))
     }
 
