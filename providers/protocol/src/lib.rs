@@ -84,6 +84,21 @@ impl Request {
             Request::StateResourceEvent(_) => "stateResourceEvent",
         }
     }
+
+    /// The key of the response that answers this request (besides `errorResponse`).
+    pub fn response_name(&self) -> &'static str {
+        match self {
+            Request::HandshakeRequest(_) => "handshakeResponse",
+            Request::DescribeRequest(_) => "describeResponse",
+            Request::CreateResourceRequest(_) => "createResourceResponse",
+            Request::ReadResourceRequest(_) => "readResourceResponse",
+            Request::UpdateResourceRequest(_) => "updateResourceResponse",
+            Request::DestroyResourceRequest(_) => "destroyResourceResponse",
+            Request::OperationRequest(_) => "operationResponse",
+            Request::StateResourceReadRequest(_) => "stateResourceReadResponse",
+            Request::StateResourceEvent(_) => "stateResourceEventResponse",
+        }
+    }
 }
 
 impl Response {

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""A provider that speaks only upstream NixOps4's protocol v0, the way upstream's Rust
+framework does: it knows createResourceRequest, updateResourceRequest and the two state
+requests, and exits on any message it cannot parse. It stands in for the providers
+written for upstream, to show that NixOps4 still drives them (without the additions).
+
+Resource types: `file` (inputs name, contents; no outputs, like upstream's local file)
+and `greeting` (input name; output text).
+"""
+import json
+import sys
+
+KNOWN = {"createResourceRequest", "updateResourceRequest", "stateResourceReadRequest", "stateResourceEvent"}
+
+
+def answer(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def apply(resource_type, inputs):
+    if resource_type == "file":
+        with open(inputs["name"], "w") as f:
+            f.write(inputs["contents"])
+        return {}
+    if resource_type == "greeting":
+        return {"text": "Hello, " + inputs["name"] + "!"}
+    raise ValueError("unknown resource type: " + resource_type)
+
+
+for line in sys.stdin:
+    try:
+        message = json.loads(line)
+        (key, body), = message.items()
+        if key not in KNOWN:
+            raise ValueError("unknown message " + key)
+    except ValueError as e:
+        print("Could not parse request message: %s" % e, file=sys.stderr)
+        sys.exit(1)
+    try:
+        if key == "createResourceRequest":
+            answer({"createResourceResponse": {"outputProperties": apply(body["type"], body["inputProperties"])}})
+        elif key == "updateResourceRequest":
+            answer({"updateResourceResponse": {"outputProperties": apply(body["resource"]["type"], body["inputProperties"])}})
+        else:
+            answer({"errorResponse": {"message": "State operations not implemented by resource provider"}})
+    except Exception as e:  # upstream's framework turns any handler error into errorResponse
+        answer({"errorResponse": {"message": repr(e)}})
