@@ -10,6 +10,7 @@
 mod exec;
 mod file;
 mod memo;
+mod paths;
 mod state_file;
 mod timestamp;
 

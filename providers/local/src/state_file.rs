@@ -24,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::paths::{absolute, path_string, sync_parent};
 use crate::timestamp;
 
 #[derive(Default)]
@@ -135,6 +136,7 @@ impl ResourceType for LocalStateFile {
             }
             fs::remove_file(&path).context(format!("deleting {}", path.display()))
         })?;
+        sync_parent(&path)?;
         self.replayed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -360,10 +362,7 @@ fn create_log(path: &Path) -> Result<()> {
     file.write_all(line.as_bytes())
         .and_then(|()| file.sync_all())
         .context(format!("writing state file {}", path.display()))?;
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    File::open(parent)
-        .and_then(|dir| dir.sync_all())
-        .context(format!("syncing directory {}", parent.display()))
+    sync_parent(path)
 }
 
 fn meta(extra: &[(&str, &str)]) -> Map<String, Value> {
@@ -403,24 +402,9 @@ fn line_of(bytes: &[u8], offset: usize) -> usize {
         + 1
 }
 
-fn absolute(name: &str) -> Result<PathBuf> {
-    if name.is_empty() {
-        return Err(
-            ProviderError::invalid_input("`name` must not be empty").at(InputPath::key("name"))
-        );
-    }
-    std::path::absolute(name).context(format!("resolving path {name:?}"))
-}
-
 fn outputs(path: &Path) -> Result<StateFileOutputs> {
     Ok(StateFileOutputs {
-        path: Some(
-            path.to_str()
-                .ok_or_else(|| {
-                    ProviderError::invalid_input(format!("path {} is not UTF-8", path.display()))
-                })?
-                .to_owned(),
-        ),
+        path: Some(path_string(path)?),
     })
 }
 

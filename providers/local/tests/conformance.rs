@@ -690,6 +690,8 @@ fn bad_input_gets_structured_errors_and_the_provider_keeps_serving() {
         ("operation on a type without any", json!({"operationRequest": {"resource": extant("memo", json!({"initialize_with": 1}), None), "operation": "x", "isStateful": true}}).to_string(), "invalid-input", None, "it has no operations"),
         ("state request to a plain resource", json!({"stateResourceReadRequest": {"resource": extant("file", json!({"name": "x", "contents": ""}), None)}}).to_string(), "unsupported", None, "does not store state"),
         ("recorded inputs that do not fit", json!({"destroyResourceRequest": {"resource": extant("file", json!({"name": 3}), None)}}).to_string(), "invalid-request", None, "recorded inputs"),
+        ("unknown value inside a known request", json!({"stateResourceEvent": {"resource": state_resource("s"), "event": "e", "nixopsVersion": "0", "patch": [{"op": "frob", "path": ""}]}}).to_string(), "invalid-request", None, "malformed `stateResourceEvent`"),
+        ("unknown field in a message", r#"{"describeRequest":{"verbose":true}}"#.into(), "invalid-request", None, "unknown field `verbose`"),
         ("file in place of a directory", create("file", json!({"name": "blocker/x.txt", "contents": "a"}), false).to_string(), "internal", None, "creating directory"),
     ];
     std::fs::write(dir.path().join("blocker"), "a file, not a directory").unwrap();
@@ -784,6 +786,44 @@ fn a_complete_last_message_without_newline_is_served() {
     ok(&p.answer(), "createResourceResponse");
     assert!(p.finish().success());
     assert_eq!(std::fs::read_to_string(dir.path().join("a")).unwrap(), "b");
+}
+
+#[test]
+fn a_last_message_without_newline_that_fails_is_not_a_truncation() {
+    let dir = temp();
+    let mut p = Provider::started(dir.path());
+    p.write_raw(
+        create("file", json!({"name": "a"}), false)
+            .to_string()
+            .as_bytes(),
+    );
+    drop(p.stdin.take());
+    error(&p.answer());
+    assert!(p.finish().success());
+}
+
+#[test]
+fn existing_files_are_found_by_their_recorded_path() {
+    // A delete from another working directory removes the recorded file, not a namesake.
+    let first = temp();
+    let elsewhere = temp();
+    let mut p = Provider::started(first.path());
+    let inputs = json!({"name": "data.txt", "contents": "x"});
+    let outputs = ok(
+        &p.request(create("file", inputs.clone(), true)),
+        "createResourceResponse",
+    )["outputProperties"]
+        .clone();
+    assert!(p.finish().success());
+    std::fs::write(elsewhere.path().join("data.txt"), "a namesake").unwrap();
+    let mut p = Provider::started(elsewhere.path());
+    ok(&p.request(json!({"destroyResourceRequest": {"resource": extant("file", inputs.clone(), Some(outputs))}})), "destroyResourceResponse");
+    assert!(!first.path().join("data.txt").exists());
+    assert!(elsewhere.path().join("data.txt").exists());
+    // Outputs recorded by upstream's local provider (none) still allow a delete by name.
+    ok(&p.request(json!({"destroyResourceRequest": {"resource": extant("file", inputs, Some(json!({})))}})), "destroyResourceResponse");
+    assert!(!elsewhere.path().join("data.txt").exists());
+    assert!(p.finish().success());
 }
 
 #[test]

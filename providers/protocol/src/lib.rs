@@ -13,6 +13,8 @@
 //!   everything else here is an addition that a client uses only after a successful
 //!   [`HandshakeRequest`].
 //!
+//! Messages are read strictly (unknown fields are refused), as the schema says.
+//!
 //! This crate holds data only: no I/O, no process handling. `schema/provider-protocol-v0.json`
 //! describes the same messages for other languages, and the tests keep the two in step.
 
@@ -129,6 +131,8 @@ pub enum Capability {
     Operation,
 }
 
+/// The one message that tolerates unknown fields, so that later clients can say more
+/// in it and still reach the version negotiation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HandshakeRequest {
@@ -139,7 +143,7 @@ pub struct HandshakeRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HandshakeResponse {
     /// The version chosen from the request's list.
     pub protocol_version: u32,
@@ -150,18 +154,18 @@ pub struct HandshakeResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderInfo {
     pub name: String,
     pub version: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DescribeRequest {}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DescribeResponse {
     pub provider: ProviderInfo,
     /// What the provider is for, in a sentence or two.
@@ -172,7 +176,7 @@ pub struct DescribeResponse {
 
 /// What a client needs to know about a resource type to plan, validate and document it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceTypeDescription {
     pub description: String,
     /// JSON Schema (2020-12) of the input properties: an object schema whose `properties`
@@ -196,7 +200,7 @@ pub struct ResourceTypeDescription {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperationDescription {
     pub description: String,
     /// JSON Schema (2020-12) of the operation's arguments object.
@@ -209,7 +213,7 @@ pub struct OperationDescription {
 
 /// A resource that exists: what it was created or last updated with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtantResource {
     #[serde(rename = "type")]
     pub resource_type: String,
@@ -220,7 +224,7 @@ pub struct ExtantResource {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateResourceRequest {
     #[serde(rename = "type")]
     pub resource_type: String,
@@ -230,30 +234,30 @@ pub struct CreateResourceRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateResourceResponse {
     pub output_properties: Properties,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReadResourceRequest {
     pub resource: ExtantResource,
 }
 
 /// What a read found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "camelCase")]
+#[serde(tag = "status", rename_all = "camelCase", deny_unknown_fields)]
 pub enum ReadResourceResponse {
     /// The resource exists; these are its current outputs.
     #[serde(rename_all = "camelCase")]
     Present { output_properties: Properties },
     /// The resource no longer exists.
-    Gone,
+    Gone {},
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateResourceRequest {
     /// The resource as it was last created or updated.
     pub resource: ExtantResource,
@@ -262,23 +266,23 @@ pub struct UpdateResourceRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateResourceResponse {
     pub output_properties: Properties,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestroyResourceRequest {
     pub resource: ExtantResource,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestroyResourceResponse {}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperationRequest {
     pub resource: ExtantResource,
     /// The operation's name, as listed by `describe`.
@@ -290,7 +294,7 @@ pub struct OperationRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperationResponse {
     /// What the operation produced, shown to the user.
     pub result: Value,
@@ -301,21 +305,21 @@ pub struct OperationResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StateResourceReadRequest {
     /// The state storage resource itself.
     pub resource: ExtantResource,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StateResourceReadResponse {
     /// The whole state document (`{"_type": "nixopsState", ...}`).
     pub state: Properties,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StateResourceEvent {
     /// The state storage resource itself.
     pub resource: ExtantResource,
@@ -327,13 +331,13 @@ pub struct StateResourceEvent {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StateResourceEventResponse {}
 
 /// A failed request. Upstream v0 knows only `message`; the other fields are sent only to
 /// clients that completed a handshake.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorResponse {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,7 +364,8 @@ pub enum ErrorKind {
     NotFound,
     /// A failure that may go away when retried (network, lock held, rate limit).
     Transient,
-    /// Anything else: a bug or an unexpected condition in the provider.
+    /// A failure the provider cannot classify further: a command it ran failed, an I/O
+    /// error, a bug.
     Internal,
 }
 

@@ -235,7 +235,7 @@ fn produced_messages() -> Vec<Value> {
         Response::ReadResourceResponse(ReadResourceResponse::Present {
             output_properties: outputs.clone(),
         }),
-        Response::ReadResourceResponse(ReadResourceResponse::Gone),
+        Response::ReadResourceResponse(ReadResourceResponse::Gone {}),
         Response::UpdateResourceResponse(UpdateResourceResponse {
             output_properties: outputs.clone(),
         }),
@@ -293,6 +293,11 @@ fn schema_and_types_reject_the_same_malformed_messages() {
         json!({"errorResponse": {"message": "m", "kind": "sad"}}),
         json!({"handshakeResponse": {"protocolVersion": 0, "provider": {"name": "x"}, "capabilities": []}}),
         json!("createResourceRequest"),
+        json!({"describeRequest": {}, "handshakeRequest": {"protocolVersions": [0], "client": "c"}}),
+        json!({"describeRequest": {"verbose": true}}),
+        json!({"createResourceRequest": {"type": "f", "inputProperties": {}, "isStateful": true, "extra": 1}}),
+        json!({"readResourceResponse": {"status": "gone", "outputProperties": {}}}),
+        json!({"errorResponse": {"message": "m", "inputPath": ["a", -1]}}),
     ];
     for message in malformed {
         assert!(!validator.is_valid(&message), "schema accepted {message}");

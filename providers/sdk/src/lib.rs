@@ -169,7 +169,8 @@ impl TypeInfo {
     }
 }
 
-/// An existing resource: the inputs it was last applied with and, when known, its outputs.
+/// An existing resource: the inputs it was last applied with and, when known and of the
+/// type's shape, its outputs.
 #[derive(Clone, Debug)]
 pub struct Extant<I, O> {
     pub inputs: I,
@@ -390,7 +391,8 @@ fn parse_inputs<I: DeserializeOwned>(inputs: &Properties, field: &str) -> Result
 }
 
 /// Reads a recorded resource. Its inputs were valid when it was applied; if they no longer
-/// parse, the provider changed incompatibly, which the message says.
+/// parse, the provider changed incompatibly, which the message says. Outputs that do not
+/// fit (recorded by another provider version, or upstream's) count as unknown.
 fn parse_extant<I: DeserializeOwned, O: DeserializeOwned>(
     resource: &ExtantResource,
 ) -> Result<Extant<I, O>> {
@@ -400,16 +402,13 @@ fn parse_extant<I: DeserializeOwned, O: DeserializeOwned>(
                 "the recorded inputs of this resource do not fit its type's schema: {e}"
             ))
         })?;
-    let outputs = match &resource.output_properties {
-        None => None,
-        Some(outputs) => Some(
-            serde_json::from_value(Value::Object(outputs.clone())).map_err(|e| {
-                ProviderError::invalid_request(format!(
-                    "the recorded outputs of this resource do not fit its type's schema: {e}"
-                ))
-            })?,
-        ),
-    };
+    let outputs = resource.output_properties.as_ref().and_then(|outputs| {
+        serde_json::from_value(Value::Object(outputs.clone()))
+            .inspect_err(|e| {
+                tracing::warn!("ignoring recorded outputs that do not fit the type's schema: {e}")
+            })
+            .ok()
+    });
     Ok(Extant { inputs, outputs })
 }
 

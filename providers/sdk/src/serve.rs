@@ -45,16 +45,16 @@ pub fn serve(
             }
             return Ok(ServeEnd::InputClosed);
         }
-        let response = match session.parse(&line, complete) {
-            Ok(request) => session.answer(request),
-            Err(error) => session.error(error),
+        let (response, unreadable) = match session.parse(&line, complete) {
+            Ok(request) => (session.answer(request), false),
+            Err(error) => (session.error(error), true),
         };
         output.write_all(to_line(&response).as_bytes())?;
         output.flush()?;
         if !complete {
-            // Whatever the last line was, nothing can follow it.
-            let truncated = matches!(response, Response::ErrorResponse(_));
-            return Ok(if truncated {
+            // The input ended on this line: a complete message was served as usual, a
+            // partial one ends the session as truncated.
+            return Ok(if unreadable {
                 ServeEnd::Truncated
             } else {
                 ServeEnd::InputClosed
@@ -92,7 +92,11 @@ impl Session<'_> {
             }
         };
         serde_json::from_value(value).map_err(|e| {
-            if e.to_string().starts_with("unknown variant") {
+            // Only the message name itself being unknown means an unsupported request; an
+            // unknown value further in (a patch `op`, say) is a malformed request.
+            if e.to_string()
+                .starts_with(&format!("unknown variant `{name}`"))
+            {
                 ProviderError::unsupported(format!("unknown request `{name}`"))
             } else {
                 ProviderError::invalid_request(format!("malformed `{name}`: {e}"))
@@ -180,7 +184,7 @@ impl Session<'_> {
                         Some(output_properties) => {
                             ReadResourceResponse::Present { output_properties }
                         }
-                        None => ReadResourceResponse::Gone,
+                        None => ReadResourceResponse::Gone {},
                     },
                 )
             }
