@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing NixOps4 needs on a fresh Debian machine, and checks
+# the Rust toolchain (which the machine image provides). Safe to run again.
+set -euo pipefail
+
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v python3 >/dev/null || missing+=(python3)
+command -v git >/dev/null || missing+=(git)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: please install: ${missing[*]} (apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found: install Rust 1.89 or later (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+for tool in clippy fmt; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    echo "setup: cargo $tool is missing: rustup component add clippy rustfmt" >&2
+    exit 1
+  fi
+done

@@ -1,0 +1,53 @@
+//! The examples under `examples/` run as documented, against the real binaries.
+
+use nixops4_tests::{binary, repository_root};
+use serde_json::Value;
+
+#[test]
+fn local_files_example_creates_updates_and_deletes() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(repository_root().join("examples/local-files/run.sh"))
+        .arg(binary("nixops4-resources-local"))
+        .env("NIXOPS4_EXAMPLE_OUT", out.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "examples/local-files/run.sh failed: {status}"
+    );
+
+    let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap();
+    assert_eq!(
+        read("site/index.html"),
+        "<h1>Hello again from NixOps4</h1>\n"
+    );
+    assert_eq!(read("site/config.json"), "{\"port\": 8080}\n");
+    assert!(
+        !out.path().join("notes.txt").exists(),
+        "the deleted resource's file is gone"
+    );
+    let backups = std::fs::read_dir(out.path().join("site"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("config.json.backup-")
+        })
+        .count();
+    assert_eq!(backups, 1);
+
+    let log = read("deployment.nixops4-state.jsonl");
+    let events: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .skip(1)
+        .map(|e| e["meta"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["create", "create", "create", "update", "destroy"]);
+}
