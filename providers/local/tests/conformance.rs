@@ -829,12 +829,14 @@ fn existing_files_are_found_by_their_recorded_path() {
 #[test]
 fn child_processes_cannot_write_into_the_protocol_stream() {
     // The command's own stdout is captured; anything that reaches the provider's fd 1
-    // (here: a grandchild writing to /dev/stdout of the provider) must go to stderr.
+    // (here: the command writing to the provider's fd 1 through /proc) must go to stderr.
+    // `>>`, not `>`: reopening through /proc with truncation would truncate whatever file
+    // stderr is, a CI log for instance.
     let dir = temp();
     let mut p = Provider::started(dir.path());
     let answer = p.request(create(
         "exec",
-        json!({"executable": "sh", "args": ["-c", "echo captured; echo stray > /proc/$PPID/fd/1"]}),
+        json!({"executable": "sh", "args": ["-c", "echo captured; echo stray >> /proc/$PPID/fd/1"]}),
         false,
     ));
     assert_eq!(
