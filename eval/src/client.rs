@@ -1,0 +1,238 @@
+//! The engine's side of the evaluator: starts `nixops4-eval`, sends requests, and matches
+//! replies to them by id, so several requests can be outstanding at once.
+//!
+//! Dropping a request's future before it completes cancels it in the evaluator. If the
+//! evaluator process dies, every outstanding and later request fails with an error that
+//! says so; start a new client to go on.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::protocol::*;
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Response, EvalError>>>>>;
+
+/// How to start the evaluator.
+#[derive(Clone, Debug, Default)]
+pub struct EvalOptions {
+    /// The `nixops4-eval` program; by default the one beside the running executable, else
+    /// `nixops4-eval` on `PATH`.
+    pub program: Option<PathBuf>,
+    /// The Nix command (program and leading arguments); by default `nix`.
+    pub nix_command: Option<String>,
+    /// Bound on one evaluation step.
+    pub timeout: Option<Duration>,
+    /// Receives the evaluator's log lines (Nix traces and warnings) besides `tracing`.
+    pub log_sink: Option<mpsc::UnboundedSender<LogLine>>,
+}
+
+pub struct EvalClient {
+    child: Child,
+    lines: mpsc::UnboundedSender<String>,
+    pending: Pending,
+    next_id: AtomicU64,
+}
+
+impl EvalClient {
+    pub async fn start(options: EvalOptions) -> std::io::Result<EvalClient> {
+        let program = options.program.clone().unwrap_or_else(default_program);
+        let mut command = Command::new(&program);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some(nix) = &options.nix_command {
+            command.env("NIXOPS4_NIX", nix);
+        }
+        if let Some(timeout) = options.timeout {
+            command.env("NIXOPS4_EVAL_TIMEOUT", timeout.as_secs_f64().to_string());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {}: {e}", program.display())))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+
+        let (lines, mut outgoing) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(line) = outgoing.recv().await {
+                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+                    break;
+                }
+            }
+        });
+
+        let pending: Pending = Arc::default();
+        let replies = pending.clone();
+        let log_sink = options.log_sink.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            loop {
+                let line = match reader.next_line().await {
+                    Ok(Some(line)) => line,
+                    Ok(None) | Err(_) => break,
+                };
+                match serde_json::from_str::<ResponseLine>(&line) {
+                    Ok(ResponseLine::Result { id, result }) => deliver(&replies, id, Ok(result)),
+                    Ok(ResponseLine::Error { id, error }) => deliver(&replies, id, Err(error)),
+                    Ok(ResponseLine::Log { log }) => {
+                        match log.level {
+                            LogLevel::Trace => tracing::info!(target: "nixops4::nix", "trace: {}", log.message),
+                            LogLevel::Warning => tracing::warn!(target: "nixops4::nix", "{}", log.message),
+                            LogLevel::Info => tracing::info!(target: "nixops4::nix", "{}", log.message),
+                        }
+                        if let Some(sink) = &log_sink {
+                            let _ = sink.send(log);
+                        }
+                    }
+                    Err(e) => tracing::error!("nixops4-eval printed a line that is not a reply ({e}): {line}"),
+                }
+            }
+            // The evaluator is gone: fail whatever still waits.
+            let waiting: Vec<_> = replies.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+            for (_, reply) in waiting {
+                let _ = reply.send(Err(evaluator_gone()));
+            }
+        });
+
+        Ok(EvalClient {
+            child,
+            lines,
+            pending,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Sends a request and waits for its reply.
+    pub async fn request(&self, request: Request) -> Result<Response, EvalError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, reply);
+        let line = serde_json::to_string(&RequestEnvelope { id, request }).expect("requests are plain JSON") + "\n";
+        if self.lines.send(line).is_err() {
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            return Err(evaluator_gone());
+        }
+        let mut guard = CancelOnDrop {
+            id,
+            lines: &self.lines,
+            done: false,
+        };
+        let result = answer.await.unwrap_or_else(|_| Err(evaluator_gone()));
+        guard.done = true;
+        result
+    }
+
+    pub async fn load_flake(&self, flake: &str) -> Result<Loaded, EvalError> {
+        match self.request(Request::LoadFlake { flake: flake.to_owned() }).await? {
+            Response::Loaded(loaded) => Ok(loaded),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn list_resources(&self, deployment: &str) -> Result<Vec<ResourcePath>, EvalError> {
+        match self.request(Request::ListResources { deployment: deployment.to_owned() }).await? {
+            Response::Resources { resources } => Ok(resources),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn evaluate_resource(&self, deployment: &str, resource: &ResourcePath) -> Result<Evaluation<ResourceSpec>, EvalError> {
+        let request = Request::EvaluateResource {
+            deployment: deployment.to_owned(),
+            resource: resource.clone(),
+        };
+        match self.request(request).await? {
+            Response::Resource(evaluation) => Ok(evaluation),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn provide_outputs(&self, deployment: &str, resource: &ResourcePath, outputs: Map<String, Value>) -> Result<(), EvalError> {
+        let request = Request::ProvideOutputs {
+            deployment: deployment.to_owned(),
+            resource: resource.clone(),
+            outputs,
+        };
+        match self.request(request).await? {
+            Response::OutputsProvided {} => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn evaluate_output(&self, deployment: &str, name: &str) -> Result<Evaluation<Value>, EvalError> {
+        let request = Request::EvaluateOutput {
+            deployment: deployment.to_owned(),
+            name: name.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::Output(evaluation) => Ok(evaluation),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The evaluator's process id, for tests and diagnostics.
+    pub fn process_id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Closes the evaluator's input and waits for it to exit.
+    pub async fn shutdown(mut self) {
+        drop(self.lines);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+struct CancelOnDrop<'a> {
+    id: u64,
+    lines: &'a mpsc::UnboundedSender<String>,
+    done: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.lines.send(format!("{{\"cancel\":{}}}\n", self.id));
+        }
+    }
+}
+
+fn deliver(pending: &Pending, id: u64, result: Result<Response, EvalError>) {
+    if let Some(reply) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+        let _ = reply.send(result);
+    }
+}
+
+fn evaluator_gone() -> EvalError {
+    EvalError {
+        kind: EvalErrorKind::Nix,
+        message: "the evaluator process exited".into(),
+        position: None,
+    }
+}
+
+fn unexpected(response: Response) -> EvalError {
+    EvalError {
+        kind: EvalErrorKind::Request,
+        message: format!("the evaluator answered with an unexpected reply: {response:?}"),
+        position: None,
+    }
+}
+
+fn default_program() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("nixops4-eval")))
+        .filter(|candidate| candidate.exists())
+        .unwrap_or_else(|| PathBuf::from("nixops4-eval"))
+}

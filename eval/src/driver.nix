@@ -1,0 +1,155 @@
+# The Nix side of nixops4-eval, loaded once into a `nix repl` session.
+#
+# It applies a deployment function with a `resources` argument whose values read each
+# resource's outputs from `<outputs dir>/<path>.json`. Forcing an output that is not
+# there yet fails with "opening file '.../outputs/<path>.json'", which tells the
+# evaluator what the resource waits for; once the engine has written the file, forcing
+# the same value again succeeds (on Nix versions that do not memoise failures; on others
+# the evaluator asks for a fresh `instance`).
+#
+# Every entry point returns a JSON string, so the evaluator parses one kind of answer.
+let
+  inherit (builtins)
+    attrNames concatMap concatStringsSep elem filter fromJSON hasAttr head isAttrs isFunction
+    isList isString length listToAttrs mapAttrs readFile replaceStrings split tail toJSON typeOf
+    unsafeGetAttrPos;
+
+  escape = replaceStrings [ "%" "." "/" ] [ "%25" "%2E" "%2F" ];
+  show = concatStringsSep ".";
+
+  # A user error the evaluator reports as such, with the position it concerns.
+  fail = message: position: throw "nixops4-error:${toJSON { inherit message position; }}";
+
+  isNested = value: isAttrs value && (value._type or null) == "nixops4NestedDeployment";
+
+  describeValue = value:
+    let type = typeOf value; in
+    if type == "int" then "an integer"
+    else if type == "set" then "an attribute set"
+    else if type == "list" then "a list"
+    else if type == "lambda" then "a function"
+    else if type == "null" then "null"
+    else "a ${type}";
+
+  # Applies the deployment function `fn` found at `prefix`. `view path` is what
+  # `resources.<name>` means for the resource at `path`: its outputs, or a reference.
+  instantiate = view: prefix: position: fn:
+    let
+      where = if prefix == [ ] then "the deployment" else "nested deployment ${show prefix}";
+      checkedFn =
+        if isFunction fn then fn
+        else fail "${where} is not a deployment: expected a function `{ resources, ... }: { resources = { ... }; }`, got ${describeValue fn}" position;
+      declared =
+        let result = checkedFn { resources = siblings; }; in
+        if isAttrs result then result
+        else fail "${where} must return an attribute set with `resources`, got ${describeValue result}" position;
+      decls =
+        let resources = declared.resources or { }; in
+        if isAttrs resources then resources
+        else fail "`resources` of ${where} must be an attribute set, got ${describeValue resources}" position;
+      nested = mapAttrs
+        (name: decl:
+          if isNested decl
+          then instantiate view (prefix ++ [ name ]) (unsafeGetAttrPos name decls) decl.deployment
+          else null)
+        decls;
+      siblings = mapAttrs (name: decl: if nested.${name} != null then nested.${name}.siblings else view (prefix ++ [ name ])) decls;
+    in
+    { inherit prefix declared decls nested siblings; };
+
+  # Each deployment, applied twice: once with outputs (for inputs) and once with
+  # references (for `state` and `dependsOn`, which name resources without needing their
+  # outputs).
+  outputsView = outputsDir: path: fromJSON (readFile "${outputsDir}/${concatStringsSep "." (map escape path)}.json");
+  referenceView = path: { __nixops4Reference = path; };
+
+  lookupLevel = instance: path:
+    if path == [ ] then instance
+    else
+      let next = instance.nested.${head path} or null; in
+      if next == null then fail "no nested deployment ${show (instance.prefix ++ [ (head path) ])}" null
+      else lookupLevel next (tail path);
+
+  lastOf = list: builtins.elemAt list (length list - 1);
+  parentOf = path: builtins.genList (builtins.elemAt path) (length path - 1);
+
+  referencePath = what: path: value:
+    if isAttrs value && value ? __nixops4Reference then value.__nixops4Reference
+    else fail "`${what}` of resource ${show path} must be a resource (`resources.<name>`), got ${describeValue value}" null;
+
+  # Providers declared at this level or any enclosing one.
+  providerAt = instances: path: name:
+    let
+      levels = builtins.genList (n: builtins.genList (builtins.elemAt path) n) (length path);
+      found = filter (p: p != null) (map (level: (lookupLevel instances.outputs level).declared.providers.${name} or null) levels);
+    in
+    if found == [ ] then null else lastOf found;
+
+  makeInstances = outputsDir: fn: {
+    outputs = instantiate (outputsView outputsDir) [ ] null fn;
+    references = instantiate referenceView [ ] null fn;
+  };
+
+  resourcePaths = instance:
+    concatMap
+      (name:
+        if instance.nested.${name} != null
+        then resourcePaths instance.nested.${name}
+        else [ (instance.prefix ++ [ name ]) ])
+      (attrNames instance.decls);
+
+  evaluateResource = instances: path:
+    let
+      name = lastOf path;
+      level = lookupLevel instances.outputs (parentOf path);
+      references = lookupLevel instances.references (parentOf path);
+      position = unsafeGetAttrPos name level.decls;
+      decl =
+        if !(hasAttr name level.decls) then fail "there is no resource ${show path}" null
+        else level.decls.${name};
+      checked =
+        if !isAttrs decl then fail "resource ${show path} must be an attribute set with `type` and `inputs`, got ${describeValue decl}" position
+        else if !(decl ? type) then fail "resource ${show path} has no `type` (write `type = \"<provider>.<type>\";`, e.g. \"local.file\")" position
+        else if !isString decl.type then fail "`type` of resource ${show path} must be a string like \"local.file\", got ${describeValue decl.type}" position
+        else decl;
+      typeParts = split "\\." checked.type;
+      providerName = head typeParts;
+      resourceType = concatStringsSep "." (filter isString (tail (tail typeParts)));
+      referenceDecl = references.decls.${name};
+      provider = providerAt instances path providerName;
+    in
+    if length typeParts < 3 || resourceType == "" then
+      fail "`type` of resource ${show path} must be \"<provider>.<type>\", like \"local.file\"; got \"${checked.type}\"" position
+    else {
+      inherit position;
+      type = checked.type;
+      provider = {
+        name = providerName;
+        executable = if provider == null then null else provider.executable;
+        args = if provider == null then [ ] else provider.args or [ ];
+      };
+      inherit resourceType;
+      inputs = checked.inputs or { };
+      state = if (referenceDecl.state or null) == null then null else referencePath "state" path referenceDecl.state;
+      dependsOn = map (referencePath "dependsOn" path) (referenceDecl.dependsOn or [ ]);
+    };
+in
+{
+  # A fresh application of deployment `name` of `flake`, reading outputs from `outputsDir`.
+  instance = flake: name: outputsDir:
+    let deployments = flake.nixops4Deployments or { }; in
+    if !(hasAttr name deployments)
+    then fail "the flake has no deployment `${name}` (it has: ${concatStringsSep ", " (attrNames deployments)})" null
+    else makeInstances outputsDir deployments.${name};
+
+  deployments = flake: toJSON (attrNames (flake.nixops4Deployments or { }));
+
+  resources = instances: toJSON (resourcePaths instances.outputs);
+
+  resource = instances: path: toJSON (evaluateResource instances path);
+
+  output = instances: name:
+    let outputs = instances.outputs.declared.outputs or { }; in
+    if hasAttr name outputs then toJSON outputs.${name}
+    else fail "the deployment has no output `${name}` (it has: ${concatStringsSep ", " (attrNames outputs)})" null;
+}

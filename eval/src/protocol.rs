@@ -1,0 +1,237 @@
+//! Messages between the engine and `nixops4-eval`, one JSON object per line.
+//!
+//! The engine sends `{"id": N, "request": {...}}`; the evaluator answers each with
+//! `{"id": N, "result": {...}}` or `{"id": N, "error": {...}}`, and may send log lines
+//! `{"log": {...}}` (Nix traces and warnings) at any time. Replies carry the request's id
+//! and may come in any order. This protocol is internal: the engine and the evaluator of
+//! one NixOps4 version are used together.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A resource's place in the deployment: `["host", "key"]` for `resources.host.key`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourcePath(pub Vec<String>);
+
+impl ResourcePath {
+    /// Parses `host.key`. Names containing dots cannot be written this way.
+    pub fn parse_dotted(text: &str) -> ResourcePath {
+        ResourcePath(text.split('.').map(str::to_owned).collect())
+    }
+}
+
+impl fmt::Display for ResourcePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            let plain = !segment.is_empty()
+                && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
+                && !segment.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '\'');
+            if plain {
+                f.write_str(segment)?;
+            } else {
+                write!(f, "{}", Value::String(segment.clone()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestEnvelope {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Request {
+    /// Loads a flake (a directory, `path:` or `git+file:` reference) and lists its
+    /// deployments. Loading again replaces the flake and forgets all outputs.
+    LoadFlake { flake: String },
+    /// Lists the resources of a deployment, nested ones included.
+    ListResources { deployment: String },
+    /// Evaluates one resource: its provider, type, inputs and state, or what it waits for.
+    EvaluateResource { deployment: String, resource: ResourcePath },
+    /// Makes a resource's outputs available to everything that refers to them.
+    ProvideOutputs {
+        deployment: String,
+        resource: ResourcePath,
+        outputs: Map<String, Value>,
+    },
+    /// Evaluates `outputs.<name>` of a deployment.
+    EvaluateOutput { deployment: String, name: String },
+}
+
+/// A line from the evaluator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ResponseLine {
+    Result { id: u64, result: Response },
+    Error { id: u64, error: EvalError },
+    Log { log: LogLine },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Response {
+    Loaded(Loaded),
+    Resources { resources: Vec<ResourcePath> },
+    Resource(Evaluation<ResourceSpec>),
+    OutputsProvided {},
+    Output(Evaluation<Value>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Loaded {
+    /// The flake reference as Nix resolved it.
+    pub flake: String,
+    pub deployments: Vec<String>,
+    /// The evaluation strategy chosen for this Nix (see `docs/evaluation.md`).
+    pub strategy: Strategy,
+    pub nix_version: String,
+}
+
+/// How blocked values are retried, chosen by probing the Nix in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Strategy {
+    /// Nix forgets failures: one application of each deployment serves the whole session.
+    Persistent,
+    /// Nix memoises failures: a fresh application per round for what was blocked.
+    Reapply,
+}
+
+/// A value, or the resources whose outputs it needs first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Evaluation<T> {
+    Ready { value: T },
+    Waiting { resources: Vec<ResourcePath> },
+}
+
+/// Everything the engine needs to apply a resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// As written: `local.file`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub provider: ProviderSpec,
+    /// The type within the provider: `file`.
+    pub resource_type: String,
+    pub inputs: Map<String, Value>,
+    /// The state resource it records into, if any.
+    pub state: Option<ResourcePath>,
+    /// Resources to apply first, besides those its inputs refer to.
+    pub depends_on: Vec<ResourcePath>,
+    /// Where the resource is declared.
+    pub position: Option<Position>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// The part of `type` before the dot: `local`.
+    pub name: String,
+    /// Declared in the deployment's `providers.<name>`; none for the built-in `local`.
+    pub executable: Option<String>,
+    pub args: Vec<String>,
+}
+
+/// A place in a Nix file. Files inside a flake's store copy are mapped back to the
+/// flake's directory when it is a local one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A failed request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EvalError {
+    pub kind: EvalErrorKind,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalErrorKind {
+    /// The deployment expression is wrong: syntax, evaluation error, contract violation.
+    Expression,
+    /// Nix itself failed: it could not start, died, timed out or printed nonsense. The
+    /// evaluator restarts it for the next request.
+    Nix,
+    /// The request itself is wrong: no flake loaded, malformed message.
+    Request,
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.position {
+            Some(position) => write!(f, "{position}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// `builtins.trace` output.
+    Trace,
+    Warning,
+    Info,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_display_like_nix_attribute_paths() {
+        assert_eq!(ResourcePath::parse_dotted("host.key").to_string(), "host.key");
+        let odd = ResourcePath(vec!["files".into(), "a.txt".into()]);
+        assert_eq!(odd.to_string(), "files.\"a.txt\"");
+    }
+
+    #[test]
+    fn response_lines_round_trip() {
+        for line in [
+            r#"{"id":1,"result":{"resources":{"resources":[["a"],["host","key"]]}}}"#,
+            r#"{"id":2,"result":{"resource":{"status":"waiting","resources":[["a"]]}}}"#,
+            r#"{"id":3,"error":{"kind":"expression","message":"m","position":{"file":"f","line":1,"column":2}}}"#,
+            r#"{"log":{"level":"trace","message":"hello"}}"#,
+        ] {
+            let parsed: ResponseLine = serde_json::from_str(line).unwrap();
+            assert_eq!(serde_json::to_string(&parsed).unwrap(), line);
+        }
+    }
+}
