@@ -57,9 +57,9 @@ impl EvalClient {
         if let Some(timeout) = options.timeout {
             command.env("NIXOPS4_EVAL_TIMEOUT", timeout.as_secs_f64().to_string());
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {}: {e}", program.display())))?;
+        let mut child = command.spawn().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot start {}: {e}", program.display()))
+        })?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
 
@@ -87,19 +87,31 @@ impl EvalClient {
                     Ok(ResponseLine::Error { id, error }) => deliver(&replies, id, Err(error)),
                     Ok(ResponseLine::Log { log }) => {
                         match log.level {
-                            LogLevel::Trace => tracing::info!(target: "nixops4::nix", "trace: {}", log.message),
-                            LogLevel::Warning => tracing::warn!(target: "nixops4::nix", "{}", log.message),
-                            LogLevel::Info => tracing::info!(target: "nixops4::nix", "{}", log.message),
+                            LogLevel::Trace => {
+                                tracing::info!(target: "nixops4::nix", "trace: {}", log.message)
+                            }
+                            LogLevel::Warning => {
+                                tracing::warn!(target: "nixops4::nix", "{}", log.message)
+                            }
+                            LogLevel::Info => {
+                                tracing::info!(target: "nixops4::nix", "{}", log.message)
+                            }
                         }
                         if let Some(sink) = &log_sink {
                             let _ = sink.send(log);
                         }
                     }
-                    Err(e) => tracing::error!("nixops4-eval printed a line that is not a reply ({e}): {line}"),
+                    Err(e) => tracing::error!(
+                        "nixops4-eval printed a line that is not a reply ({e}): {line}"
+                    ),
                 }
             }
             // The evaluator is gone: fail whatever still waits.
-            let waiting: Vec<_> = replies.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+            let waiting: Vec<_> = replies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect();
             for (_, reply) in waiting {
                 let _ = reply.send(Err(evaluator_gone()));
             }
@@ -117,10 +129,18 @@ impl EvalClient {
     pub async fn request(&self, request: Request) -> Result<Response, EvalError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, reply);
-        let line = serde_json::to_string(&RequestEnvelope { id, request }).expect("requests are plain JSON") + "\n";
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, reply);
+        let line = serde_json::to_string(&RequestEnvelope { id, request })
+            .expect("requests are plain JSON")
+            + "\n";
         if self.lines.send(line).is_err() {
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
             return Err(evaluator_gone());
         }
         let mut guard = CancelOnDrop {
@@ -134,20 +154,34 @@ impl EvalClient {
     }
 
     pub async fn load_flake(&self, flake: &str) -> Result<Loaded, EvalError> {
-        match self.request(Request::LoadFlake { flake: flake.to_owned() }).await? {
+        match self
+            .request(Request::LoadFlake {
+                flake: flake.to_owned(),
+            })
+            .await?
+        {
             Response::Loaded(loaded) => Ok(loaded),
             other => Err(unexpected(other)),
         }
     }
 
     pub async fn list_resources(&self, deployment: &str) -> Result<Vec<ResourcePath>, EvalError> {
-        match self.request(Request::ListResources { deployment: deployment.to_owned() }).await? {
+        match self
+            .request(Request::ListResources {
+                deployment: deployment.to_owned(),
+            })
+            .await?
+        {
             Response::Resources { resources } => Ok(resources),
             other => Err(unexpected(other)),
         }
     }
 
-    pub async fn evaluate_resource(&self, deployment: &str, resource: &ResourcePath) -> Result<Evaluation<ResourceSpec>, EvalError> {
+    pub async fn evaluate_resource(
+        &self,
+        deployment: &str,
+        resource: &ResourcePath,
+    ) -> Result<Evaluation<ResourceSpec>, EvalError> {
         let request = Request::EvaluateResource {
             deployment: deployment.to_owned(),
             resource: resource.clone(),
@@ -158,7 +192,12 @@ impl EvalClient {
         }
     }
 
-    pub async fn provide_outputs(&self, deployment: &str, resource: &ResourcePath, outputs: Map<String, Value>) -> Result<(), EvalError> {
+    pub async fn provide_outputs(
+        &self,
+        deployment: &str,
+        resource: &ResourcePath,
+        outputs: Map<String, Value>,
+    ) -> Result<(), EvalError> {
         let request = Request::ProvideOutputs {
             deployment: deployment.to_owned(),
             resource: resource.clone(),
@@ -170,7 +209,11 @@ impl EvalClient {
         }
     }
 
-    pub async fn evaluate_output(&self, deployment: &str, name: &str) -> Result<Evaluation<Value>, EvalError> {
+    pub async fn evaluate_output(
+        &self,
+        deployment: &str,
+        name: &str,
+    ) -> Result<Evaluation<Value>, EvalError> {
         let request = Request::EvaluateOutput {
             deployment: deployment.to_owned(),
             name: name.to_owned(),
@@ -208,7 +251,11 @@ impl Drop for CancelOnDrop<'_> {
 }
 
 fn deliver(pending: &Pending, id: u64, result: Result<Response, EvalError>) {
-    if let Some(reply) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+    if let Some(reply) = pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id)
+    {
         let _ = reply.send(result);
     }
 }

@@ -33,9 +33,9 @@ let
 
   # Applies the deployment function `fn` found at `prefix`. `view path` is what
   # `resources.<name>` means for the resource at `path`: its outputs, or a reference.
-  instantiate = view: prefix: position: fn:
+  instantiate = view: name: prefix: position: fn:
     let
-      where = if prefix == [ ] then "the deployment" else "nested deployment ${show prefix}";
+      where = if prefix == [ ] then "deployment `${name}`" else "nested deployment ${show prefix}";
       checkedFn =
         if isFunction fn then fn
         else fail "${where} is not a deployment: expected a function `{ resources, ... }: { resources = { ... }; }`, got ${describeValue fn}" position;
@@ -50,7 +50,7 @@ let
       nested = mapAttrs
         (name: decl:
           if isNested decl
-          then instantiate view (prefix ++ [ name ]) (unsafeGetAttrPos name decls) decl.deployment
+          then instantiate view name (prefix ++ [ name ]) (unsafeGetAttrPos name decls) decl.deployment
           else null)
         decls;
       siblings = mapAttrs (name: decl: if nested.${name} != null then nested.${name}.siblings else view (prefix ++ [ name ])) decls;
@@ -85,9 +85,9 @@ let
     in
     if found == [ ] then null else lastOf found;
 
-  makeInstances = outputsDir: fn: {
-    outputs = instantiate (outputsView outputsDir) [ ] null fn;
-    references = instantiate referenceView [ ] null fn;
+  makeInstances = name: outputsDir: fn: {
+    outputs = instantiate (outputsView outputsDir) name [ ] null fn;
+    references = instantiate referenceView name [ ] null fn;
   };
 
   resourcePaths = instance:
@@ -140,13 +140,17 @@ in
     let deployments = flake.nixops4Deployments or { }; in
     if !(hasAttr name deployments)
     then fail "the flake has no deployment `${name}` (it has: ${concatStringsSep ", " (attrNames deployments)})" null
-    else makeInstances outputsDir deployments.${name};
+    else makeInstances name outputsDir deployments.${name};
 
   deployments = flake: toJSON (attrNames (flake.nixops4Deployments or { }));
 
   resources = instances: toJSON (resourcePaths instances.outputs);
 
   resource = instances: path: toJSON (evaluateResource instances path);
+
+  # Where a resource is declared, or null.
+  position = instances: path:
+    toJSON (unsafeGetAttrPos (lastOf path) (lookupLevel instances.outputs (parentOf path)).decls);
 
   output = instances: name:
     let outputs = instances.outputs.declared.outputs or { }; in

@@ -30,7 +30,9 @@ impl fmt::Display for ResourcePath {
                 f.write_str(".")?;
             }
             let plain = !segment.is_empty()
-                && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
                 && !segment.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '\'');
             if plain {
                 f.write_str(segment)?;
@@ -58,7 +60,10 @@ pub enum Request {
     /// Lists the resources of a deployment, nested ones included.
     ListResources { deployment: String },
     /// Evaluates one resource: its provider, type, inputs and state, or what it waits for.
-    EvaluateResource { deployment: String, resource: ResourcePath },
+    EvaluateResource {
+        deployment: String,
+        resource: ResourcePath,
+    },
     /// Makes a resource's outputs available to everything that refers to them.
     ProvideOutputs {
         deployment: String,
@@ -217,7 +222,10 @@ mod tests {
 
     #[test]
     fn paths_display_like_nix_attribute_paths() {
-        assert_eq!(ResourcePath::parse_dotted("host.key").to_string(), "host.key");
+        assert_eq!(
+            ResourcePath::parse_dotted("host.key").to_string(),
+            "host.key"
+        );
         let odd = ResourcePath(vec!["files".into(), "a.txt".into()]);
         assert_eq!(odd.to_string(), "files.\"a.txt\"");
     }

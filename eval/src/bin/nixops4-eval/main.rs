@@ -91,7 +91,9 @@ fn main() -> std::process::ExitCode {
                     Err(e) => send(&ResponseLine::Log {
                         log: LogLine {
                             level: LogLevel::Warning,
-                            message: format!("nixops4-eval: ignoring a malformed request ({e}): {line}"),
+                            message: format!(
+                                "nixops4-eval: ignoring a malformed request ({e}): {line}"
+                            ),
                         },
                     }),
                 }

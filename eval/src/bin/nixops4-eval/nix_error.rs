@@ -46,7 +46,12 @@ fn decode_key(key: &str) -> ResourcePath {
 pub fn outputs_key(path: &ResourcePath) -> String {
     path.0
         .iter()
-        .map(|segment| segment.replace('%', "%25").replace('.', "%2E").replace('/', "%2F"))
+        .map(|segment| {
+            segment
+                .replace('%', "%25")
+                .replace('.', "%2E")
+                .replace('/', "%2F")
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -65,10 +70,15 @@ pub struct DriverPosition {
     pub column: u32,
 }
 
+/// The marker can also appear in a source excerpt of the driver that current Nix prints
+/// with the error, so the first occurrence that parses counts.
 pub fn driver_error(error: &str) -> Option<DriverError> {
-    let start = error.find("nixops4-error:")? + "nixops4-error:".len();
-    let mut stream = serde_json::Deserializer::from_str(&error[start..]).into_iter::<DriverError>();
-    stream.next()?.ok()
+    const MARKER: &str = "nixops4-error:";
+    error.match_indices(MARKER).find_map(|(start, _)| {
+        let mut stream = serde_json::Deserializer::from_str(&error[start + MARKER.len()..])
+            .into_iter::<DriverError>();
+        stream.next()?.ok()
+    })
 }
 
 /// Where the error happened: the innermost `at FILE:LINE:COLUMN` in the text whose file
@@ -77,13 +87,19 @@ pub fn driver_error(error: &str) -> Option<DriverError> {
 pub fn position(error: &str, skip: &dyn Fn(&str) -> bool) -> Option<Position> {
     let mut found = None;
     for line in error.lines() {
-        let Some(location) = line.trim().strip_prefix("at ") else { continue };
-        let location = location.strip_suffix(':').unwrap_or(location);
-        let mut parts = location.rsplitn(3, ':');
-        let (Some(column), Some(line_number), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        let Some(location) = line.trim().strip_prefix("at ") else {
             continue;
         };
-        let (Ok(column), Ok(line_number)) = (column.parse(), line_number.parse()) else { continue };
+        let location = location.strip_suffix(':').unwrap_or(location);
+        let mut parts = location.rsplitn(3, ':');
+        let (Some(column), Some(line_number), Some(file)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (Ok(column), Ok(line_number)) = (column.parse(), line_number.parse()) else {
+            continue;
+        };
         if file.starts_with('«') || skip(file) {
             continue;
         }
@@ -103,8 +119,7 @@ pub fn message(error: &str) -> String {
         .lines()
         .filter_map(|line| line.trim().strip_prefix("error:"))
         .map(str::trim)
-        .filter(|text| !text.is_empty())
-        .last()
+        .rfind(|text| !text.is_empty())
         .unwrap_or_else(|| error.trim())
         .to_owned()
 }
@@ -138,9 +153,15 @@ mod tests {
 
     #[test]
     fn reads_current_nix_errors() {
-        assert_eq!(message(NIX_2_34_MISSING_FILE), "path '/tmp/s/outputs/default/1/a.json' does not exist");
+        assert_eq!(
+            message(NIX_2_34_MISSING_FILE),
+            "path '/tmp/s/outputs/default/1/a.json' does not exist"
+        );
         let skip_driver = |file: &str| file.starts_with("/tmp/s/");
-        assert_eq!(position(NIX_2_34_MISSING_FILE, &skip_driver).unwrap().file, "/nix/store/abc-source/flake.nix");
+        assert_eq!(
+            position(NIX_2_34_MISSING_FILE, &skip_driver).unwrap().file,
+            "/nix/store/abc-source/flake.nix"
+        );
         assert_eq!(
             waiting_for(NIX_2_34_MISSING_FILE, "/tmp/s/outputs/default/1"),
             vec![ResourcePath(vec!["a".into()])]
@@ -184,7 +205,9 @@ mod tests {
 
     #[test]
     fn reads_driver_errors() {
-        let error = r#"error: nixops4-error:{"message":"resource a has no `type`","position":{"column":5,"file":"/f.nix","line":3}}"#;
+        let error = r#"error:
+            12|   fail = message: position: throw "nixops4-error:${toJSON { inherit message position; }}";
+       error: nixops4-error:{"message":"resource a has no `type`","position":{"column":5,"file":"/f.nix","line":3}}"#;
         let parsed = driver_error(error).unwrap();
         assert_eq!(parsed.message, "resource a has no `type`");
         assert_eq!(parsed.position.unwrap().line, 3);

@@ -33,9 +33,15 @@ impl std::fmt::Display for ReplFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReplFailure::Start(why) => write!(f, "cannot start `nix repl`: {why}"),
-            ReplFailure::Died { stderr_tail } if stderr_tail.is_empty() => write!(f, "`nix repl` exited unexpectedly"),
+            ReplFailure::Died { stderr_tail } if stderr_tail.is_empty() => {
+                write!(f, "`nix repl` exited unexpectedly")
+            }
             ReplFailure::Died { stderr_tail } => {
-                write!(f, "`nix repl` exited unexpectedly; its stderr ended with:\n{}", stderr_tail.join("\n"))
+                write!(
+                    f,
+                    "`nix repl` exited unexpectedly; its stderr ended with:\n{}",
+                    stderr_tail.join("\n")
+                )
             }
             ReplFailure::Cancelled => write!(f, "the evaluation was cancelled"),
             ReplFailure::Timeout(after) => write!(
@@ -120,8 +126,12 @@ impl Repl {
         debug_assert!(!expression.contains('\n'), "one line per expression");
         self.counter += 1;
         let marker = format!("END-{}", self.counter);
-        let sentinel = format!("builtins.trace (\"END\" + \"-{0}\") (\"END\" + \"-{0}\")", self.counter);
-        let sent = writeln!(self.stdin, "{expression}").and_then(|()| writeln!(self.stdin, "{sentinel}"));
+        let sentinel = format!(
+            "builtins.trace (\"END\" + \"-{0}\") (\"END\" + \"-{0}\")",
+            self.counter
+        );
+        let sent =
+            writeln!(self.stdin, "{expression}").and_then(|()| writeln!(self.stdin, "{sentinel}"));
         if sent.and_then(|()| self.stdin.flush()).is_err() {
             return Err(self.died());
         }
@@ -141,7 +151,10 @@ impl Repl {
                 self.stop();
                 return Err(ReplFailure::Timeout(timeout));
             }
-            let line = match self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+            let line = match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok(line) => line,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return Err(self.died()),
@@ -152,7 +165,10 @@ impl Repl {
                     let text = line.strip_prefix("nix-repl> ").unwrap_or(&line);
                     if text.trim() == value_end {
                         stdout_done = true;
-                    } else if !line.starts_with("nix-repl> ") && !text.trim().is_empty() && !stdout_done {
+                    } else if !line.starts_with("nix-repl> ")
+                        && !text.trim().is_empty()
+                        && !stdout_done
+                    {
                         value_lines.push(text.to_owned());
                     }
                 }
@@ -215,7 +231,9 @@ impl Drop for Repl {
 fn is_greeting(line: &str) -> bool {
     line.starts_with("Welcome to Nix")
         || line.starts_with("Type :? for help")
-        || line.strip_prefix("Nix ").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        || line
+            .strip_prefix("Nix ")
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// The Nix settings the evaluator needs on top of the user's `NIX_CONFIG`.
@@ -281,7 +299,10 @@ mod tests {
             unquote_nix_string(r#""{\"a\":\"q\\\"uote\",\"n\":\"x\\ny\"}""#).as_deref(),
             Some(r#"{"a":"q\"uote","n":"x\ny"}"#)
         );
-        assert_eq!(unquote_nix_string(r#""\${x} \t""#).as_deref(), Some("${x} \t"));
+        assert_eq!(
+            unquote_nix_string(r#""\${x} \t""#).as_deref(),
+            Some("${x} \t")
+        );
         assert_eq!(unquote_nix_string("42"), None);
     }
 }

@@ -13,7 +13,7 @@ use nixops4_eval::protocol::*;
 use serde_json::{Map, Value};
 
 use crate::nix_error;
-use crate::repl::{Reply, Repl, ReplFailure, unquote_nix_string};
+use crate::repl::{Repl, ReplFailure, Reply, unquote_nix_string};
 
 const DRIVER: &str = include_str!("../../driver.nix");
 
@@ -31,9 +31,9 @@ pub struct Session {
 
 struct Flake {
     reference: String,
-    /// The flake's source in the store and the local directory it came from, to show
-    /// positions in the user's files rather than in the store copy.
-    source: Option<(String, PathBuf)>,
+    /// The local directory the flake came from, to show positions in the user's files
+    /// rather than in the store copy.
+    local: Option<PathBuf>,
 }
 
 struct Deployment {
@@ -62,12 +62,19 @@ impl Deployment {
         let previous = self.outputs_dir();
         self.round += 1;
         let next = self.outputs_dir();
-        std::fs::create_dir_all(&next).map_err(|e| nix_failure(format!("creating {}: {e}", next.display())))?;
+        std::fs::create_dir_all(&next)
+            .map_err(|e| nix_failure(format!("creating {}: {e}", next.display())))?;
         for file in &self.provided {
             let (from, to) = (previous.join(file), next.join(file));
             std::fs::hard_link(&from, &to)
                 .or_else(|_| std::fs::copy(&from, &to).map(drop))
-                .map_err(|e| nix_failure(format!("copying {} to {}: {e}", from.display(), to.display())))?;
+                .map_err(|e| {
+                    nix_failure(format!(
+                        "copying {} to {}: {e}",
+                        from.display(),
+                        to.display()
+                    ))
+                })?;
         }
         Ok(())
     }
@@ -92,7 +99,12 @@ impl Session {
         })
     }
 
-    pub fn handle(&mut self, request: Request, cancelled: Cancelled, log: &mut dyn FnMut(LogLine)) -> Result<Response, EvalError> {
+    pub fn handle(
+        &mut self,
+        request: Request,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Response, EvalError> {
         match request {
             Request::LoadFlake { flake } => self.load_flake(&flake, cancelled, log),
             Request::ListResources { deployment } => {
@@ -108,16 +120,33 @@ impl Session {
                     ))),
                 }
             }
-            Request::EvaluateResource { deployment, resource } => {
+            Request::EvaluateResource {
+                deployment,
+                resource,
+            } => {
                 let binding = self.binding(&deployment, cancelled, log)?;
                 let expression = format!("_n4.resource {binding} {}", nix_list(&resource.0));
-                let evaluation = match self.eval_in(&deployment, &expression, cancelled, log)? {
-                    Ok(value) => {
+                let evaluation = match self.eval_in(&deployment, &expression, cancelled, log) {
+                    Ok(Ok(value)) => {
                         let mut spec: ResourceSpec = parse(value, "a resource")?;
                         spec.position = spec.position.map(|p| self.local_position(p));
                         Evaluation::Ready { value: spec }
                     }
-                    Err(resources) => Evaluation::Waiting { resources },
+                    Ok(Err(resources)) => Evaluation::Waiting { resources },
+                    Err(mut error) => {
+                        // Nix 2.8 gives no position for a `throw`; point at the resource.
+                        if error.kind == EvalErrorKind::Expression && error.position.is_none() {
+                            let expression =
+                                format!("_n4.position {binding} {}", nix_list(&resource.0));
+                            if let Ok(Ok(value)) = self.eval_json(&expression, cancelled, log) {
+                                error.position = serde_json::from_value::<Option<Position>>(value)
+                                    .ok()
+                                    .flatten()
+                                    .map(|p| self.local_position(p));
+                            }
+                        }
+                        return Err(error);
+                    }
                 };
                 Ok(Response::Resource(evaluation))
             }
@@ -141,31 +170,35 @@ impl Session {
         }
     }
 
-    fn load_flake(&mut self, flake: &str, cancelled: Cancelled, log: &mut dyn FnMut(LogLine)) -> Result<Response, EvalError> {
+    fn load_flake(
+        &mut self,
+        flake: &str,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Response, EvalError> {
         let (reference, local) = flake_reference(flake)?;
         self.flake = Some(Flake {
             reference: reference.clone(),
-            source: None,
+            local,
         });
         self.deployments.clear();
         let outputs = self.dir.path().join("outputs");
         if outputs.exists() {
-            std::fs::remove_dir_all(&outputs).map_err(|e| nix_failure(format!("clearing {}: {e}", outputs.display())))?;
+            std::fs::remove_dir_all(&outputs)
+                .map_err(|e| nix_failure(format!("clearing {}: {e}", outputs.display())))?;
         }
         // A fresh repl, so nothing of a previous flake stays memoised.
         self.repl = None;
         self.ensure_repl(cancelled, log)?;
-        let deployments: Vec<String> = match self.eval_json("_n4.deployments _flake", cancelled, log)? {
-            Ok(value) => parse(value, "the deployment list")?,
-            Err(_) => return Err(expression_error("listing the deployments needs resource outputs".into())),
-        };
-        let source = match self.eval_json("builtins.toJSON _flake.outPath", cancelled, log)? {
-            Ok(Value::String(store_path)) => local.map(|dir| (store_path, dir)),
-            _ => None,
-        };
-        if let Some(flake) = &mut self.flake {
-            flake.source = source;
-        }
+        let deployments: Vec<String> =
+            match self.eval_json("_n4.deployments _flake", cancelled, log)? {
+                Ok(value) => parse(value, "the deployment list")?,
+                Err(_) => {
+                    return Err(expression_error(
+                        "listing the deployments needs resource outputs".into(),
+                    ));
+                }
+            };
         let (strategy, nix_version) = self.nix.clone().expect("probed when the repl started");
         Ok(Response::Loaded(Loaded {
             flake: reference,
@@ -175,14 +208,21 @@ impl Session {
         }))
     }
 
-    fn provide_outputs(&mut self, deployment: &str, resource: &ResourcePath, outputs: &Map<String, Value>) -> Result<(), EvalError> {
+    fn provide_outputs(
+        &mut self,
+        deployment: &str,
+        resource: &ResourcePath,
+        outputs: &Map<String, Value>,
+    ) -> Result<(), EvalError> {
         let state = self.deployment(deployment)?;
         let dir = state.outputs_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| nix_failure(format!("creating the outputs directory: {e}")))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| nix_failure(format!("creating the outputs directory: {e}")))?;
         let name = format!("{}.json", nix_error::outputs_key(resource));
         let file = dir.join(&name);
         let temporary = dir.join(format!(".{name}.tmp"));
-        let text = serde_json::to_string(outputs).map_err(|e| request_error(format!("outputs of {resource}: {e}")))?;
+        let text = serde_json::to_string(outputs)
+            .map_err(|e| request_error(format!("outputs of {resource}: {e}")))?;
         std::fs::write(&temporary, text)
             .and_then(|()| std::fs::rename(&temporary, &file))
             .map_err(|e| nix_failure(format!("writing {}: {e}", file.display())))?;
@@ -197,22 +237,36 @@ impl Session {
 
     fn deployment(&mut self, name: &str) -> Result<&mut Deployment, EvalError> {
         if self.flake.is_none() {
-            return Err(request_error("no flake is loaded; send loadFlake first".into()));
+            return Err(request_error(
+                "no flake is loaded; send loadFlake first".into(),
+            ));
         }
-        let outputs_root = self.dir.path().join("outputs").join(nix_error::outputs_key(&ResourcePath(vec![name.to_owned()])));
-        Ok(self.deployments.entry(name.to_owned()).or_insert_with(|| Deployment {
-            binding: None,
-            outputs_root,
-            round: 0,
-            provided: Vec::new(),
-            stale: false,
-            waited_in_binding: false,
-        }))
+        let outputs_root = self
+            .dir
+            .path()
+            .join("outputs")
+            .join(nix_error::outputs_key(&ResourcePath(vec![name.to_owned()])));
+        Ok(self
+            .deployments
+            .entry(name.to_owned())
+            .or_insert_with(|| Deployment {
+                binding: None,
+                outputs_root,
+                round: 0,
+                provided: Vec::new(),
+                stale: false,
+                waited_in_binding: false,
+            }))
     }
 
     /// The repl variable holding the deployment's current application, creating a fresh
     /// one when there is none (first use, new repl) or the strategy needs one.
-    fn binding(&mut self, name: &str, cancelled: Cancelled, log: &mut dyn FnMut(LogLine)) -> Result<String, EvalError> {
+    fn binding(
+        &mut self,
+        name: &str,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<String, EvalError> {
         self.ensure_repl(cancelled, log)?;
         let reapply = matches!(self.nix, Some((Strategy::Reapply, _)));
         let state = self.deployment(name)?;
@@ -227,7 +281,11 @@ impl Session {
         let outputs_dir = state.outputs_dir().display().to_string();
         let binding = format!("_d{}", self.next_binding);
         self.next_binding += 1;
-        let expression = format!("{binding} = _n4.instance _flake {} {}", nix_string(name), nix_string(&outputs_dir));
+        let expression = format!(
+            "{binding} = _n4.instance _flake {} {}",
+            nix_string(name),
+            nix_string(&outputs_dir)
+        );
         self.eval_raw(&expression, cancelled, log)?;
         let state = self.deployment(name)?;
         state.binding = Some(binding.clone());
@@ -253,12 +311,22 @@ impl Session {
 
     /// Evaluates an expression that yields a JSON string: the value, or the resources it
     /// waits for.
-    fn eval_json(&mut self, expression: &str, cancelled: Cancelled, log: &mut dyn FnMut(LogLine)) -> Result<Result<Value, Vec<ResourcePath>>, EvalError> {
+    fn eval_json(
+        &mut self,
+        expression: &str,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Result<Value, Vec<ResourcePath>>, EvalError> {
         match self.eval_raw(expression, cancelled, log)? {
             Reply::Value(printed) => {
-                let json = unquote_nix_string(&printed)
-                    .ok_or_else(|| nix_failure(format!("Nix printed something that is not a string: {printed}")))?;
-                let value = serde_json::from_str(&json).map_err(|e| nix_failure(format!("Nix printed malformed JSON ({e}): {json}")))?;
+                let json = unquote_nix_string(&printed).ok_or_else(|| {
+                    nix_failure(format!(
+                        "Nix printed something that is not a string: {printed}"
+                    ))
+                })?;
+                let value = serde_json::from_str(&json).map_err(|e| {
+                    nix_failure(format!("Nix printed malformed JSON ({e}): {json}"))
+                })?;
                 Ok(Ok(value))
             }
             Reply::Error(text) => {
@@ -274,7 +342,9 @@ impl Session {
     fn waiting_for(&self, error: &str) -> Vec<ResourcePath> {
         self.deployments
             .values()
-            .flat_map(|state| nix_error::waiting_for(error, &state.outputs_dir().display().to_string()))
+            .flat_map(|state| {
+                nix_error::waiting_for(error, &state.outputs_dir().display().to_string())
+            })
             .collect()
     }
 
@@ -296,24 +366,51 @@ impl Session {
         EvalError {
             kind: EvalErrorKind::Expression,
             message: nix_error::message(text),
-            position: nix_error::position(text, &|file| file.starts_with(&session_dir)).map(|p| self.local_position(p)),
+            position: nix_error::position(text, &|file| file.starts_with(&session_dir))
+                .map(|p| self.local_position(p)),
         }
     }
 
-    /// Maps a position in the flake's store copy to the flake's own directory.
+    /// Maps a position in the flake's store copy to the same file in the flake's own
+    /// directory: `/nix/store/<hash>-source/<rest>` becomes `<dir>/<rest>` for the flake's
+    /// directory or one above it (a flake inside a Git repository), when that file has
+    /// the same contents. Files of other inputs stay as they are.
     fn local_position(&self, mut position: Position) -> Position {
-        if let Some((store, local)) = self.flake.as_ref().and_then(|f| f.source.as_ref())
-            && let Some(rest) = position.file.strip_prefix(store.as_str())
-        {
-            position.file = format!("{}{rest}", local.display());
+        let Some(local) = self.flake.as_ref().and_then(|f| f.local.as_ref()) else {
+            return position;
+        };
+        let Some(rest) = position
+            .file
+            .strip_prefix("/nix/store/")
+            .and_then(|p| p.split_once('/'))
+            .map(|(_, rest)| rest)
+        else {
+            return position;
+        };
+        let Ok(stored) = std::fs::read(&position.file) else {
+            return position;
+        };
+        for dir in local.ancestors() {
+            let candidate = dir.join(rest);
+            if std::fs::read(&candidate).is_ok_and(|contents| contents == stored) {
+                position.file = candidate.display().to_string();
+                break;
+            }
         }
         position
     }
 
-    fn eval_raw(&mut self, expression: &str, cancelled: Cancelled, log: &mut dyn FnMut(LogLine)) -> Result<Reply, EvalError> {
+    fn eval_raw(
+        &mut self,
+        expression: &str,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Reply, EvalError> {
         self.ensure_repl(cancelled, log)?;
         let repl = self.repl.as_mut().expect("just started");
-        let result = repl.eval(expression, self.timeout, cancelled, &mut |line| log(log_line(line)));
+        let result = repl.eval(expression, self.timeout, cancelled, &mut |line| {
+            log(log_line(line))
+        });
         result.map_err(|failure| {
             // The repl is gone or unusable: the next request starts another.
             self.repl = None;
@@ -326,22 +423,37 @@ impl Session {
 
     /// Starts the repl if there is none: loads the driver, probes how Nix treats failed
     /// values, and loads the flake again after a restart.
-    fn ensure_repl(&mut self, cancelled: Cancelled, log: &mut dyn FnMut(LogLine)) -> Result<(), EvalError> {
+    fn ensure_repl(
+        &mut self,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<(), EvalError> {
         if self.repl.is_some() {
             return Ok(());
         }
         let mut repl = Repl::start(&self.nix_command).map_err(|e| nix_failure(e.to_string()))?;
         let mut run = |repl: &mut Repl, expression: &str| -> Result<Reply, EvalError> {
-            repl.eval(expression, self.timeout, cancelled, &mut |line| log(log_line(line)))
-                .map_err(|failure: ReplFailure| nix_failure(failure.to_string()))
+            repl.eval(expression, self.timeout, cancelled, &mut |line| {
+                log(log_line(line))
+            })
+            .map_err(|failure: ReplFailure| nix_failure(failure.to_string()))
         };
         let driver = self.dir.path().join("driver.nix");
-        run(&mut repl, &format!("_n4 = import {}", nix_string(&driver.display().to_string())))?;
+        run(
+            &mut repl,
+            &format!("_n4 = import {}", nix_string(&driver.display().to_string())),
+        )?;
         if self.nix.is_none() {
             self.nix = Some(probe(&mut repl, self.dir.path(), &mut run)?);
         }
         if let Some(flake) = &self.flake {
-            run(&mut repl, &format!("_flake = builtins.getFlake {}", nix_string(&flake.reference)))?;
+            run(
+                &mut repl,
+                &format!(
+                    "_flake = builtins.getFlake {}",
+                    nix_string(&flake.reference)
+                ),
+            )?;
             if let Reply::Error(text) = run(&mut repl, "_flake.outPath")? {
                 return Err(self.expression_error_from(&text));
             }
@@ -363,15 +475,26 @@ fn probe(
 ) -> Result<(Strategy, String), EvalError> {
     let version = match run(repl, "builtins.nixVersion")? {
         Reply::Value(printed) => unquote_nix_string(&printed).unwrap_or(printed),
-        Reply::Error(text) => return Err(nix_failure(format!("cannot read the Nix version: {text}"))),
+        Reply::Error(text) => {
+            return Err(nix_failure(format!("cannot read the Nix version: {text}")));
+        }
     };
     let file = dir.join("probe.json");
     let _ = std::fs::remove_file(&file);
-    run(repl, &format!("_probe = builtins.fromJSON (builtins.readFile {})", nix_string(&file.display().to_string())))?;
+    run(
+        repl,
+        &format!(
+            "_probe = builtins.fromJSON (builtins.readFile {})",
+            nix_string(&file.display().to_string())
+        ),
+    )?;
     if let Reply::Value(printed) = run(repl, "_probe")? {
-        return Err(nix_failure(format!("the probe read a file that does not exist: {printed}")));
+        return Err(nix_failure(format!(
+            "the probe read a file that does not exist: {printed}"
+        )));
     }
-    std::fs::write(&file, "1").map_err(|e| nix_failure(format!("writing {}: {e}", file.display())))?;
+    std::fs::write(&file, "1")
+        .map_err(|e| nix_failure(format!("writing {}: {e}", file.display())))?;
     let strategy = match run(repl, "_probe")? {
         Reply::Value(_) => Strategy::Persistent,
         Reply::Error(_) => Strategy::Reapply,
@@ -390,7 +513,8 @@ fn flake_reference(flake: &str) -> Result<(String, Option<PathBuf>), EvalError> 
             .map(|rest| PathBuf::from(rest.split(['?', '#']).next().unwrap_or(rest)));
         return Ok((flake.to_owned(), local));
     }
-    let dir = std::path::absolute(flake).map_err(|e| request_error(format!("flake {flake}: {e}")))?;
+    let dir =
+        std::path::absolute(flake).map_err(|e| request_error(format!("flake {flake}: {e}")))?;
     if !dir.join("flake.nix").is_file() {
         return Err(request_error(format!("{} has no flake.nix", dir.display())));
     }
@@ -400,7 +524,11 @@ fn flake_reference(flake: &str) -> Result<(String, Option<PathBuf>), EvalError> 
 }
 
 fn nix_string(text: &str) -> String {
-    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace("${", "\\${").replace('\n', "\\n");
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace("${", "\\${")
+        .replace('\n', "\\n");
     format!("\"{escaped}\"")
 }
 
@@ -410,11 +538,19 @@ fn nix_list(items: &[String]) -> String {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, EvalError> {
-    serde_json::from_value(value).map_err(|e| nix_failure(format!("the driver returned {what} that does not parse: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        nix_failure(format!(
+            "the driver returned {what} that does not parse: {e}"
+        ))
+    })
 }
 
 fn list(paths: &[ResourcePath]) -> String {
-    paths.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn log_line(line: &str) -> LogLine {

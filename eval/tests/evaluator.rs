@@ -1,0 +1,623 @@
+//! The evaluator against real Nix, with the fixture flakes in `tests/fixtures/eval/`.
+//!
+//! The Nix command comes from `NIXOPS4_TEST_NIX` (default `nix`), so CI runs the same
+//! tests against Nix 2.8 and current Nix. The engine's part (creating resources) is
+//! played by made-up outputs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nixops4_eval::client::{EvalClient, EvalOptions};
+use nixops4_eval::protocol::*;
+use nixops4_eval::resolve::evaluate_all;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+fn nix_command() -> String {
+    let command = std::env::var("NIXOPS4_TEST_NIX").unwrap_or_else(|_| "nix".to_owned());
+    let program = command
+        .split_whitespace()
+        .next()
+        .unwrap_or("nix")
+        .to_owned();
+    let found = std::process::Command::new(&program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{program}` is not available: install Nix (apt-get install -y nix-bin) or set NIXOPS4_TEST_NIX"
+    );
+    command
+}
+
+/// A copy of a fixture flake in a temporary directory, with the Nix library beside it.
+fn fixture(name: &str) -> tempfile::TempDir {
+    let root = nixops4_tests::repository_root();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root.join("tests/fixtures/eval").join(name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(root.join("nix/lib.nix"), dir.path().join("nixops4-lib.nix")).unwrap();
+    dir
+}
+
+struct Harness {
+    client: EvalClient,
+    logs: mpsc::UnboundedReceiver<LogLine>,
+    flake: tempfile::TempDir,
+    loaded: Loaded,
+}
+
+async fn start(fixture_name: &str, timeout: Duration) -> Result<Harness, EvalError> {
+    let (sink, logs) = mpsc::unbounded_channel();
+    let client = EvalClient::start(EvalOptions {
+        program: Some(nixops4_tests::binary("nixops4-eval")),
+        nix_command: Some(nix_command()),
+        timeout: Some(timeout),
+        log_sink: Some(sink),
+    })
+    .await
+    .expect("start nixops4-eval");
+    let flake = fixture(fixture_name);
+    let loaded = client.load_flake(flake.path().to_str().unwrap()).await?;
+    Ok(Harness {
+        client,
+        logs,
+        flake,
+        loaded,
+    })
+}
+
+async fn loaded(fixture_name: &str) -> Harness {
+    start(fixture_name, Duration::from_secs(120))
+        .await
+        .expect("the fixture loads")
+}
+
+fn path(dotted: &str) -> ResourcePath {
+    ResourcePath::parse_dotted(dotted)
+}
+
+fn made_up_outputs(path: &ResourcePath) -> Map<String, Value> {
+    json!({"path": format!("/out/{path}"), "id": format!("id-{path}"), "public": format!("pub-{path}"), "stdout": format!("stdout-{path}")})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+/// How often each `builtins.trace` message was logged so far.
+fn trace_counts(logs: &mut mpsc::UnboundedReceiver<LogLine>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    while let Ok(line) = logs.try_recv() {
+        if line.level == LogLevel::Trace {
+            *counts.entry(line.message).or_default() += 1;
+        }
+    }
+    counts
+}
+
+async fn ready(h: &Harness, deployment: &str, resource: &str) -> ResourceSpec {
+    match h
+        .client
+        .evaluate_resource(deployment, &path(resource))
+        .await
+    {
+        Ok(Evaluation::Ready { value }) => value,
+        other => panic!("{resource}: expected ready, got {other:?}"),
+    }
+}
+
+async fn error(h: &Harness, deployment: &str, resource: &str) -> EvalError {
+    match h
+        .client
+        .evaluate_resource(deployment, &path(resource))
+        .await
+    {
+        Err(error) => error,
+        other => panic!("{resource}: expected an error, got {other:?}"),
+    }
+}
+
+fn flake_file(h: &Harness) -> String {
+    h.flake.path().join("flake.nix").display().to_string()
+}
+
+/// The child processes of a process, from /proc.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn lists_deployments_and_resources() {
+    let h = loaded("chain").await;
+    assert_eq!(h.loaded.deployments, ["default", "empty"]);
+    assert!(h.loaded.flake.starts_with("path:"), "{}", h.loaded.flake);
+    let resources = h.client.list_resources("default").await.unwrap();
+    let names: Vec<String> = resources.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        names,
+        [
+            "a",
+            "afterBroken",
+            "b",
+            "bottom",
+            "broken",
+            "c",
+            "independent",
+            "left",
+            "right",
+            "top"
+        ]
+    );
+    assert!(h.client.list_resources("empty").await.unwrap().is_empty());
+    let missing = h.client.list_resources("nope").await.unwrap_err();
+    assert_eq!(
+        missing.message,
+        "the flake has no deployment `nope` (it has: default, empty)"
+    );
+}
+
+#[tokio::test]
+async fn evaluates_plain_inputs_with_their_position() {
+    let h = loaded("chain").await;
+    let a = ready(&h, "default", "a").await;
+    assert_eq!(a.type_name, "local.file");
+    assert_eq!(a.resource_type, "file");
+    assert_eq!(
+        a.provider,
+        ProviderSpec {
+            name: "local".into(),
+            executable: None,
+            args: vec![]
+        }
+    );
+    assert_eq!(
+        Value::Object(a.inputs),
+        json!({"name": "a.txt", "contents": "A"})
+    );
+    assert_eq!(a.state, None);
+    let position = a.position.unwrap();
+    assert_eq!(
+        (position.file.as_str(), position.line),
+        (flake_file(&h).as_str(), 15)
+    );
+    let independent = ready(&h, "default", "independent").await;
+    assert_eq!(independent.inputs["args"], json!(["1", 2]));
+}
+
+#[tokio::test]
+async fn chains_and_diamonds_unblock_in_order_and_errors_stay_local() {
+    let mut h = loaded("chain").await;
+    let evaluator = h.client.process_id().unwrap();
+    let repl_before = children(evaluator);
+    let mut order = Vec::new();
+    let resolution = evaluate_all(&h.client, "default", |path, _| {
+        order.push(path.to_string());
+        made_up_outputs(path)
+    })
+    .await
+    .unwrap();
+
+    let position = |name: &str| {
+        order
+            .iter()
+            .position(|p| p == name)
+            .unwrap_or_else(|| panic!("{name} never became ready"))
+    };
+    assert!(position("a") < position("b") && position("b") < position("c"));
+    assert!(position("top") < position("left") && position("top") < position("right"));
+    assert!(position("left") < position("bottom") && position("right") < position("bottom"));
+    assert_eq!(
+        resolution.ready[&path("c")].inputs["contents"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next(),
+        Some("/out/b")
+    );
+    assert_eq!(
+        resolution.ready[&path("bottom")].inputs["contents"],
+        "/out/left/out/right"
+    );
+
+    // One broken resource: its own error, its dependent blocked, everything else ready.
+    let broken = &resolution.failed[&path("broken")];
+    assert_eq!(broken.kind, EvalErrorKind::Expression);
+    assert!(
+        broken
+            .message
+            .contains("this resource is broken on purpose"),
+        "{}",
+        broken.message
+    );
+    assert_eq!(broken.position.as_ref().unwrap().file, flake_file(&h));
+    assert_eq!(broken.position.as_ref().unwrap().line, 24);
+    assert_eq!(
+        resolution.blocked,
+        BTreeMap::from([(path("afterBroken"), vec![path("broken")])])
+    );
+    assert_eq!(resolution.ready.len(), 8);
+    assert!(resolution.cycles.is_empty());
+
+    // The laziness bar: a value shared by b and c is evaluated once across all rounds when
+    // it lives outside the deployment function, on every Nix; inside it, once per
+    // application, which is once where Nix forgets failures.
+    let counts = trace_counts(&mut h.logs);
+    assert_eq!(counts.get("EXPENSIVE-OUTER"), Some(&1), "{counts:?}");
+    let inner = counts.get("EXPENSIVE-INNER").copied().unwrap_or(0);
+    match h.loaded.strategy {
+        Strategy::Persistent => assert_eq!(inner, 1),
+        Strategy::Reapply => assert!((1..=3).contains(&inner), "inner evaluated {inner} times"),
+    }
+    // One evaluator, and one Nix process in it, for the whole session.
+    assert_eq!(h.client.process_id(), Some(evaluator));
+    assert_eq!(children(evaluator), repl_before);
+    assert_eq!(repl_before.len(), 1, "one nix repl under the evaluator");
+
+    match h
+        .client
+        .evaluate_output("default", "summary")
+        .await
+        .unwrap()
+    {
+        Evaluation::Ready { value } => assert_eq!(value, json!("c is at /out/c")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn outputs_wait_for_what_they_use() {
+    let h = loaded("chain").await;
+    match h
+        .client
+        .evaluate_output("default", "summary")
+        .await
+        .unwrap()
+    {
+        Evaluation::Waiting { resources } => assert_eq!(resources, vec![path("c")]),
+        other => panic!("{other:?}"),
+    }
+    let missing = h
+        .client
+        .evaluate_output("default", "nope")
+        .await
+        .unwrap_err();
+    assert!(
+        missing
+            .message
+            .contains("has no output `nope` (it has: summary)"),
+        "{}",
+        missing.message
+    );
+}
+
+#[tokio::test]
+async fn nested_deployments_providers_state_and_sequences() {
+    let h = loaded("nested").await;
+    let names: Vec<String> = h
+        .client
+        .list_resources("default")
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ca",
+            "host.cert",
+            "host.key",
+            "\"odd.name\"",
+            "release.build",
+            "release.publish",
+            "state"
+        ]
+    );
+
+    let ca = ready(&h, "default", "ca").await;
+    assert_eq!(ca.state, Some(path("state")));
+    assert_eq!(
+        ca.provider.executable.as_deref(),
+        Some("/opt/vault-provider")
+    );
+    assert_eq!(ca.provider.args, ["--quiet"]);
+    assert_eq!(ca.resource_type, "ca");
+
+    // The nested resource sees the outer ones through the outer argument.
+    match h
+        .client
+        .evaluate_resource("default", &path("host.key"))
+        .await
+        .unwrap()
+    {
+        Evaluation::Waiting { resources } => assert_eq!(resources, vec![path("ca")]),
+        other => panic!("{other:?}"),
+    }
+    h.client
+        .provide_outputs("default", &path("ca"), made_up_outputs(&path("ca")))
+        .await
+        .unwrap();
+    let key = ready(&h, "default", "host.key").await;
+    assert_eq!(key.inputs["ca"], "id-ca");
+    assert_eq!(
+        key.provider.executable.as_deref(),
+        Some("/opt/other-vault"),
+        "the innermost declaration wins"
+    );
+
+    match h
+        .client
+        .evaluate_resource("default", &path("host.cert"))
+        .await
+        .unwrap()
+    {
+        Evaluation::Waiting { resources } => assert_eq!(resources, vec![path("host.key")]),
+        other => panic!("{other:?}"),
+    }
+    h.client
+        .provide_outputs(
+            "default",
+            &path("host.key"),
+            made_up_outputs(&path("host.key")),
+        )
+        .await
+        .unwrap();
+    let cert = ready(&h, "default", "host.cert").await;
+    assert_eq!(cert.inputs["contents"], "pub-host.key");
+    assert_eq!(cert.depends_on, vec![path("ca")]);
+
+    // mkSequence: each step depends on the previous one.
+    let publish = match h
+        .client
+        .evaluate_resource("default", &path("release.publish"))
+        .await
+        .unwrap()
+    {
+        Evaluation::Waiting { resources } => resources,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(publish, vec![path("release.build")]);
+    assert!(
+        ready(&h, "default", "release.build")
+            .await
+            .depends_on
+            .is_empty()
+    );
+    h.client
+        .provide_outputs(
+            "default",
+            &path("release.build"),
+            made_up_outputs(&path("release.build")),
+        )
+        .await
+        .unwrap();
+    let publish = ready(&h, "default", "release.publish").await;
+    assert_eq!(publish.depends_on, vec![path("release.build")]);
+    assert_eq!(publish.inputs["args"], json!(["stdout-release.build"]));
+
+    let odd = h
+        .client
+        .evaluate_resource("default", &ResourcePath(vec!["odd.name".into()]))
+        .await
+        .unwrap();
+    let Evaluation::Ready { value: odd } = odd else {
+        panic!("{odd:?}")
+    };
+    assert_eq!(odd.state, Some(path("state")));
+}
+
+#[tokio::test]
+async fn cycles_are_reported_with_their_members() {
+    let h = loaded("cycle").await;
+    let resolution = evaluate_all(&h.client, "default", |path, _| made_up_outputs(path))
+        .await
+        .unwrap();
+    assert_eq!(
+        resolution.cycles,
+        vec![vec![path("a"), path("b"), path("c")]]
+    );
+    assert!(resolution.ready.contains_key(&path("free")));
+    assert_eq!(resolution.blocked.len(), 4, "{:?}", resolution.blocked);
+}
+
+#[tokio::test]
+async fn contract_violations_name_the_path() {
+    let h = loaded("errors").await;
+    let file = flake_file(&h);
+    let e = h.client.list_resources("notAFunction").await.unwrap_err();
+    assert!(
+        e.message
+            .contains("deployment `notAFunction` is not a deployment: expected a function"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("got an integer"), "{}", e.message);
+    let e = h.client.list_resources("noResources").await.unwrap_err();
+    assert!(
+        e.message.contains(
+            "`resources` of deployment `noResources` must be an attribute set, got a string"
+        ),
+        "{}",
+        e.message
+    );
+
+    let e = error(&h, "bad", "noType").await;
+    assert_eq!(
+        e.message,
+        "resource noType has no `type` (write `type = \"<provider>.<type>\";`, e.g. \"local.file\")"
+    );
+    assert_eq!(
+        e.position,
+        Some(Position {
+            file: file.clone(),
+            line: 8,
+            column: 11
+        })
+    );
+    let e = error(&h, "bad", "noProvider").await;
+    assert!(
+        e.message.contains("must be \"<provider>.<type>\""),
+        "{}",
+        e.message
+    );
+    let e = error(&h, "bad", "notAnAttrset").await;
+    assert!(
+        e.message
+            .contains("resource notAnAttrset must be an attribute set"),
+        "{}",
+        e.message
+    );
+    let e = error(&h, "bad", "badState").await;
+    assert!(
+        e.message.contains(
+            "`state` of resource badState must be a resource (`resources.<name>`), got a string"
+        ),
+        "{}",
+        e.message
+    );
+    let e = error(&h, "bad", "missingAttribute").await;
+    assert!(
+        e.message.contains("attribute 'notThere' missing"),
+        "{}",
+        e.message
+    );
+    let position = e.position.expect("a position");
+    assert_eq!((position.file.as_str(), position.line), (file.as_str(), 12));
+    let e = error(&h, "bad", "nothere").await;
+    assert_eq!(e.message, "there is no resource nothere");
+}
+
+#[tokio::test]
+async fn syntax_errors_carry_their_position() {
+    let error = match start("syntax", Duration::from_secs(120)).await {
+        Err(error) => error,
+        Ok(_) => panic!("a flake with a syntax error cannot load"),
+    };
+    assert_eq!(error.kind, EvalErrorKind::Expression);
+    assert!(error.message.contains("syntax error"), "{}", error.message);
+    let position = error.position.expect("a position");
+    assert!(position.file.ends_with("/flake.nix"), "{position}");
+    assert!(
+        !position.file.starts_with("/nix/store"),
+        "mapped back to the flake: {position}"
+    );
+    assert_eq!(position.line, 4);
+}
+
+fn make_fifo() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    (dir, fifo)
+}
+
+#[tokio::test]
+async fn a_hanging_evaluation_times_out_and_the_next_request_works() {
+    let (_dir, fifo) = make_fifo();
+    // SAFETY: tests in this file that read the variable set it to the same kind of value.
+    unsafe { std::env::set_var("NIXOPS4_TEST_FIFO", &fifo) };
+    let h = start("hang", Duration::from_secs(3)).await.unwrap();
+    let e = error(&h, "default", "stuck").await;
+    assert_eq!(e.kind, EvalErrorKind::Nix);
+    assert!(
+        e.message.contains("did not finish evaluating within 3 s"),
+        "{}",
+        e.message
+    );
+    // A new repl is started and the flake loaded again.
+    assert_eq!(
+        ready(&h, "default", "fine").await.inputs["contents"],
+        "fine"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_evaluation_stops_nix() {
+    let (_dir, fifo) = make_fifo();
+    // SAFETY: as above.
+    unsafe { std::env::set_var("NIXOPS4_TEST_FIFO", &fifo) };
+    let h = start("hang", Duration::from_secs(600)).await.unwrap();
+    let stuck_path = path("stuck");
+    let stuck = h.client.evaluate_resource("default", &stuck_path);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), stuck)
+            .await
+            .is_err(),
+        "still stuck"
+    );
+    // Dropping the request cancelled it; without that, this would wait 600 s.
+    let fine = tokio::time::timeout(Duration::from_secs(120), ready(&h, "default", "fine")).await;
+    assert_eq!(
+        fine.expect("the evaluator is free again").inputs["contents"],
+        "fine"
+    );
+}
+
+#[tokio::test]
+async fn a_nix_that_dies_is_reported_and_replaced() {
+    let h = loaded("chain").await;
+    ready(&h, "default", "a").await;
+    let evaluator = h.client.process_id().unwrap();
+    for repl in children(evaluator) {
+        std::process::Command::new("kill")
+            .args(["-9", &repl.to_string()])
+            .status()
+            .unwrap();
+    }
+    let e = error(&h, "default", "top").await;
+    assert_eq!(e.kind, EvalErrorKind::Nix);
+    assert!(e.message.contains("exited unexpectedly"), "{}", e.message);
+    assert_eq!(ready(&h, "default", "top").await.inputs["contents"], "T");
+}
+
+#[tokio::test]
+async fn git_flakes_see_only_tracked_files() {
+    let dir = fixture("chain");
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "flake.nix"]);
+    let client = EvalClient::start(EvalOptions {
+        program: Some(nixops4_tests::binary("nixops4-eval")),
+        nix_command: Some(nix_command()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let loaded = client
+        .load_flake(dir.path().to_str().unwrap())
+        .await
+        .unwrap();
+    assert!(loaded.flake.starts_with("git+file:"), "{}", loaded.flake);
+    assert_eq!(loaded.deployments, ["default", "empty"]);
+}

@@ -1,0 +1,42 @@
+# The NixOps4 Nix library: helpers for writing deployments. Exposed as `lib` by the
+# repository's flake (and by nix/flake.nix, for flakes that want only the library).
+# The contract they build on is described in docs/deployments.md.
+let
+  inherit (builtins) elemAt genList isFunction length listToAttrs removeAttrs;
+
+  # A nested deployment: `f` is a deployment function whose `resources` argument holds
+  # its siblings; the enclosing deployment's resources stay reachable through the outer
+  # function's argument. Its resources get paths `<name>.<resource>`.
+  nested = f: {
+    _type = "nixops4NestedDeployment";
+    deployment = f;
+  };
+in
+{
+  inherit nested;
+
+  # A nested deployment whose resources are applied one after the other, in list order:
+  # each step depends on the one before it, on top of what its inputs refer to.
+  # `steps` is a list of resource declarations with a `name`, or a function from the
+  # nested `{ resources, ... }` argument to such a list.
+  #
+  #   resources.release = lib.mkSequence ({ resources, ... }: [
+  #     { name = "build"; type = "local.exec"; inputs.executable = "make"; }
+  #     { name = "publish"; type = "local.exec"; inputs = { executable = "rsync"; args = [ "out/" "host:" ]; }; }
+  #   ]);
+  mkSequence = steps: nested (args:
+    let
+      list = if isFunction steps then steps args else steps;
+      step = i:
+        let
+          declaration = elemAt list i;
+          previous = (elemAt list (i - 1)).name;
+        in
+        {
+          name = declaration.name;
+          value = removeAttrs declaration [ "name" ]
+            // (if i == 0 then { } else { dependsOn = (declaration.dependsOn or [ ]) ++ [ args.resources.${previous} ]; });
+        };
+    in
+    { resources = listToAttrs (genList step (length list)); });
+}
