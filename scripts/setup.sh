@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs what building and testing NixOps4 needs on a fresh Debian machine, and checks
-# the Rust toolchain (which the machine image provides). Safe to run again.
+# Installs what building and testing NixOps4 needs on a fresh Debian machine (Nix among
+# it: Debian's nix-bin), and checks the Rust toolchain (which the machine image provides).
+# Safe to run again.
 set -euo pipefail
 
 missing=()
+command -v nix >/dev/null || missing+=(nix-bin)
 command -v cc >/dev/null || missing+=(build-essential)
 command -v python3 >/dev/null || missing+=(python3)
 command -v git >/dev/null || missing+=(git)

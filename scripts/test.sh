@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Every check CI runs: formatting, lints (warnings are errors), and the whole test suite.
+# Every check CI runs: formatting, lints (warnings are errors), the whole test suite
+# against the machine's Nix, and the evaluator's tests again against current Nix (a sid
+# chroot, see setup-current-nix.sh; skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines
+# where you are not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests, with $(nix --version)"
 cargo test --workspace --locked
+if [ "${NIXOPS4_SKIP_CURRENT_NIX:-}" = 1 ]; then
+  echo "== skipped: the evaluator's tests against current Nix (NIXOPS4_SKIP_CURRENT_NIX=1)"
+else
+  current_nix=$(scripts/setup-current-nix.sh)
+  echo "== evaluator tests, with $($current_nix --version)"
+  NIXOPS4_TEST_NIX=$current_nix cargo test --locked -p nixops4-eval
+fi

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes current Nix (Debian sid's nix-bin, 2.34 at the time of writing) available for
+# tests, next to the machine's Nix 2.8: a minimal sid chroot with nix-bin, and a wrapper
+# that runs it with the temporary directory shared, so the evaluator's tests can drive it
+# exactly like the host's `nix`. Needs root. Prints the wrapper's path on stdout.
+#
+#   NIXOPS4_TEST_NIX=$(scripts/setup-current-nix.sh) cargo test -p nixops4-eval
+set -euo pipefail
+root=${NIXOPS4_SID_ROOT:-/var/cache/nixops4/sid}
+wrapper=$root.nix
+tmp=${TMPDIR:-/tmp}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-current-nix: needs root (debootstrap, chroot, mount)" >&2
+  exit 1
+fi
+if [ ! -x "$root/usr/bin/nix" ]; then
+  command -v debootstrap >/dev/null || {
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+  }
+  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  rm -rf "$root"
+  mkdir -p "$root"
+  debootstrap --variant=minbase --include=ca-certificates sid "$root" "$mirror" >&2
+  cp /etc/resolv.conf "$root/etc/" 2>/dev/null || true
+  chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update -qq >&2
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends nix-bin git >&2
+fi
+mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+mountpoint -q "$root/dev" || mount --rbind /dev "$root/dev"
+mkdir -p "$root$tmp"
+mountpoint -q "$root$tmp" || mount --bind "$tmp" "$root$tmp"
+cat > "$wrapper" <<WRAPPER
+#!/bin/sh
+# Nix from the sid chroot $root; paths under $tmp are shared with the host.
+exec chroot "$root" /usr/bin/nix --option build-users-group '' "\$@"
+WRAPPER
+chmod +x "$wrapper"
+"$wrapper" --version >&2
+echo "$wrapper"
