@@ -11,9 +11,41 @@ let
     _type = "nixops4NestedDeployment";
     deployment = f;
   };
+
+  # The options of a module-system deployment (see `moduleDeployment`).
+  deploymentModule = { lib, ... }:
+    let
+      lazyAttrs = description: lib.mkOption {
+        type = lib.types.lazyAttrsOf (lib.types.raw or lib.types.unspecified);
+        default = { };
+        inherit description;
+      };
+    in
+    {
+      options = {
+        resources = lazyAttrs "The deployment's resources: `{ type; inputs; state; dependsOn; }` or nested deployments.";
+        providers = lazyAttrs "Providers other than the built-in `local`: `{ executable; args; }`.";
+        outputs = lazyAttrs "Values computed from resource outputs, for scripts and `nixops4 output`.";
+      };
+    };
 in
 {
   inherit nested;
+
+  # A deployment written as NixOS-style modules (imports, options, mkIf, ...), evaluated
+  # with the nixpkgs `lib` you pass. Modules set `resources`, `providers` and `outputs`;
+  # the `resources` module argument holds the resources' outputs, as in a plain
+  # deployment:
+  #
+  #   nixops4Deployments.default = nixops4.lib.moduleDeployment {
+  #     lib = nixpkgs.lib;
+  #     modules = [ ./deployment.nix ];
+  #   };
+  moduleDeployment = { lib, modules, specialArgs ? { } }: args:
+    (lib.evalModules {
+      modules = [ deploymentModule ] ++ modules;
+      specialArgs = specialArgs // { inherit (args) resources; };
+    }).config;
 
   # A nested deployment whose resources are applied one after the other, in list order:
   # each step depends on the one before it, on top of what its inputs refer to.

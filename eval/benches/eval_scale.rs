@@ -15,12 +15,18 @@ use serde_json::json;
 
 fn flake(independent: usize, chain: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut text = String::from("{ outputs = { self }: { nixops4Deployments.default = { resources, ... }: { resources = {\n");
+    let mut text = String::from(
+        "{ outputs = { self }: { nixops4Deployments.default = { resources, ... }: { resources = {\n",
+    );
     for n in 0..independent {
         writeln!(text, "  r{n} = {{ type = \"local.file\"; inputs = {{ name = \"r{n}\"; contents = \"resource {n}\"; }}; }};").unwrap();
     }
     for n in 0..chain {
-        let contents = if n == 0 { "\"start\"".to_owned() } else { format!("resources.c{}.path", n - 1) };
+        let contents = if n == 0 {
+            "\"start\"".to_owned()
+        } else {
+            format!("resources.c{}.path", n - 1)
+        };
         writeln!(text, "  c{n} = {{ type = \"local.file\"; inputs = {{ name = \"c{n}\"; contents = {contents}; }}; }};").unwrap();
     }
     text.push_str("}; }; }; }\n");
@@ -33,7 +39,8 @@ fn ms(duration: Duration) -> f64 {
 }
 
 async fn measure(independent: usize, chain: usize) {
-    let program = std::env::var("NIXOPS4_EVAL_PROGRAM").expect("NIXOPS4_EVAL_PROGRAM: the nixops4-eval binary");
+    let program = std::env::var("NIXOPS4_EVAL_PROGRAM")
+        .expect("NIXOPS4_EVAL_PROGRAM: the nixops4-eval binary");
     let dir = flake(independent, chain);
     let client = EvalClient::start(EvalOptions {
         program: Some(program.into()),
@@ -43,7 +50,10 @@ async fn measure(independent: usize, chain: usize) {
     .await
     .unwrap();
     let start = Instant::now();
-    let loaded = client.load_flake(dir.path().to_str().unwrap()).await.unwrap();
+    let loaded = client
+        .load_flake(dir.path().to_str().unwrap())
+        .await
+        .unwrap();
     let load = start.elapsed();
     let start = Instant::now();
     let paths = client.list_resources("default").await.unwrap();
@@ -68,7 +78,10 @@ async fn measure(independent: usize, chain: usize) {
     } else {
         let start = Instant::now();
         let resolution = evaluate_all(&client, "default", |path, _| {
-            json!({"path": format!("/out/{path}")}).as_object().unwrap().clone()
+            json!({"path": format!("/out/{path}")})
+                .as_object()
+                .unwrap()
+                .clone()
         })
         .await
         .unwrap();
@@ -87,7 +100,10 @@ async fn measure(independent: usize, chain: usize) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         measure(1_000, 0).await;
         measure(10_000, 0).await;

@@ -621,3 +621,50 @@ async fn git_flakes_see_only_tracked_files() {
     assert!(loaded.flake.starts_with("git+file:"), "{}", loaded.flake);
     assert_eq!(loaded.deployments, ["default", "empty"]);
 }
+
+#[tokio::test]
+async fn module_system_deployments_with_a_nixpkgs_lib() {
+    let Ok(lib) = std::env::var("NIXOPS4_NIXPKGS_LIB") else {
+        eprintln!("skipped: no nixpkgs lib (set NIXOPS4_NIXPKGS_LIB to a nixpkgs `lib` directory)");
+        return;
+    };
+    assert!(
+        std::path::Path::new(&lib).join("default.nix").exists(),
+        "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
+    );
+    let h = loaded("modules").await;
+    let names: Vec<String> = h
+        .client
+        .list_resources("default")
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(names, ["extra", "link", "site"]);
+    assert_eq!(
+        ready(&h, "default", "site").await.inputs["contents"],
+        "example.org"
+    );
+    match h
+        .client
+        .evaluate_resource("default", &path("link"))
+        .await
+        .unwrap()
+    {
+        Evaluation::Waiting { resources } => assert_eq!(resources, vec![path("site")]),
+        other => panic!("{other:?}"),
+    }
+    h.client
+        .provide_outputs("default", &path("site"), made_up_outputs(&path("site")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready(&h, "default", "link").await.inputs["contents"],
+        "/out/site"
+    );
+    match h.client.evaluate_output("default", "url").await.unwrap() {
+        Evaluation::Ready { value } => assert_eq!(value, "https://example.org/ (/out/site)"),
+        other => panic!("{other:?}"),
+    }
+}
