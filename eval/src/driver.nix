@@ -118,8 +118,14 @@ let
       referenceDecl = references.decls.${name};
       provider = providerAt instances path providerName;
     in
-    if length typeParts < 3 || resourceType == "" then
+    if length typeParts < 3 || resourceType == "" || providerName == "" then
       fail "`type` of resource ${show path} must be \"<provider>.<type>\", like \"local.file\"; got \"${checked.type}\"" position
+    else if provider == null && providerName != "local" then
+      fail "resource ${show path} uses provider `${providerName}`, which is not declared: add `providers.${providerName} = { executable = \"/path/to/provider\"; };` to the deployment" position
+    else if provider != null && !(isAttrs provider && isString (provider.executable or null) && isList (provider.args or [ ])) then
+      fail "`providers.${providerName}` must be `{ executable = \"<path>\"; args = [ ... ]; }`" position
+    else if !isAttrs (checked.inputs or { }) then
+      fail "`inputs` of resource ${show path} must be an attribute set, got ${describeValue checked.inputs}" position
     else {
       inherit position;
       type = checked.type;

@@ -483,6 +483,22 @@ async fn contract_violations_name_the_path() {
         "{}",
         e.message
     );
+    let e = error(&h, "bad", "undeclaredProvider").await;
+    assert!(
+        e.message
+            .contains("uses provider `vault`, which is not declared: add `providers.vault"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.position.as_ref().map(|p| p.line), Some(12));
+    let e = error(&h, "bad", "inputsNotAnAttrset").await;
+    assert!(
+        e.message.contains(
+            "`inputs` of resource inputsNotAnAttrset must be an attribute set, got a list"
+        ),
+        "{}",
+        e.message
+    );
     let e = error(&h, "bad", "missingAttribute").await;
     assert!(
         e.message.contains("attribute 'notThere' missing"),
@@ -490,7 +506,7 @@ async fn contract_violations_name_the_path() {
         e.message
     );
     let position = e.position.expect("a position");
-    assert_eq!((position.file.as_str(), position.line), (file.as_str(), 12));
+    assert_eq!((position.file.as_str(), position.line), (file.as_str(), 14));
     let e = error(&h, "bad", "nothere").await;
     assert_eq!(e.message, "there is no resource nothere");
 }

@@ -13,6 +13,7 @@ mod nix_error;
 mod repl;
 mod session;
 
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::channel;
@@ -68,9 +69,12 @@ fn main() -> std::process::ExitCode {
     // request runs.
     let running = Arc::new(AtomicU64::new(IDLE));
     let cancelled = Arc::new(AtomicU64::new(IDLE));
+    // Requests cancelled before their turn came.
+    let cancelled_early: Arc<Mutex<HashSet<u64>>> = Arc::default();
     let (requests, queue) = channel();
     {
         let (running, cancelled, send) = (running.clone(), cancelled.clone(), send.clone());
+        let cancelled_early = cancelled_early.clone();
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
@@ -86,6 +90,11 @@ fn main() -> std::process::ExitCode {
                     Ok(Incoming::Cancel { cancel }) => {
                         if running.load(Ordering::SeqCst) == cancel {
                             cancelled.store(cancel, Ordering::SeqCst);
+                        } else {
+                            cancelled_early
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(cancel);
                         }
                     }
                     Err(e) => send(&ResponseLine::Log {
@@ -102,6 +111,19 @@ fn main() -> std::process::ExitCode {
     }
 
     for RequestEnvelope { id, request } in queue {
+        if cancelled_early
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+        {
+            let error = EvalError {
+                kind: EvalErrorKind::Request,
+                message: "cancelled before it started".into(),
+                position: None,
+            };
+            send(&ResponseLine::Error { id, error });
+            continue;
+        }
         running.store(id, Ordering::SeqCst);
         let is_cancelled = || cancelled.load(Ordering::SeqCst) == id;
         let mut log = |log: LogLine| send(&ResponseLine::Log { log });
