@@ -5,6 +5,7 @@
 //! restores the flake and the deployments; the outputs files survive in the session
 //! directory, so nothing the engine provided is lost.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +35,8 @@ struct Flake {
     /// The local directory the flake came from, to show positions in the user's files
     /// rather than in the store copy.
     local: Option<PathBuf>,
+    /// Store file → the file positions in it are shown in; files are compared once.
+    shown_files: RefCell<HashMap<String, String>>,
 }
 
 struct Deployment {
@@ -180,6 +183,7 @@ impl Session {
         self.flake = Some(Flake {
             reference: reference.clone(),
             local,
+            shown_files: RefCell::default(),
         });
         self.deployments.clear();
         let outputs = self.dir.path().join("outputs");
@@ -376,27 +380,15 @@ impl Session {
     /// directory or one above it (a flake inside a Git repository), when that file has
     /// the same contents. Files of other inputs stay as they are.
     fn local_position(&self, mut position: Position) -> Position {
-        let Some(local) = self.flake.as_ref().and_then(|f| f.local.as_ref()) else {
+        let Some(flake) = &self.flake else {
             return position;
         };
-        let Some(rest) = position
-            .file
-            .strip_prefix("/nix/store/")
-            .and_then(|p| p.split_once('/'))
-            .map(|(_, rest)| rest)
-        else {
-            return position;
-        };
-        let Ok(stored) = std::fs::read(&position.file) else {
-            return position;
-        };
-        for dir in local.ancestors() {
-            let candidate = dir.join(rest);
-            if std::fs::read(&candidate).is_ok_and(|contents| contents == stored) {
-                position.file = candidate.display().to_string();
-                break;
-            }
-        }
+        let mut shown = flake.shown_files.borrow_mut();
+        let file = shown.entry(position.file.clone()).or_insert_with(|| {
+            local_file(&position.file, flake.local.as_deref())
+                .unwrap_or_else(|| position.file.clone())
+        });
+        position.file = file.clone();
         position
     }
 
@@ -464,6 +456,17 @@ impl Session {
         self.repl = Some(repl);
         Ok(())
     }
+}
+
+/// The file in `local` (or a directory above it) with the same contents as `store_file`.
+fn local_file(store_file: &str, local: Option<&Path>) -> Option<String> {
+    let rest = store_file.strip_prefix("/nix/store/")?.split_once('/')?.1;
+    let stored = std::fs::read(store_file).ok()?;
+    local?
+        .ancestors()
+        .map(|dir| dir.join(rest))
+        .find(|candidate| std::fs::read(candidate).is_ok_and(|contents| contents == stored))
+        .map(|candidate| candidate.display().to_string())
 }
 
 /// Finds out whether this Nix remembers a failed value: forces a value that fails, makes
