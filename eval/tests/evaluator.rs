@@ -110,6 +110,22 @@ async fn ready(h: &Harness, deployment: &str, resource: &str) -> ResourceSpec {
     }
 }
 
+/// What a resource waits for; fails the test when it does not wait.
+async fn waiting(h: &Harness, resource: &str) -> Vec<ResourcePath> {
+    match h.client.evaluate_resource("default", &path(resource)).await {
+        Ok(Evaluation::Waiting { resources }) => resources,
+        other => panic!("{resource}: expected waiting, got {other:?}"),
+    }
+}
+
+async fn provide(h: &Harness, resource: &str) {
+    let resource = path(resource);
+    h.client
+        .provide_outputs("default", &resource, made_up_outputs(&resource))
+        .await
+        .unwrap();
+}
+
 async fn error(h: &Harness, deployment: &str, resource: &str) -> EvalError {
     match h
         .client
@@ -332,19 +348,8 @@ async fn nested_deployments_providers_state_and_sequences() {
     assert_eq!(ca.resource_type, "ca");
 
     // The nested resource sees the outer ones through the outer argument.
-    match h
-        .client
-        .evaluate_resource("default", &path("host.key"))
-        .await
-        .unwrap()
-    {
-        Evaluation::Waiting { resources } => assert_eq!(resources, vec![path("ca")]),
-        other => panic!("{other:?}"),
-    }
-    h.client
-        .provide_outputs("default", &path("ca"), made_up_outputs(&path("ca")))
-        .await
-        .unwrap();
+    assert_eq!(waiting(&h, "host.key").await, vec![path("ca")]);
+    provide(&h, "ca").await;
     let key = ready(&h, "default", "host.key").await;
     assert_eq!(key.inputs["ca"], "id-ca");
     assert_eq!(
@@ -353,52 +358,24 @@ async fn nested_deployments_providers_state_and_sequences() {
         "the innermost declaration wins"
     );
 
-    match h
-        .client
-        .evaluate_resource("default", &path("host.cert"))
-        .await
-        .unwrap()
-    {
-        Evaluation::Waiting { resources } => assert_eq!(resources, vec![path("host.key")]),
-        other => panic!("{other:?}"),
-    }
-    h.client
-        .provide_outputs(
-            "default",
-            &path("host.key"),
-            made_up_outputs(&path("host.key")),
-        )
-        .await
-        .unwrap();
+    assert_eq!(waiting(&h, "host.cert").await, vec![path("host.key")]);
+    provide(&h, "host.key").await;
     let cert = ready(&h, "default", "host.cert").await;
     assert_eq!(cert.inputs["contents"], "pub-host.key");
     assert_eq!(cert.depends_on, vec![path("ca")]);
 
     // mkSequence: each step depends on the previous one.
-    let publish = match h
-        .client
-        .evaluate_resource("default", &path("release.publish"))
-        .await
-        .unwrap()
-    {
-        Evaluation::Waiting { resources } => resources,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(publish, vec![path("release.build")]);
+    assert_eq!(
+        waiting(&h, "release.publish").await,
+        vec![path("release.build")]
+    );
     assert!(
         ready(&h, "default", "release.build")
             .await
             .depends_on
             .is_empty()
     );
-    h.client
-        .provide_outputs(
-            "default",
-            &path("release.build"),
-            made_up_outputs(&path("release.build")),
-        )
-        .await
-        .unwrap();
+    provide(&h, "release.build").await;
     let publish = ready(&h, "default", "release.publish").await;
     assert_eq!(publish.depends_on, vec![path("release.build")]);
     assert_eq!(publish.inputs["args"], json!(["stdout-release.build"]));
@@ -662,19 +639,8 @@ async fn module_system_deployments_with_a_nixpkgs_lib() {
         ready(&h, "default", "site").await.inputs["contents"],
         "example.org"
     );
-    match h
-        .client
-        .evaluate_resource("default", &path("link"))
-        .await
-        .unwrap()
-    {
-        Evaluation::Waiting { resources } => assert_eq!(resources, vec![path("site")]),
-        other => panic!("{other:?}"),
-    }
-    h.client
-        .provide_outputs("default", &path("site"), made_up_outputs(&path("site")))
-        .await
-        .unwrap();
+    assert_eq!(waiting(&h, "link").await, vec![path("site")]);
+    provide(&h, "site").await;
     assert_eq!(
         ready(&h, "default", "link").await.inputs["contents"],
         "/out/site"
