@@ -39,4 +39,7 @@ exec chroot "$root" /usr/bin/nix --option build-users-group '' "\$@"
 WRAPPER
 chmod +x "$wrapper"
 "$wrapper" --version >&2
+# Create the store's database now: tests start many Nix processes at once, and on a
+# fresh store they race to create it ("SQLite database is busy").
+NIX_CONFIG="experimental-features = nix-command flakes" "$wrapper" eval --expr 1 >/dev/null
 echo "$wrapper"

@@ -18,6 +18,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# Create the Nix store's database now: tests start many Nix processes at once, and on a
+# fresh store they race to create it ("SQLite database is busy").
+NIX_CONFIG="experimental-features = nix-command flakes" nix eval --expr 1 >/dev/null
+
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust 1.89 or later (https://rustup.rs), then run this again" >&2
   exit 1
