@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release -q -p nixops4-resources-local
-examples/local-files/run.sh target/release/nixops4-resources-local
+examples/local-files/run.sh "${CARGO_TARGET_DIR:-target}/release/nixops4-resources-local"

@@ -9,6 +9,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 provider=${1:-$here/../../target/release/nixops4-resources-local}
+# The script works in its output directory: make the provider's path absolute first.
+case $provider in /*) ;; */*) provider=$PWD/$provider ;; esac
 out=${NIXOPS4_EXAMPLE_OUT:-$here/out}
 rm -rf "$out"
 mkdir -p "$out"

@@ -1,13 +1,26 @@
 //! The examples under `examples/` run as documented, against the real binaries.
 
+use std::path::{Path, PathBuf};
+
 use nixops4_tests::{binary, repository_root};
+
+/// `path` relative to `base`, when it lies under it (the default target directory does).
+fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_owned())
+}
 use serde_json::Value;
 
 #[test]
 fn local_files_example_creates_updates_and_deletes() {
     let out = tempfile::tempdir().unwrap();
+    // Given as a relative path, as the README's command does.
+    let provider = binary("nixops4-resources-local");
+    let relative = pathdiff(&provider, &repository_root());
     let status = std::process::Command::new(repository_root().join("examples/local-files/run.sh"))
-        .arg(binary("nixops4-resources-local"))
+        .arg(&relative)
+        .current_dir(repository_root())
         .env("NIXOPS4_EXAMPLE_OUT", out.path())
         .stdout(std::process::Stdio::null())
         .status()
