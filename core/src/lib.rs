@@ -1,9 +1,21 @@
-//! The NixOps4 engine, shared by the `nixops4` CLI and the language server.
+//! The NixOps4 engine, shared by the `nixops4` CLI and the language server: plans,
+//! applies, destroys and custom operations over one deployment, with its state.
 //!
-//! Today it holds the provider client ([`provider_client`]): starting provider programs
-//! and talking the provider protocol to them. The deployment model, plans, the apply
-//! scheduler, state and operations arrive with the engine issue.
+//! - [`engine`]: the session (evaluator, providers, state) and the apply scheduler;
+//! - [`plan`]: deciding create / update / replace / delete / no change;
+//! - [`state`]: the state document, its storage through a provider, and the lock;
+//! - [`providers`] and [`provider_client`]: running provider programs;
+//! - [`events`]: what front ends render while work runs.
 //!
-//! Invariant: this crate never prints; front ends render what it returns.
+//! Invariant: this crate never prints; front ends render what it returns and emits.
 
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod plan;
 pub mod provider_client;
+pub mod providers;
+pub mod state;
+
+pub use nixops4_eval::client::EvalOptions;
+pub use nixops4_eval::protocol::{Position, ResourcePath};

@@ -613,6 +613,32 @@ async fn git_flakes_see_only_tracked_files() {
         .unwrap();
     assert!(loaded.flake.starts_with("git+file:"), "{}", loaded.flake);
     assert_eq!(loaded.deployments, ["default", "empty"]);
+
+    // A flake in a subdirectory of the repository.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::copy(
+        dir.path().join("flake.nix"),
+        dir.path().join("sub/flake.nix"),
+    )
+    .unwrap();
+    git(&["add", "sub/flake.nix"]);
+    let loaded = client
+        .load_flake(dir.path().join("sub").to_str().unwrap())
+        .await
+        .unwrap();
+    assert!(loaded.flake.ends_with("?dir=sub"), "{}", loaded.flake);
+    assert_eq!(loaded.deployments, ["default", "empty"]);
+    let a = client
+        .evaluate_resource("default", &path("a"))
+        .await
+        .unwrap();
+    let Evaluation::Ready { value } = a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        value.position.unwrap().file,
+        dir.path().join("sub/flake.nix").display().to_string()
+    );
 }
 
 #[tokio::test]

@@ -506,8 +506,9 @@ fn probe(
 }
 
 /// The flake reference for what the user gave: a directory becomes `git+file:` when it
-/// is inside a Git work tree (Nix then sees only tracked files) and `path:` otherwise;
-/// anything else is passed to Nix as it is.
+/// is inside a Git work tree (Nix then sees only tracked files; a flake in a
+/// subdirectory gets `?dir=`) and `path:` otherwise; anything else is passed to Nix as it
+/// is.
 fn flake_reference(flake: &str) -> Result<(String, Option<PathBuf>), EvalError> {
     if flake.contains(':') && !Path::new(flake).exists() {
         let local = ["path:", "git+file://", "git+file:"]
@@ -521,9 +522,15 @@ fn flake_reference(flake: &str) -> Result<(String, Option<PathBuf>), EvalError> 
     if !dir.join("flake.nix").is_file() {
         return Err(request_error(format!("{} has no flake.nix", dir.display())));
     }
-    let in_git = dir.ancestors().any(|d| d.join(".git").exists());
-    let scheme = if in_git { "git+file" } else { "path" };
-    Ok((format!("{scheme}:{}", dir.display()), Some(dir)))
+    let reference = match dir.ancestors().find(|d| d.join(".git").exists()) {
+        None => format!("path:{}", dir.display()),
+        Some(root) if root == dir => format!("git+file:{}", dir.display()),
+        Some(root) => {
+            let sub = dir.strip_prefix(root).unwrap_or(&dir);
+            format!("git+file:{}?dir={}", root.display(), sub.display())
+        }
+    };
+    Ok((reference, Some(dir)))
 }
 
 fn nix_string(text: &str) -> String {

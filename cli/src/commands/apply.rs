@@ -1,0 +1,96 @@
+//! `nixops4 apply`: plan, confirm what deletes, and carry it out with live progress.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use nixops4_core::error::EngineError;
+
+use crate::commands::plan::SavedPlan;
+use crate::commands::{confirm, resource_path};
+use crate::{Context, LogFormat, render};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Apply without asking, also when resources are deleted or replaced.
+    #[arg(long)]
+    yes: bool,
+    /// Apply only this resource and what it depends on (repeatable).
+    #[arg(long, value_name = "RESOURCE")]
+    target: Vec<String>,
+    /// Apply a plan saved by `nixops4 plan --out`, if the deployment and state still
+    /// match it.
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    plan: Option<PathBuf>,
+}
+
+pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError> {
+    let targets = args
+        .target
+        .iter()
+        .map(|t| resource_path(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let saved = match &args.plan {
+        None => None,
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| EngineError::usage(format!("reading {}: {e}", file.display())))?;
+            let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+                EngineError::usage(format!("{} is not a saved plan: {e}", file.display()))
+            })?;
+            Some(saved)
+        }
+    };
+    let (events, renderer) = render::progress(context.cli.log_format, context.colour);
+    let engine = context.engine(Some(events)).await?;
+    let result = apply(context, args, &engine, &targets, saved).await;
+    engine.shutdown().await;
+    let _ = renderer.await;
+    result
+}
+
+async fn apply(
+    context: &Context,
+    args: &Args,
+    engine: &nixops4_core::engine::Engine,
+    targets: &[nixops4_core::ResourcePath],
+    saved: Option<SavedPlan>,
+) -> Result<ExitCode, EngineError> {
+    let plan = engine.plan().await?;
+    if let Some(saved) = &saved {
+        if saved.plan.deployment != plan.deployment || saved.plan.fingerprint != plan.fingerprint {
+            return Err(EngineError::usage(
+                "the saved plan is stale: the deployment or its state changed since it was made; make a new plan",
+            ));
+        }
+    } else if context.cli.log_format == LogFormat::Text {
+        eprint!("{}", render::plan(&plan, context.colour));
+    }
+    if !plan.problems.is_empty() && targets.is_empty() {
+        eprintln!("Some resources cannot be evaluated; the others are applied.");
+    }
+    let confirmed = args.yes || saved.is_some();
+    if plan.is_destructive() && !confirmed && targets.is_empty() {
+        if !context.interactive {
+            return Err(EngineError::usage(
+                "the plan deletes or replaces resources; run with --yes to apply it without a terminal",
+            ));
+        }
+        if !confirm("Apply these changes, deleting what the plan deletes?") {
+            eprintln!("Nothing applied.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let report = engine.apply(targets).await?;
+    match context.cli.log_format {
+        LogFormat::Json => println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| EngineError::internal(e.to_string()))?
+        ),
+        LogFormat::Text => eprint!("{}", render::report(&report, context.colour)),
+    }
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,33 @@
+//! One module per subcommand.
+
+pub mod apply;
+pub mod destroy;
+pub mod list;
+pub mod output;
+pub mod plan;
+pub mod run;
+pub mod state;
+
+use std::io::{BufRead, Write};
+
+use nixops4_core::ResourcePath;
+use nixops4_core::error::EngineError;
+
+/// Asks a yes/no question on the terminal; anything but "yes" or "y" is no.
+pub fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "yes")
+}
+
+pub fn resource_path(text: &str) -> Result<ResourcePath, EngineError> {
+    let text = text.strip_prefix("resources.").unwrap_or(text);
+    if text.is_empty() || text.split('.').any(str::is_empty) {
+        return Err(EngineError::usage(format!(
+            "`{text}` is not a resource path like `host.key`"
+        )));
+    }
+    Ok(ResourcePath::parse_dotted(text))
+}

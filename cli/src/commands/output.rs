@@ -1,0 +1,32 @@
+//! `nixops4 output <name>`: a value of the deployment's `outputs`, computed with the
+//! outputs recorded in state.
+
+use std::process::ExitCode;
+
+use nixops4_core::error::EngineError;
+use serde_json::Value;
+
+use crate::Context;
+
+#[derive(clap::Args)]
+pub struct Args {
+    name: String,
+    /// Print as JSON even when the value is a string.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError> {
+    let engine = context.engine(None).await?;
+    let value = engine.output(&args.name).await;
+    engine.shutdown().await;
+    match value? {
+        Value::String(text) if !args.json => println!("{text}"),
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(&other)
+                .map_err(|e| EngineError::internal(e.to_string()))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

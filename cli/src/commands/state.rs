@@ -1,0 +1,57 @@
+//! `nixops4 state show|list|rm|mv`: look at the state, forget a resource, or move a
+//! record after a rename so the resource is not deleted and created again.
+
+use std::process::ExitCode;
+
+use nixops4_core::error::EngineError;
+
+use crate::Context;
+use crate::commands::resource_path;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Print the whole state document (it may contain secrets).
+    Show,
+    /// List the recorded resources with their types.
+    List,
+    /// Forget a resource without deleting it.
+    Rm { resource: String },
+    /// Move a record to a new path, after renaming the resource in the expression.
+    Mv { from: String, to: String },
+}
+
+pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, EngineError> {
+    let engine = context.engine(None).await?;
+    let result = match command {
+        Command::Show => engine.state_document().await.and_then(|document| {
+            serde_json::to_string_pretty(&document)
+                .map(|text| println!("{text}"))
+                .map_err(|e| EngineError::internal(e.to_string()))
+        }),
+        Command::List => engine.state_records().await.map(|records| {
+            for (path, record) in records {
+                let pending = record
+                    .pending()
+                    .map(|p| format!("  (pending {p:?})"))
+                    .unwrap_or_default();
+                println!("{path}  {}{pending}", record.type_name());
+            }
+        }),
+        Command::Rm { resource } => match resource_path(resource) {
+            Ok(path) => engine
+                .state_remove(&path)
+                .await
+                .map(|()| eprintln!("Forgot {path}; it was not deleted.")),
+            Err(e) => Err(e),
+        },
+        Command::Mv { from, to } => match (resource_path(from), resource_path(to)) {
+            (Ok(from), Ok(to)) => engine
+                .state_move(&from, &to)
+                .await
+                .map(|()| eprintln!("Moved {from} to {to}.")),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+    };
+    engine.shutdown().await;
+    result.map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,259 @@
+//! How the CLI shows plans, progress, reports and errors: Terraform-like text with colour
+//! on a terminal, plain lines elsewhere, JSON lines for machines.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use nixops4_core::engine::ApplyReport;
+use nixops4_core::error::EngineError;
+use nixops4_core::events::Event;
+use nixops4_core::plan::{Action, Change, Plan, PlannedResource};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::LogFormat;
+
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const RED: &str = "\x1b[31m";
+const MAGENTA: &str = "\x1b[35m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+fn paint(text: &str, colour: &str, enabled: bool) -> String {
+    if enabled {
+        format!("{colour}{text}{RESET}")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn symbol(action: Action) -> (&'static str, &'static str, &'static str) {
+    match action {
+        Action::Create => ("+", "create", GREEN),
+        Action::Update => ("~", "update", YELLOW),
+        Action::Replace => ("-/+", "replace", MAGENTA),
+        Action::Delete => ("-", "delete", RED),
+        Action::NoChange => (" ", "no change", ""),
+    }
+}
+
+fn value(value: &Option<Value>) -> String {
+    match value {
+        None => "(none)".to_owned(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn change_line(change: &Change) -> String {
+    let mut line = format!(
+        "      {}: {} → {}",
+        change.input,
+        value(&change.before),
+        value(&change.after)
+    );
+    if change.forces_replacement {
+        line.push_str("  (forces replacement)");
+    }
+    line
+}
+
+/// The plan as a person reads it.
+pub fn plan(plan: &Plan, colour: bool) -> String {
+    let mut out = String::new();
+    let changed: Vec<&PlannedResource> = plan
+        .resources
+        .iter()
+        .filter(|r| r.action != Action::NoChange)
+        .collect();
+    if !changed.is_empty() {
+        let _ = writeln!(
+            out,
+            "NixOps4 will perform these actions on deployment `{}`:\n",
+            plan.deployment
+        );
+        for resource in &changed {
+            let (sign, word, tint) = symbol(resource.action);
+            let head = format!("{sign:>3} {word:<8}");
+            let _ = write!(
+                out,
+                "{} {} ({})",
+                paint(&head, tint, colour),
+                resource.resource,
+                resource.type_name
+            );
+            if !resource.inputs_known {
+                let waits: Vec<String> = resource
+                    .waiting_for
+                    .iter()
+                    .map(|p| format!("resources.{p}"))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "  inputs known after apply (waits for {})",
+                    waits.join(", ")
+                );
+            }
+            out.push('\n');
+            for change in &resource.changes {
+                out.push_str(&change_line(change));
+                out.push('\n');
+            }
+        }
+        out.push('\n');
+    }
+    for problem in &plan.problems {
+        let at = problem
+            .position
+            .as_ref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{} {}: {}{at}",
+            paint("error:", RED, colour),
+            problem.resource,
+            problem.message
+        );
+    }
+    let summary = plan.summary();
+    if changed.is_empty() {
+        let _ = writeln!(
+            out,
+            "No changes. {} resource{} up to date.",
+            summary.unchanged,
+            plural(summary.unchanged)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Plan: {} to create, {} to update, {} to replace, {} to delete; {} unchanged.",
+            summary.create, summary.update, summary.replace, summary.delete, summary.unchanged
+        );
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The result of an apply or destroy.
+pub fn report(report: &ApplyReport, colour: bool) -> String {
+    let mut out = String::new();
+    let count = |action: Action| report.applied.values().filter(|a| **a == action).count();
+    for (path, error) in &report.failed {
+        let _ = writeln!(out, "{} {path}: {error}", paint("failed", RED, colour));
+    }
+    for (path, reason) in &report.skipped {
+        let _ = writeln!(out, "skipped {path}: {reason}");
+    }
+    let verdict = if report.interrupted {
+        "Interrupted"
+    } else if report.succeeded() {
+        "Done"
+    } else {
+        "Failed"
+    };
+    let _ = writeln!(
+        out,
+        "{}: {} created, {} updated, {} replaced, {} deleted, {} unchanged, {} failed, {} skipped.",
+        paint(verdict, BOLD, colour),
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::Replace),
+        count(Action::Delete),
+        report.unchanged,
+        report.failed.len(),
+        report.skipped.len()
+    );
+    out
+}
+
+pub fn error(error: &EngineError, colour: bool) -> String {
+    format!("{} {}", paint("error:", RED, colour), error.message)
+}
+
+/// Renders events as they arrive, until the sender is dropped: a progress bar on a
+/// terminal, a line per event otherwise, or JSON lines.
+pub fn progress(
+    format: LogFormat,
+    colour: bool,
+) -> (mpsc::UnboundedSender<Event>, tokio::task::JoinHandle<()>) {
+    let (sender, mut events) = mpsc::unbounded_channel::<Event>();
+    let terminal = std::io::stderr().is_terminal() && format == LogFormat::Text;
+    let task = tokio::spawn(async move {
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        let mut running = 0usize;
+        let mut finished = 0usize;
+        while let Some(event) = events.recv().await {
+            if format == LogFormat::Json {
+                if let Ok(line) = serde_json::to_string(&event) {
+                    println!("{line}");
+                }
+                continue;
+            }
+            let line = match &event {
+                Event::Started { resource, action } => {
+                    running += 1;
+                    (bar.is_none()).then(|| format!("{} {resource}...", verb(*action)))
+                }
+                Event::Progress { resource, message } => Some(format!("{resource}: {message}")),
+                Event::Finished { resource, action } => {
+                    running = running.saturating_sub(1);
+                    finished += 1;
+                    Some(format!(
+                        "{} {resource}",
+                        paint(past(*action), GREEN, colour)
+                    ))
+                }
+                Event::Failed { resource, error } => {
+                    running = running.saturating_sub(1);
+                    Some(format!(
+                        "{} {resource}: {error}",
+                        paint("failed", RED, colour)
+                    ))
+                }
+                Event::Skipped { resource, reason } => {
+                    Some(format!("skipped {resource}: {reason}"))
+                }
+            };
+            match (&bar, line) {
+                (Some(bar), Some(line)) => bar.println(line),
+                (None, Some(line)) => eprintln!("{line}"),
+                _ => {}
+            }
+            if let Some(bar) = &bar {
+                bar.set_message(format!("{finished} done, {running} running"));
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    });
+    (sender, task)
+}
+
+fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "deleting",
+        Action::NoChange => "checking",
+    }
+}
+
+fn past(action: Action) -> &'static str {
+    match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Replace => "replaced",
+        Action::Delete => "deleted",
+        Action::NoChange => "unchanged",
+    }
+}

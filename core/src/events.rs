@@ -1,0 +1,47 @@
+//! The one stream of typed events that every front end renders: the CLI's progress
+//! display and JSON logs, and the language server's progress notifications.
+
+use nixops4_eval::protocol::ResourcePath;
+use serde::Serialize;
+
+use crate::plan::Action;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum Event {
+    /// A provider call for the resource started.
+    Started {
+        resource: ResourcePath,
+        action: Action,
+    },
+    /// Something worth telling while it runs.
+    Progress {
+        resource: ResourcePath,
+        message: String,
+    },
+    /// The resource is applied and recorded.
+    Finished {
+        resource: ResourcePath,
+        action: Action,
+    },
+    /// The resource failed (to evaluate, or in its provider); resources that depend on it
+    /// are not applied.
+    Failed {
+        resource: ResourcePath,
+        error: String,
+    },
+    /// The resource was not applied because something it needs failed or was interrupted.
+    Skipped {
+        resource: ResourcePath,
+        reason: String,
+    },
+}
+
+/// Where the engine sends its events; a front end that wants none gives `None`.
+pub type EventSink = Option<tokio::sync::mpsc::UnboundedSender<Event>>;
+
+pub(crate) fn emit(sink: &EventSink, event: Event) {
+    if let Some(sink) = sink {
+        let _ = sink.send(event);
+    }
+}
