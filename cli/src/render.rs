@@ -75,13 +75,10 @@ pub fn plan(plan: &Plan, colour: bool) -> String {
         for resource in &changed {
             let (sign, word, tint) = symbol(resource.action);
             let head = format!("{sign:>3} {word:<8}");
-            let _ = write!(
-                out,
-                "{} {} ({})",
-                paint(&head, tint, colour),
-                resource.resource,
-                resource.type_name
-            );
+            let _ = write!(out, "{} {}", paint(&head, tint, colour), resource.resource);
+            if !resource.type_name.is_empty() {
+                let _ = write!(out, " ({})", resource.type_name);
+            }
             if !resource.inputs_known {
                 let waits: Vec<String> = resource
                     .waiting_for
@@ -138,16 +135,11 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The result of an apply or destroy.
+/// The result of an apply or destroy, in one line: the progress lines before it named
+/// each failure and skipped resource.
 pub fn report(report: &ApplyReport, colour: bool) -> String {
     let mut out = String::new();
     let count = |action: Action| report.applied.values().filter(|a| **a == action).count();
-    for (path, error) in &report.failed {
-        let _ = writeln!(out, "{} {path}: {error}", paint("failed", RED, colour));
-    }
-    for (path, reason) in &report.skipped {
-        let _ = writeln!(out, "skipped {path}: {reason}");
-    }
     let verdict = if report.interrupted {
         "Interrupted"
     } else if report.succeeded() {
@@ -211,12 +203,9 @@ pub fn progress(
                         paint(past(*action), GREEN, colour)
                     ))
                 }
-                Event::Failed { resource, error } => {
+                Event::Failed { error, .. } => {
                     running = running.saturating_sub(1);
-                    Some(format!(
-                        "{} {resource}: {error}",
-                        paint("failed", RED, colour)
-                    ))
+                    Some(format!("{} {error}", paint("error:", RED, colour)))
                 }
                 Event::Skipped { resource, reason } => {
                     Some(format!("skipped {resource}: {reason}"))

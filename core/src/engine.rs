@@ -208,7 +208,18 @@ impl Engine {
                     Ok(Evaluation::Ready { value: spec }) => {
                         waits.remove(&path);
                         let record = records.get(&path);
-                        let facts = self.type_facts(&spec.provider, &spec.resource_type).await?;
+                        let facts = match self.type_facts(&spec.provider, &spec.resource_type).await
+                        {
+                            Ok(facts) => facts,
+                            Err(error) => {
+                                problems.push(Problem {
+                                    resource: path,
+                                    message: error.message,
+                                    position: spec.position,
+                                });
+                                continue;
+                            }
+                        };
                         let (action, mut changes) = plan::decide(
                             &spec.inputs,
                             &spec.type_name,
@@ -683,6 +694,9 @@ impl<'a> Run<'a> {
         let parallelism = engine.options.parallelism.max(1);
         let mut queue: Vec<ResourcePath> = initial;
         let mut queued: BTreeSet<ResourcePath> = queue.iter().cloned().collect();
+        // Everything that entered the queue at least once: a target pulls in what it
+        // needs only the first time.
+        let mut visited: BTreeSet<ResourcePath> = queued.clone();
         let mut ready: Vec<(ResourcePath, Work)> = Vec::new();
         let mut running = FuturesUnordered::new();
         loop {
@@ -694,9 +708,23 @@ impl<'a> Run<'a> {
                     Ok(Evaluation::Ready { value: spec }) => {
                         self.waits.remove(&path);
                         let record = state.get(&path);
-                        let facts = engine
-                            .type_facts(&spec.provider, &spec.resource_type)
-                            .await?;
+                        let facts =
+                            match engine.type_facts(&spec.provider, &spec.resource_type).await {
+                                Ok(facts) => facts,
+                                Err(error) => {
+                                    let message = format!(
+                                        "could not ask provider `{}` about {path}: {error}",
+                                        spec.provider.name
+                                    );
+                                    self.broken.insert(path.clone());
+                                    self.report.failed.insert(path.clone(), message.clone());
+                                    self.emit(Event::Failed {
+                                        resource: path,
+                                        error: message,
+                                    });
+                                    continue;
+                                }
+                            };
                         let (action, _) = plan::decide(
                             &spec.inputs,
                             &spec.type_name,
@@ -732,10 +760,8 @@ impl<'a> Run<'a> {
                             .extend(resources.iter().cloned());
                         // Targets pull in what they need.
                         for needed in &resources {
-                            if !self.done.contains(needed)
-                                && !self.waits.contains_key(needed)
-                                && queued.insert(needed.clone())
-                            {
+                            if visited.insert(needed.clone()) {
+                                queued.insert(needed.clone());
                                 queue.push(needed.clone());
                             }
                         }
@@ -743,10 +769,11 @@ impl<'a> Run<'a> {
                     }
                     Err(error) => {
                         self.broken.insert(path.clone());
-                        self.report.failed.insert(path.clone(), error.to_string());
+                        let message = format!("could not evaluate {path}: {error}");
+                        self.report.failed.insert(path.clone(), message.clone());
                         self.emit(Event::Failed {
                             resource: path,
-                            error: error.to_string(),
+                            error: message,
                         });
                     }
                 }
@@ -829,7 +856,10 @@ impl<'a> Run<'a> {
                                 }
                             });
                         }
-                        let message = format!("{} {path}: {error}", verb(work_action(&work)));
+                        let message = format!(
+                            "could not {} {path}: {error}",
+                            infinitive(work_action(&work))
+                        );
                         self.broken.insert(path.clone());
                         self.report.failed.insert(path.clone(), message.clone());
                         self.emit(Event::Failed {
@@ -1011,7 +1041,7 @@ impl<'a> Run<'a> {
                         {
                             changes.push(StateChange::Put(path.clone(), record.clone()));
                         }
-                        let message = format!("deleting {path}: {error}");
+                        let message = format!("could not delete {path}: {error}");
                         self.report.failed.insert(path.clone(), message.clone());
                         self.emit(Event::Failed {
                             resource: path.clone(),
@@ -1064,13 +1094,13 @@ fn work_action(work: &Work) -> Action {
     }
 }
 
-fn verb(action: Action) -> &'static str {
+fn infinitive(action: Action) -> &'static str {
     match action {
-        Action::Create => "creating",
-        Action::Update => "updating",
-        Action::Replace => "replacing",
-        Action::Delete => "deleting",
-        Action::NoChange => "checking",
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Replace => "replace",
+        Action::Delete => "delete",
+        Action::NoChange => "check",
     }
 }
 

@@ -25,7 +25,7 @@ pub enum Event {
         action: Action,
     },
     /// The resource failed (to evaluate, or in its provider); resources that depend on it
-    /// are not applied.
+    /// are not applied. The error names the resource.
     Failed {
         resource: ResourcePath,
         error: String,

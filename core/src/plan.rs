@@ -190,10 +190,7 @@ pub type Evaluated = BTreeMap<ResourcePath, Option<(String, Map<String, Value>)>
 
 /// A digest of what a plan was made from: every resource's evaluated inputs (or their
 /// absence) and the whole state document.
-pub fn fingerprint(
-    evaluated: &Evaluated,
-    state: &Value,
-) -> String {
+pub fn fingerprint(evaluated: &Evaluated, state: &Value) -> String {
     let mut hasher = Sha256::new();
     for (path, spec) in evaluated {
         hasher.update(serde_json::to_vec(&(path, spec)).unwrap_or_default());

@@ -25,6 +25,8 @@ pub struct ProviderCommand {
     pub args: Vec<String>,
     /// Working directory; relative paths in inputs are relative to it.
     pub working_directory: Option<PathBuf>,
+    /// How messages name the provider (`local`); the executable when absent.
+    pub label: Option<String>,
 }
 
 impl ProviderCommand {
@@ -33,6 +35,7 @@ impl ProviderCommand {
             executable: executable.into(),
             args: Vec::new(),
             working_directory: None,
+            label: None,
         }
     }
 
@@ -41,8 +44,16 @@ impl ProviderCommand {
         self
     }
 
+    pub fn labelled(mut self, label: &str) -> ProviderCommand {
+        self.label = Some(label.to_owned());
+        self
+    }
+
     fn display_name(&self) -> String {
-        self.executable.display().to_string()
+        match &self.label {
+            Some(label) => format!("`{label}`"),
+            None => self.executable.display().to_string(),
+        }
     }
 }
 

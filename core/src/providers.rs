@@ -47,11 +47,15 @@ impl ProviderPool {
             None => ProviderCommand::new(&self.inner.local),
         };
         command.args = provider.args.clone();
-        command.in_directory(&self.inner.working_directory)
+        command
+            .in_directory(&self.inner.working_directory)
+            .labelled(&provider.name)
     }
 
     pub fn local_command(&self) -> ProviderCommand {
-        ProviderCommand::new(&self.inner.local).in_directory(&self.inner.working_directory)
+        ProviderCommand::new(&self.inner.local)
+            .in_directory(&self.inner.working_directory)
+            .labelled("local")
     }
 
     pub fn timeout(&self) -> Duration {

@@ -30,3 +30,132 @@ pub fn repository_root() -> PathBuf {
         .expect("tests/ is inside the repository")
         .to_owned()
 }
+
+/// A flake in a temporary directory, and a pinned environment to run `nixops4` in it
+/// (jj's TestEnv): a fresh HOME, no colour, no user `NIX_CONFIG`.
+pub struct TestEnv {
+    flake: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Default for TestEnv {
+    fn default() -> TestEnv {
+        TestEnv::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv {
+            flake: tempfile::tempdir().expect("a temporary directory"),
+            home: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.flake.path()
+    }
+
+    /// Writes `flake.nix` with `nixops4Deployments.default` set to a deployment whose
+    /// body (inside `{ resources, ... }: { ... }`) is `body`.
+    pub fn write_deployment(&self, body: &str) {
+        let flake = format!(
+            "{{\n  outputs = {{ self }}: {{\n    nixops4Deployments.default = {{ resources, ... }}: {{\n{body}\n    }};\n  }};\n}}\n"
+        );
+        self.write("flake.nix", &flake);
+    }
+
+    pub fn write(&self, name: &str, contents: &str) {
+        let path = self.dir().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create the parent directory");
+        }
+        std::fs::write(path, contents).expect("write a test file");
+    }
+
+    pub fn read(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir().join(name)).ok()
+    }
+
+    /// `nixops4 <args>` in the flake's directory, ready to run or spawn.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(binary("nixops4"));
+        command
+            .args(args)
+            .current_dir(self.dir())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("COLUMNS", "100")
+            .env("NO_COLOR", "1")
+            .env("TERM", "dumb")
+            .stdin(std::process::Stdio::null());
+        if let Some(tmp) = std::env::var_os("TMPDIR") {
+            command.env("TMPDIR", tmp);
+        }
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> CommandOutput {
+        let output = self.command(args).output().expect("run nixops4");
+        CommandOutput {
+            stdout: self.normalize(&String::from_utf8_lossy(&output.stdout)),
+            stderr: self.normalize(&String::from_utf8_lossy(&output.stderr)),
+            status: output.status,
+        }
+    }
+
+    /// Replaces what differs between runs: the temporary directory, process ids, times.
+    pub fn normalize(&self, text: &str) -> String {
+        let mut text = text.replace(&self.dir().display().to_string(), "<flake>");
+        for (pattern, replacement) in [
+            (r"\(process \d+\) since \S+", "(process <pid>) since <time>"),
+            (r"backup-\d{8}T\d{6}Z(-\d+)?", "backup-<time>"),
+            (
+                r#""fingerprint": "[0-9a-f]{64}""#,
+                r#""fingerprint": "<fingerprint>""#,
+            ),
+        ] {
+            text = regex_lite::Regex::new(pattern)
+                .expect("a valid pattern")
+                .replace_all(&text, replacement)
+                .into_owned();
+        }
+        text
+    }
+}
+
+/// What a command printed and how it ended, shown as jj's tests show it.
+pub struct CommandOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
+impl CommandOutput {
+    /// Asserts that the command succeeded.
+    #[track_caller]
+    pub fn success(self) -> CommandOutput {
+        assert!(self.status.success(), "the command failed:\n{self}");
+        self
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+impl std::fmt::Display for CommandOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.stdout)?;
+        if !self.stderr.is_empty() {
+            write!(f, "------- stderr -------\n{}", self.stderr)?;
+        }
+        match self.status.code() {
+            Some(0) => {}
+            Some(code) => writeln!(f, "[exit status: {code}]")?,
+            None => writeln!(f, "[killed by a signal]")?,
+        }
+        write!(f, "[EOF]")
+    }
+}
