@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::io::Write as _;
 
 use nixops4_core::engine::ApplyReport;
 use nixops4_core::error::EngineError;
@@ -166,6 +167,30 @@ pub fn error(error: &EngineError, colour: bool) -> String {
     format!("{} {}", paint("error:", RED, colour), error.message)
 }
 
+/// Writes a line to stdout. A reader that went away (`nixops4 plan | head`) is not an
+/// error worth stopping for: the command goes on and its exit status still says how it
+/// went.
+pub fn stdout_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}
+
+/// Writes a value as JSON to stdout: one line, or pretty for people.
+pub fn stdout_json<T: serde::Serialize>(value: &T, pretty: bool) -> Result<(), EngineError> {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    stdout_line(&text.map_err(|e| EngineError::internal(format!("rendering JSON: {e}")))?);
+    Ok(())
+}
+
+pub fn stdout_text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+}
+
 /// Renders events as they arrive, until the sender is dropped: a progress bar on a
 /// terminal, a line per event otherwise, or JSON lines.
 pub fn progress(
@@ -185,7 +210,7 @@ pub fn progress(
         while let Some(event) = events.recv().await {
             if format == LogFormat::Json {
                 if let Ok(line) = serde_json::to_string(&event) {
-                    println!("{line}");
+                    crate::render::stdout_line(&line);
                 }
                 continue;
             }

@@ -66,11 +66,22 @@ impl EngineOptions {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
+    #[serde(serialize_with = "by_dotted_path")]
     pub applied: BTreeMap<ResourcePath, Action>,
     pub unchanged: usize,
+    #[serde(serialize_with = "by_dotted_path")]
     pub failed: BTreeMap<ResourcePath, String>,
+    #[serde(serialize_with = "by_dotted_path")]
     pub skipped: BTreeMap<ResourcePath, String>,
     pub interrupted: bool,
+}
+
+/// JSON object keys are strings: resources are keyed by their dotted path there.
+fn by_dotted_path<S: serde::Serializer, V: Serialize>(
+    map: &BTreeMap<ResourcePath, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().map(|(path, value)| (path.to_string(), value)))
 }
 
 impl ApplyReport {

@@ -82,10 +82,7 @@ async fn apply(
     }
     let report = engine.apply(targets).await?;
     match context.cli.log_format {
-        LogFormat::Json => println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|e| EngineError::internal(e.to_string()))?
-        ),
+        LogFormat::Json => crate::render::stdout_json(&report, false)?,
         LogFormat::Text => eprint!("{}", render::report(&report, context.colour)),
     }
     Ok(if report.succeeded() {

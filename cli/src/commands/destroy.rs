@@ -46,10 +46,7 @@ pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError
     let _ = renderer.await;
     let report = report?;
     match context.cli.log_format {
-        LogFormat::Json => println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|e| EngineError::internal(e.to_string()))?
-        ),
+        LogFormat::Json => crate::render::stdout_json(&report, false)?,
         LogFormat::Text => eprint!("{}", render::report(&report, context.colour)),
     }
     Ok(if report.succeeded() {

@@ -9,7 +9,7 @@ use crate::Context;
 pub async fn deployments(context: &Context) -> Result<ExitCode, EngineError> {
     let engine = context.engine(None).await?;
     for name in engine.deployments() {
-        println!("{name}");
+        crate::render::stdout_line(name);
     }
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -20,7 +20,7 @@ pub async fn resources(context: &Context) -> Result<ExitCode, EngineError> {
     let resources = engine.resources().await;
     engine.shutdown().await;
     for path in resources? {
-        println!("{path}");
+        crate::render::stdout_line(&path.to_string());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,12 +21,8 @@ pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError
     let value = engine.output(&args.name).await;
     engine.shutdown().await;
     match value? {
-        Value::String(text) if !args.json => println!("{text}"),
-        other => println!(
-            "{}",
-            serde_json::to_string_pretty(&other)
-                .map_err(|e| EngineError::internal(e.to_string()))?
-        ),
+        Value::String(text) if !args.json => crate::render::stdout_line(&text),
+        other => crate::render::stdout_json(&other, true)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,13 +39,9 @@ pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError
     engine.shutdown().await;
     let plan = plan?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan)
-                .map_err(|e| EngineError::internal(e.to_string()))?
-        );
+        crate::render::stdout_json(&plan, true)?;
     } else {
-        print!("{}", render::plan(&plan, context.colour));
+        crate::render::stdout_text(&render::plan(&plan, context.colour));
     }
     if let Some(file) = &args.out {
         let saved = SavedPlan {

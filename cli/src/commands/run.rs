@@ -36,9 +36,6 @@ pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError
         .await;
     engine.shutdown().await;
     let result = result?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&result).map_err(|e| EngineError::internal(e.to_string()))?
-    );
+    crate::render::stdout_json(&result, true)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -23,18 +23,17 @@ pub enum Command {
 pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, EngineError> {
     let engine = context.engine(None).await?;
     let result = match command {
-        Command::Show => engine.state_document().await.and_then(|document| {
-            serde_json::to_string_pretty(&document)
-                .map(|text| println!("{text}"))
-                .map_err(|e| EngineError::internal(e.to_string()))
-        }),
+        Command::Show => match engine.state_document().await {
+            Ok(document) => crate::render::stdout_json(&document, true),
+            Err(e) => Err(e),
+        },
         Command::List => engine.state_records().await.map(|records| {
             for (path, record) in records {
                 let pending = record
                     .pending()
                     .map(|p| format!("  (pending {p:?})"))
                     .unwrap_or_default();
-                println!("{path}  {}{pending}", record.type_name());
+                crate::render::stdout_line(&format!("{path}  {}{pending}", record.type_name()));
             }
         }),
         Command::Rm { resource } => match resource_path(resource) {
