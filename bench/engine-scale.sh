@@ -28,7 +28,7 @@ for n in "${@:-1000 10000}"; do
     (cd "$dir" && "$bin" plan > /dev/null)
     plan=$(echo "$(now) - $start" | bc)
     direct=$(BENCH_COUNT=$count cargo bench -q -p nixops4-core --bench provider_roundtrip 2>/dev/null \
-      | awk '/provider local.file create/ { print $5 / 1000 }')
+      | awk '/provider local.file create/ { print $6 / 1000 }')
     printf '%6d resources: apply %7.2f s, plan (no changes) %6.2f s, direct provider creates %6.2f s, apply/direct %.2f\n' \
       "$count" "$apply" "$plan" "$direct" "$(echo "$apply / $direct" | bc -l)"
   done

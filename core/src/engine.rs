@@ -200,8 +200,17 @@ impl Engine {
 
     /// Plans the deployment against its state, without changing anything.
     pub async fn plan(&self) -> Result<Plan, EngineError> {
-        let deployment = self.deployment()?.to_owned();
         let state = self.read_state().await?;
+        Ok(self.plan_with(&state).await?.0)
+    }
+
+    /// The plan against `state`, and the resources that were evaluated for it, which an
+    /// apply in the same session need not evaluate again.
+    async fn plan_with(
+        &self,
+        state: &StateStore,
+    ) -> Result<(Plan, BTreeMap<ResourcePath, ResourceSpec>), EngineError> {
+        let deployment = self.deployment()?.to_owned();
         let records = state.records();
         let paths = self.eval.list_resources(&deployment).await?;
         let declared: BTreeSet<&ResourcePath> = paths.iter().collect();
@@ -210,12 +219,14 @@ impl Engine {
         let mut planned: BTreeMap<ResourcePath, PlannedResource> = BTreeMap::new();
         let mut problems = Vec::new();
         let mut evaluated = plan::Evaluated::new();
+        let mut specs = BTreeMap::new();
         let mut waits: BTreeMap<ResourcePath, Vec<ResourcePath>> = BTreeMap::new();
         let mut queue: Vec<ResourcePath> = paths.clone();
         while !queue.is_empty() {
             let mut provided = BTreeSet::new();
-            for path in std::mem::take(&mut queue) {
-                match self.eval.evaluate_resource(&deployment, &path).await {
+            let batch = std::mem::take(&mut queue);
+            for (path, evaluation) in self.eval.evaluate_each(&deployment, &batch).await? {
+                match evaluation {
                     Ok(Evaluation::Ready { value: spec }) => {
                         waits.remove(&path);
                         let record = records.get(&path);
@@ -254,6 +265,7 @@ impl Engine {
                             path.clone(),
                             Some((spec.type_name.clone(), spec.inputs.clone())),
                         );
+                        specs.insert(path.clone(), spec.clone());
                         planned.insert(
                             path.clone(),
                             PlannedResource {
@@ -332,12 +344,13 @@ impl Engine {
             }
         }
         let fingerprint = plan::fingerprint(&evaluated, state.document());
-        Ok(Plan {
+        let plan = Plan {
             deployment,
             resources: planned.into_values().collect(),
             problems,
             fingerprint,
-        })
+        };
+        Ok((plan, specs))
     }
 
     /// Secret output values recorded in state, to keep out of plans.
@@ -370,10 +383,20 @@ impl Engine {
 
     /// Applies the deployment: creates, updates, replaces and (without targets) deletes.
     /// With targets, only they and what they depend on are applied.
-    pub async fn apply(&self, targets: &[ResourcePath]) -> Result<ApplyReport, EngineError> {
+    ///
+    /// The state is locked first and the plan made against it; `approve` sees that plan
+    /// (to show it, ask, or compare it with a saved one) and says whether to go on. So
+    /// what is applied is exactly what was approved. `None` when it was not approved.
+    pub async fn apply(
+        &self,
+        targets: &[ResourcePath],
+        approve: impl FnOnce(&Plan) -> Result<bool, EngineError>,
+    ) -> Result<Option<ApplyReport>, EngineError> {
         let deployment = self.deployment()?.to_owned();
         let mut state = self.lock_state("apply").await?;
-        let result = self.apply_locked(&deployment, &mut state, targets).await;
+        let result = self
+            .apply_locked(&deployment, &mut state, targets, approve)
+            .await;
         state.close().await;
         self.providers.close().await;
         result
@@ -384,8 +407,13 @@ impl Engine {
         deployment: &str,
         state: &mut StateStore,
         targets: &[ResourcePath],
-    ) -> Result<ApplyReport, EngineError> {
+        approve: impl FnOnce(&Plan) -> Result<bool, EngineError>,
+    ) -> Result<Option<ApplyReport>, EngineError> {
         self.resume(state).await?;
+        let (plan, specs) = self.plan_with(state).await?;
+        if !approve(&plan)? {
+            return Ok(None);
+        }
         let paths = self.eval.list_resources(deployment).await?;
         for target in targets {
             if !paths.contains(target) {
@@ -395,6 +423,7 @@ impl Engine {
             }
         }
         let mut run = Run::new(self, deployment);
+        run.known = specs;
         let initial = if targets.is_empty() {
             paths.clone()
         } else {
@@ -410,7 +439,7 @@ impl Engine {
                 .collect();
             run.delete_resources(state, gone).await?;
         }
-        Ok(run.report)
+        Ok(Some(run.report))
     }
 
     /// Deletes the recorded resources (or the targets and what depends on them), in
@@ -668,6 +697,8 @@ struct Run<'a> {
     broken: BTreeSet<ResourcePath>,
     /// Resources whose old version is deleted and whose new one is still to create.
     replacing: BTreeSet<ResourcePath>,
+    /// Resources the plan evaluated already, used instead of asking the evaluator again.
+    known: BTreeMap<ResourcePath, ResourceSpec>,
 }
 
 impl<'a> Run<'a> {
@@ -681,6 +712,7 @@ impl<'a> Run<'a> {
             done: BTreeSet::new(),
             broken: BTreeSet::new(),
             replacing: BTreeSet::new(),
+            known: BTreeMap::new(),
         }
     }
 
@@ -713,9 +745,26 @@ impl<'a> Run<'a> {
         loop {
             // Evaluate what can be evaluated now.
             let mut newly_done = Vec::new();
-            for path in std::mem::take(&mut queue) {
+            let batch = std::mem::take(&mut queue);
+            let (known, unknown): (Vec<ResourcePath>, Vec<ResourcePath>) =
+                batch.into_iter().partition(|p| self.known.contains_key(p));
+            let mut evaluations: Vec<(ResourcePath, Result<Evaluation<ResourceSpec>, _>)> = known
+                .into_iter()
+                .filter_map(|path| {
+                    self.known
+                        .remove(&path)
+                        .map(|spec| (path, Ok(Evaluation::Ready { value: spec })))
+                })
+                .collect();
+            evaluations.extend(
+                engine
+                    .eval
+                    .evaluate_each(&self.deployment, &unknown)
+                    .await?,
+            );
+            for (path, evaluation) in evaluations {
                 queued.remove(&path);
-                match engine.eval.evaluate_resource(&self.deployment, &path).await {
+                match evaluation {
                     Ok(Evaluation::Ready { value: spec }) => {
                         self.waits.remove(&path);
                         let record = state.get(&path);
@@ -991,8 +1040,9 @@ impl<'a> Run<'a> {
         let mut remaining: BTreeSet<ResourcePath> = doomed.into_iter().collect();
         let mut running = FuturesUnordered::new();
         let mut in_flight: BTreeSet<ResourcePath> = BTreeSet::new();
+        // Read once; a deleted resource leaves `remaining`, which is all the loop consults.
+        let records = state.records();
         loop {
-            let records = state.records();
             if !self.interrupted() {
                 let deletable: Vec<ResourcePath> = remaining
                     .iter()
@@ -1059,7 +1109,6 @@ impl<'a> Run<'a> {
                             error: message,
                         });
                         // What it depends on must stay.
-                        let records = state.records();
                         let keep: Vec<ResourcePath> = records
                             .get(&path)
                             .map(|r| r.depends_on().to_vec())

@@ -9,7 +9,7 @@
 //! (`pending`) written before a provider is called, so that a crash between the call and
 //! its record is noticed and resolved on the next apply instead of orphaning a resource.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -197,34 +197,48 @@ impl StateStore {
 
     /// Records changes as one event, durably, before returning.
     pub async fn apply(&mut self, event: &str, changes: &[StateChange]) -> Result<(), EngineError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
         let mut operations = Vec::new();
-        let mut preview = self.document.clone();
+        // Nested deployment objects this event creates, so that each is added once.
+        let mut created: BTreeSet<String> = BTreeSet::new();
         for change in changes {
             match change {
                 StateChange::Put(path, record) => {
-                    for (container, _) in missing_containers(&preview, path) {
-                        let op = json!({"op": "add", "path": container, "value": {"resources": {}, "deployments": {}}});
-                        apply_ops(&mut preview, std::slice::from_ref(&op))?;
-                        operations.push(op);
+                    for container in missing_containers(&self.document, path) {
+                        if created.insert(container.clone()) {
+                            operations.push(json!({"op": "add", "path": container, "value": {"resources": {}, "deployments": {}}}));
+                        }
                     }
-                    let op = json!({"op": "add", "path": pointer(path), "value": record});
-                    apply_ops(&mut preview, std::slice::from_ref(&op))?;
-                    operations.push(op);
+                    operations.push(json!({"op": "add", "path": pointer(path), "value": record}));
                 }
                 StateChange::Remove(path) => {
-                    if preview.pointer(&pointer(path)).is_some() {
-                        let op = json!({"op": "remove", "path": pointer(path)});
-                        apply_ops(&mut preview, std::slice::from_ref(&op))?;
-                        operations.push(op);
+                    let exists = self.document.pointer(&pointer(path)).is_some()
+                        || operations
+                            .iter()
+                            .any(|op| op["path"] == json!(pointer(path)));
+                    if exists {
+                        operations.push(json!({"op": "remove", "path": pointer(path)}));
                     }
                 }
             }
         }
-        self.record_event(event, operations).await?;
-        self.document = preview;
+        if operations.is_empty() {
+            return Ok(());
+        }
+        // The same operations, checked on the document before they are recorded, and
+        // applied to it after (json_patch undoes a patch that fails halfway).
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(operations))
+            .map_err(|e| EngineError::internal(format!("building a state patch: {e}")))?;
+        json_patch::patch(&mut self.document, &patch)
+            .map_err(|e| EngineError::state(format!("the state does not take the change: {e}")))?;
+        if let Err(error) = self.record_patch(event, patch).await {
+            // It may or may not have landed: the file says which.
+            if let Some(provider) = self.provider.as_mut()
+                && let Ok(document) = read_document(provider, &self.resource).await
+            {
+                self.document = document;
+            }
+            return Err(error);
+        }
         Ok(())
     }
 
@@ -245,6 +259,14 @@ impl StateStore {
     ) -> Result<(), EngineError> {
         let patch: json_patch::Patch = serde_json::from_value(Value::Array(operations))
             .map_err(|e| EngineError::internal(format!("building a state patch: {e}")))?;
+        self.record_patch(event, patch).await
+    }
+
+    async fn record_patch(
+        &mut self,
+        event: &str,
+        patch: json_patch::Patch,
+    ) -> Result<(), EngineError> {
         let provider = self
             .provider
             .as_mut()
@@ -306,13 +328,6 @@ fn empty_document() -> Value {
     json!({"_type": "nixopsState", "resources": {}, "deployments": {}})
 }
 
-fn apply_ops(document: &mut Value, operations: &[Value]) -> Result<(), EngineError> {
-    let patch: json_patch::Patch = serde_json::from_value(Value::Array(operations.to_vec()))
-        .map_err(|e| EngineError::internal(format!("building a state patch: {e}")))?;
-    json_patch::patch(document, &patch)
-        .map_err(|e| EngineError::state(format!("the state does not take the change: {e}")))
-}
-
 fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
@@ -331,14 +346,14 @@ fn pointer(path: &ResourcePath) -> String {
 }
 
 /// The nested deployment objects a record at `path` needs that do not exist yet.
-fn missing_containers(document: &Value, path: &ResourcePath) -> Vec<(String, ())> {
+fn missing_containers(document: &Value, path: &ResourcePath) -> Vec<String> {
     let mut missing = Vec::new();
     let mut pointer = String::new();
     for parent in &path.0[..path.0.len() - 1] {
         pointer.push_str("/deployments/");
         pointer.push_str(&escape(parent));
         if document.pointer(&pointer).is_none() {
-            missing.push((pointer.clone(), ()));
+            missing.push(pointer.clone());
         }
     }
     missing

@@ -192,6 +192,43 @@ impl EvalClient {
         }
     }
 
+    /// Evaluates many resources in one request; one item per resource, in order.
+    pub async fn evaluate_resources(
+        &self,
+        deployment: &str,
+        resources: &[ResourcePath],
+    ) -> Result<Vec<BatchItem>, EvalError> {
+        if resources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = Request::EvaluateResources {
+            deployment: deployment.to_owned(),
+            resources: resources.to_vec(),
+        };
+        match self.request(request).await? {
+            Response::ResourceBatch { items } if items.len() == resources.len() => Ok(items),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// [`EvalClient::evaluate_resources`], with each item as `evaluate_resource` answers.
+    pub async fn evaluate_each(
+        &self,
+        deployment: &str,
+        resources: &[ResourcePath],
+    ) -> Result<Vec<(ResourcePath, Result<Evaluation<ResourceSpec>, EvalError>)>, EvalError> {
+        let items = self.evaluate_resources(deployment, resources).await?;
+        Ok(resources
+            .iter()
+            .cloned()
+            .zip(items.into_iter().map(|item| match item {
+                BatchItem::Ready { value } => Ok(Evaluation::Ready { value }),
+                BatchItem::Waiting { resources } => Ok(Evaluation::Waiting { resources }),
+                BatchItem::Failed { error } => Err(error),
+            }))
+            .collect())
+    }
+
     pub async fn provide_outputs(
         &self,
         deployment: &str,

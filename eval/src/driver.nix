@@ -60,7 +60,11 @@ let
   # Each deployment, applied twice: once with outputs (for inputs) and once with
   # references (for `state` and `dependsOn`, which name resources without needing their
   # outputs).
-  outputsView = outputsDir: path: fromJSON (readFile "${outputsDir}/${concatStringsSep "." (map escape path)}.json");
+    # A missing file is a `throw` (which `tryEval` catches, so a batch goes on) naming the
+  # file, as Nix's own "opening file" error would.
+  outputsView = outputsDir: path:
+    let file = "${outputsDir}/${concatStringsSep "." (map escape path)}.json"; in
+    if builtins.pathExists file then fromJSON (readFile file) else throw "nixops4-waiting: ${file}";
   referenceView = path: { __nixops4Reference = path; };
 
   lookupLevel = instance: path:
@@ -152,7 +156,15 @@ in
 
   resources = instances: toJSON (resourcePaths instances.outputs);
 
-  resource = instances: path: toJSON (evaluateResource instances path);
+    resource = instances: path: toJSON (evaluateResource instances path);
+
+  # Many resources at once: each one's JSON, or null where evaluating it threw (it waits
+  # or failed; the evaluator asks for that one alone).
+  resourceBatch = instances: paths: toJSON (map
+    (path:
+      let attempt = builtins.tryEval (toJSON (evaluateResource instances path)); in
+      if attempt.success then attempt.value else null)
+    paths);
 
   # Where a resource is declared, or null.
   position = instances: path:

@@ -64,6 +64,12 @@ pub enum Request {
         deployment: String,
         resource: ResourcePath,
     },
+    /// Evaluates many resources at once, each as `evaluateResource` would; an expression
+    /// error of one is its own item, not the request's error.
+    EvaluateResources {
+        deployment: String,
+        resources: Vec<ResourcePath>,
+    },
     /// Makes a resource's outputs available to everything that refers to them.
     ProvideOutputs {
         deployment: String,
@@ -89,6 +95,7 @@ pub enum Response {
     Loaded(Loaded),
     Resources { resources: Vec<ResourcePath> },
     Resource(Evaluation<ResourceSpec>),
+    ResourceBatch { items: Vec<BatchItem> },
     OutputsProvided {},
     Output(Evaluation<Value>),
 }
@@ -120,6 +127,15 @@ pub enum Strategy {
 pub enum Evaluation<T> {
     Ready { value: T },
     Waiting { resources: Vec<ResourcePath> },
+}
+
+/// One resource of an `evaluateResources` request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase", deny_unknown_fields)]
+pub enum BatchItem {
+    Ready { value: ResourceSpec },
+    Waiting { resources: Vec<ResourcePath> },
+    Failed { error: EvalError },
 }
 
 /// Everything the engine needs to apply a resource.

@@ -38,9 +38,10 @@ pub async fn evaluate_all(
     let mut to_evaluate: Vec<ResourcePath> = paths.clone();
     while !to_evaluate.is_empty() {
         let mut newly_ready = BTreeSet::new();
-        for path in std::mem::take(&mut to_evaluate) {
-            resolution.evaluations += 1;
-            match client.evaluate_resource(deployment, &path).await {
+        let batch = std::mem::take(&mut to_evaluate);
+        resolution.evaluations += batch.len();
+        for (path, evaluation) in client.evaluate_each(deployment, &batch).await? {
+            match evaluation {
                 Ok(Evaluation::Ready { value }) => {
                     let outputs = apply(&path, &value);
                     client.provide_outputs(deployment, &path, outputs).await?;

@@ -379,8 +379,17 @@ fn list_commands_and_completions() {
 fn json_log_format_for_machines() {
     let env = TestEnv::new();
     env.write_deployment(THREE_FILES);
-    insta::assert_snapshot!("apply_json", env.run(&["apply", "--log-format", "json", "--parallelism", "1"]).success());
-    let report = env.run(&["destroy", "--yes", "--log-format", "json"]).success();
+    insta::assert_snapshot!(
+        "apply_json",
+        env.run(&["apply", "--log-format", "json", "--parallelism", "1"])
+            .success()
+    );
+    let report = env
+        .run(&["destroy", "--yes", "--log-format", "json"])
+        .success();
     let last: Value = serde_json::from_str(report.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(last["applied"], serde_json::json!({"a": "delete", "b": "delete", "c": "delete"}));
+    assert_eq!(
+        last["applied"],
+        serde_json::json!({"a": "delete", "b": "delete", "c": "delete"})
+    );
 }

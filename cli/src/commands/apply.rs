@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use nixops4_core::error::EngineError;
+use nixops4_core::plan::Plan;
 
 use crate::commands::plan::SavedPlan;
 use crate::commands::{confirm, resource_path};
@@ -55,32 +56,40 @@ async fn apply(
     targets: &[nixops4_core::ResourcePath],
     saved: Option<SavedPlan>,
 ) -> Result<ExitCode, EngineError> {
-    let plan = engine.plan().await?;
-    if let Some(saved) = &saved {
-        if saved.plan.deployment != plan.deployment || saved.plan.fingerprint != plan.fingerprint {
-            return Err(EngineError::usage(
-                "the saved plan is stale: the deployment or its state changed since it was made; make a new plan",
-            ));
+    // Runs with the state locked, on the plan that will be applied.
+    let approve = |plan: &Plan| -> Result<bool, EngineError> {
+        if let Some(saved) = &saved {
+            if saved.plan.deployment != plan.deployment
+                || saved.plan.fingerprint != plan.fingerprint
+            {
+                return Err(EngineError::usage(
+                    "the saved plan is stale: the deployment or its state changed since it was made; make a new plan",
+                ));
+            }
+            return Ok(true);
         }
-    } else if context.cli.log_format == LogFormat::Text {
-        eprint!("{}", render::plan(&plan, context.colour));
-    }
-    if !plan.problems.is_empty() && targets.is_empty() {
-        eprintln!("Some resources cannot be evaluated; the others are applied.");
-    }
-    let confirmed = args.yes || saved.is_some();
-    if plan.is_destructive() && !confirmed && targets.is_empty() {
+        if context.cli.log_format == LogFormat::Text {
+            eprint!("{}", render::plan(plan, context.colour));
+        }
+        if !plan.problems.is_empty() && targets.is_empty() {
+            eprintln!("Some resources cannot be evaluated; the others are applied.");
+        }
+        if !plan.is_destructive() || args.yes || !targets.is_empty() {
+            return Ok(true);
+        }
         if !context.interactive {
             return Err(EngineError::usage(
                 "the plan deletes or replaces resources; run with --yes to apply it without a terminal",
             ));
         }
-        if !confirm("Apply these changes, deleting what the plan deletes?") {
-            eprintln!("Nothing applied.");
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    let report = engine.apply(targets).await?;
+        Ok(confirm(
+            "Apply these changes, deleting what the plan deletes?",
+        ))
+    };
+    let Some(report) = engine.apply(targets, approve).await? else {
+        eprintln!("Nothing applied.");
+        return Ok(ExitCode::FAILURE);
+    };
     match context.cli.log_format {
         LogFormat::Json => crate::render::stdout_json(&report, false)?,
         LogFormat::Text => eprint!("{}", render::report(&report, context.colour)),

@@ -298,21 +298,25 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed> {
                 )));
             }
         };
-        let line = line_of(bytes, first_non_space(bytes, start));
+        // Counting lines is linear in the file: only an error needs it.
+        let line = || line_of(bytes, first_non_space(bytes, start));
         let event: Event = serde_json::from_value(value).map_err(|e| {
             ProviderError::internal(format!(
-                "state file {shown}, line {line}: not a state event: {e}"
+                "state file {shown}, line {}: not a state event: {e}",
+                line()
             ))
         })?;
         if events == 0 && event.index != 0 {
             return Err(ProviderError::internal(format!(
-                "state file {shown}, line {line}: the first event must have index 0, not {}",
+                "state file {shown}, line {}: the first event must have index 0, not {}",
+                line(),
                 event.index
             )));
         }
         json_patch::patch(&mut state, &event.patch).map_err(|e| {
             ProviderError::internal(format!(
-                "state file {shown}, line {line}: the event does not apply: {e}"
+                "state file {shown}, line {}: the event does not apply: {e}",
+                line()
             ))
         })?;
         events += 1;

@@ -6,7 +6,7 @@
 //! directory, so nothing the engine provided is lost.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ struct Deployment {
     outputs_root: PathBuf,
     round: u64,
     /// File names of the outputs provided so far.
-    provided: Vec<String>,
+    provided: BTreeSet<String>,
     /// Under [`Strategy::Reapply`]: outputs arrived after something in the current
     /// application waited, so the next request needs a fresh application.
     stale: bool,
@@ -88,7 +88,21 @@ pub type Cancelled<'a> = &'a dyn Fn() -> bool;
 
 impl Session {
     pub fn new(nix_command: Vec<String>, timeout: Duration) -> std::io::Result<Session> {
-        let dir = tempfile::Builder::new().prefix("nixops4-eval-").tempdir()?;
+        // Outputs files are many, small and short-lived: in memory (tmpfs) where there is
+        // one, they cost a fraction of a disk file's creation.
+        let dir = match std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|d| d.is_dir())
+        {
+            Some(runtime) => tempfile::Builder::new()
+                .prefix("nixops4-eval-")
+                .tempdir_in(runtime),
+            None if Path::new("/dev/shm").is_dir() => tempfile::Builder::new()
+                .prefix("nixops4-eval-")
+                .tempdir_in("/dev/shm")
+                .or_else(|_| tempfile::Builder::new().prefix("nixops4-eval-").tempdir()),
+            None => tempfile::Builder::new().prefix("nixops4-eval-").tempdir(),
+        }?;
         std::fs::write(dir.path().join("driver.nix"), DRIVER)?;
         Ok(Session {
             nix_command,
@@ -128,30 +142,18 @@ impl Session {
                 resource,
             } => {
                 let binding = self.binding(&deployment, cancelled, log)?;
-                let expression = format!("_n4.resource {binding} {}", nix_list(&resource.0));
-                let evaluation = match self.eval_in(&deployment, &expression, cancelled, log) {
-                    Ok(Ok(value)) => {
-                        let mut spec: ResourceSpec = parse(value, "a resource")?;
-                        spec.position = spec.position.map(|p| self.local_position(p));
-                        Evaluation::Ready { value: spec }
-                    }
-                    Ok(Err(resources)) => Evaluation::Waiting { resources },
-                    Err(mut error) => {
-                        // Nix 2.8 gives no position for a `throw`; point at the resource.
-                        if error.kind == EvalErrorKind::Expression && error.position.is_none() {
-                            let expression =
-                                format!("_n4.position {binding} {}", nix_list(&resource.0));
-                            if let Ok(Ok(value)) = self.eval_json(&expression, cancelled, log) {
-                                error.position = serde_json::from_value::<Option<Position>>(value)
-                                    .ok()
-                                    .flatten()
-                                    .map(|p| self.local_position(p));
-                            }
-                        }
-                        return Err(error);
-                    }
-                };
+                let evaluation =
+                    self.evaluate_one(&deployment, &binding, &resource, cancelled, log)?;
                 Ok(Response::Resource(evaluation))
+            }
+            Request::EvaluateResources {
+                deployment,
+                resources,
+            } => {
+                let binding = self.binding(&deployment, cancelled, log)?;
+                let items =
+                    self.evaluate_many(&deployment, &binding, &resources, cancelled, log)?;
+                Ok(Response::ResourceBatch { items })
             }
             Request::ProvideOutputs {
                 deployment,
@@ -171,6 +173,84 @@ impl Session {
                 Ok(Response::Output(evaluation))
             }
         }
+    }
+
+    /// Evaluates one resource: ready, waiting, or an expression error with a position.
+    fn evaluate_one(
+        &mut self,
+        deployment: &str,
+        binding: &str,
+        resource: &ResourcePath,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Evaluation<ResourceSpec>, EvalError> {
+        let expression = format!("_n4.resource {binding} {}", nix_list(&resource.0));
+        match self.eval_in(deployment, &expression, cancelled, log) {
+            Ok(Ok(value)) => Ok(Evaluation::Ready {
+                value: self.spec(value)?,
+            }),
+            Ok(Err(resources)) => Ok(Evaluation::Waiting { resources }),
+            Err(mut error) => {
+                // Nix 2.8 gives no position for a `throw`; point at the resource.
+                if error.kind == EvalErrorKind::Expression && error.position.is_none() {
+                    let expression = format!("_n4.position {binding} {}", nix_list(&resource.0));
+                    if let Ok(Ok(value)) = self.eval_json(&expression, cancelled, log) {
+                        error.position = serde_json::from_value::<Option<Position>>(value)
+                            .ok()
+                            .flatten()
+                            .map(|p| self.local_position(p));
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Evaluates many resources in one round trip to Nix. Those that cannot be evaluated
+    /// there (they wait, or fail) are evaluated one by one, for the reason why.
+    fn evaluate_many(
+        &mut self,
+        deployment: &str,
+        binding: &str,
+        resources: &[ResourcePath],
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Vec<BatchItem>, EvalError> {
+        let list: Vec<String> = resources.iter().map(|r| nix_list(&r.0)).collect();
+        let expression = format!("_n4.resourceBatch {binding} [ {} ]", list.join(" "));
+        let attempts: Vec<Option<String>> =
+            match self.eval_in(deployment, &expression, cancelled, log) {
+                Ok(Ok(value)) => parse(value, "a batch of resources")?,
+                // Something no `tryEval` catches stopped the whole batch: go one by one.
+                Ok(Err(_)) | Err(_) => vec![None; resources.len()],
+            };
+        let mut items = Vec::with_capacity(resources.len());
+        for (resource, attempt) in resources.iter().zip(attempts) {
+            let item = match attempt {
+                Some(json) => {
+                    let value: Value = serde_json::from_str(&json).map_err(|e| {
+                        nix_failure(format!("the driver returned malformed JSON: {e}"))
+                    })?;
+                    BatchItem::Ready {
+                        value: self.spec(value)?,
+                    }
+                }
+                None => match self.evaluate_one(deployment, binding, resource, cancelled, log) {
+                    Ok(Evaluation::Ready { value }) => BatchItem::Ready { value },
+                    Ok(Evaluation::Waiting { resources }) => BatchItem::Waiting { resources },
+                    // Nix failures too are this resource's: the next one gets a new repl.
+                    Err(error) => BatchItem::Failed { error },
+                },
+            };
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    fn spec(&self, value: Value) -> Result<ResourceSpec, EvalError> {
+        let mut spec: ResourceSpec = parse(value, "a resource")?;
+        spec.position = spec.position.map(|p| self.local_position(p));
+        Ok(spec)
     }
 
     fn load_flake(
@@ -224,15 +304,13 @@ impl Session {
             .map_err(|e| nix_failure(format!("creating the outputs directory: {e}")))?;
         let name = format!("{}.json", nix_error::outputs_key(resource));
         let file = dir.join(&name);
-        let temporary = dir.join(format!(".{name}.tmp"));
         let text = serde_json::to_string(outputs)
             .map_err(|e| request_error(format!("outputs of {resource}: {e}")))?;
-        std::fs::write(&temporary, text)
-            .and_then(|()| std::fs::rename(&temporary, &file))
+        // Written in place: Nix reads outputs only while it evaluates a request, and
+        // requests run one at a time.
+        std::fs::write(&file, text)
             .map_err(|e| nix_failure(format!("writing {}: {e}", file.display())))?;
-        if !state.provided.contains(&name) {
-            state.provided.push(name);
-        }
+        state.provided.insert(name);
         if state.waited_in_binding {
             state.stale = true;
         }
@@ -257,7 +335,7 @@ impl Session {
                 binding: None,
                 outputs_root,
                 round: 0,
-                provided: Vec::new(),
+                provided: BTreeSet::new(),
                 stale: false,
                 waited_in_binding: false,
             }))
