@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and run the example deployment in examples/local-files
-# (three files created, updated, backed up and deleted through the real local provider,
-# with state in a local state file).
+# The main job: set up, build, and apply the example deployment in examples/hello with
+# its local state (examples/hello/.nixops4/), then show that a second plan is empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release -q -p nixops4-resources-local
-examples/local-files/run.sh "${CARGO_TARGET_DIR:-target}/release/nixops4-resources-local"
+cargo build --release -q -p nixops4 -p nixops4-eval -p nixops4-resources-local
+nixops4=$PWD/${CARGO_TARGET_DIR:-target}/release/nixops4
+cd examples/hello
+"$nixops4" apply
+"$nixops4" plan
+echo "report: $("$nixops4" output report)"

@@ -393,3 +393,27 @@ fn json_log_format_for_machines() {
         serde_json::json!({"a": "delete", "b": "delete", "c": "delete"})
     );
 }
+
+/// The command-line reference: every subcommand's help, as one snapshot, so that a change
+/// of the interface shows up in review.
+#[test]
+fn command_line_reference() {
+    let env = TestEnv::new();
+    let mut reference = String::new();
+    for command in [
+        &[][..],
+        &["plan"],
+        &["apply"],
+        &["destroy"],
+        &["run"],
+        &["output"],
+        &["state"],
+        &["state", "mv"],
+    ] {
+        let mut args: Vec<&str> = command.to_vec();
+        args.push("--help");
+        let help = env.run(&args).success();
+        reference.push_str(&format!("$ nixops4 {}\n{}\n", args.join(" "), help.stdout));
+    }
+    insta::assert_snapshot!("help", reference);
+}

@@ -64,3 +64,28 @@ fn local_files_example_creates_updates_and_deletes() {
         .collect();
     assert_eq!(kinds, ["create", "create", "create", "update", "destroy"]);
 }
+
+#[test]
+fn hello_example_applies_and_converges() {
+    let env = nixops4_tests::TestEnv::new();
+    let source = repository_root().join("examples/hello/flake.nix");
+    env.write("flake.nix", &std::fs::read_to_string(source).unwrap());
+    env.run(&["apply"]).success();
+    assert_eq!(
+        env.read("out/greeting.txt").as_deref(),
+        Some("Hello from NixOps4!\n")
+    );
+    let report = env.read("out/report.txt").unwrap();
+    assert!(
+        report.starts_with("greeting.txt has checksum ") && report.len() > 80,
+        "{report}"
+    );
+    assert_eq!(
+        env.run(&["plan"]).success().stdout,
+        "No changes. 3 resources up to date.\n"
+    );
+    assert_eq!(
+        env.run(&["output", "report"]).success().stdout,
+        "<flake>/out/report.txt\n"
+    );
+}
