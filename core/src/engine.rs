@@ -766,6 +766,24 @@ impl<'a> Run<'a> {
                 queued.remove(&path);
                 match evaluation {
                     Ok(Evaluation::Ready { value: spec }) => {
+                        // `dependsOn`: wait for those first, keeping what was evaluated.
+                        let blocking: Vec<ResourcePath> = spec
+                            .depends_on
+                            .iter()
+                            .filter(|d| !self.done.contains(*d))
+                            .cloned()
+                            .collect();
+                        if !blocking.is_empty() {
+                            for needed in &blocking {
+                                if visited.insert(needed.clone()) {
+                                    queued.insert(needed.clone());
+                                    queue.push(needed.clone());
+                                }
+                            }
+                            self.known.insert(path.clone(), spec);
+                            self.waits.insert(path, blocking);
+                            continue;
+                        }
                         self.waits.remove(&path);
                         let record = state.get(&path);
                         let facts =

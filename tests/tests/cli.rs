@@ -417,3 +417,40 @@ fn command_line_reference() {
     }
     insta::assert_snapshot!("help", reference);
 }
+
+#[test]
+fn depends_on_and_sequences_order_resources_without_outputs() {
+    let env = TestEnv::new();
+    env.write(
+        "nixops4-lib.nix",
+        &std::fs::read_to_string(nixops4_tests::repository_root().join("nix/lib.nix")).unwrap(),
+    );
+    env.write(
+        "flake.nix",
+        r#"{
+  outputs = { self }: let lib = import ./nixops4-lib.nix; in {
+    nixops4Deployments.default = { resources, ... }: {
+      resources = {
+        first = { type = "local.exec"; inputs = { executable = "sh"; args = [ "-c" "sleep 0.3; touch first-done" ]; }; };
+        second = { type = "local.exec"; inputs = { executable = "test"; args = [ "-e" "first-done" ]; }; dependsOn = [ resources.first ]; };
+        steps = lib.mkSequence [
+          { name = "one"; type = "local.exec"; inputs = { executable = "sh"; args = [ "-c" "sleep 0.3; touch one-done" ]; }; }
+          { name = "two"; type = "local.exec"; inputs = { executable = "test"; args = [ "-e" "one-done" ]; }; }
+        ];
+      };
+    };
+  };
+}
+"#,
+    );
+    let applied = env.run(&["apply"]);
+    assert!(
+        applied.status.success(),
+        "the ordered resources ran in order:\n{applied}"
+    );
+    let listed = env.run(&["state", "list"]).success();
+    assert_eq!(
+        listed.stdout,
+        "first  local.exec\nsecond  local.exec\nsteps.one  local.exec\nsteps.two  local.exec\n"
+    );
+}
