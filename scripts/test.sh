@@ -9,6 +9,9 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests, with $(nix --version)"
+# The end-to-end tests drive the binaries; `cargo test` builds only those of packages
+# with integration tests, so build them all first.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked
 if [ "${NIXOPS4_SKIP_CURRENT_NIX:-}" = 1 ]; then
   echo "== skipped: the evaluator's tests against current Nix (NIXOPS4_SKIP_CURRENT_NIX=1)"

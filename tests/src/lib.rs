@@ -1,8 +1,9 @@
 //! Shared support for tests that drive the project's real binaries.
 //!
 //! This crate depends on no workspace crate, so every crate may use it in its tests.
-//! `cargo test --workspace` builds every binary before any test runs; the helpers find
-//! them beside the running test executable.
+//! The helpers find the binaries beside the running test executable; build them first
+//! (`cargo build --workspace --bins`, as `scripts/test.sh` does), since `cargo test`
+//! builds only the binaries of packages that have integration tests.
 
 use std::path::PathBuf;
 
@@ -17,7 +18,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
-        "{} is not built; run the tests with `cargo test --workspace`, or `cargo build -p {name}` first",
+        "{} is not built; run `cargo build --workspace --bins` (or scripts/test.sh) first",
         path.display()
     );
     path
