@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release -q -p nixops4 -p nixops4-eval -p nixops4-resources-local
-nixops4=$PWD/${CARGO_TARGET_DIR:-target}/release/nixops4
+target=${CARGO_TARGET_DIR:-target}
+case $target in /*) ;; *) target=$PWD/$target ;; esac
+nixops4=$target/release/nixops4
 cd examples/hello
 "$nixops4" apply
 "$nixops4" plan
