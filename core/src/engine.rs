@@ -93,7 +93,8 @@ impl ApplyReport {
 pub struct Engine {
     options: EngineOptions,
     flake_dir: PathBuf,
-    state_file: PathBuf,
+    /// Where the state is, found on first use (it may depend on the expression).
+    state_location: tokio::sync::OnceCell<StateLocation>,
     eval: EvalClient,
     providers: ProviderPool,
     deployments: Vec<String>,
@@ -114,14 +115,11 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| beside_executable("nixops4-resources-local"));
         let providers = ProviderPool::new(local, flake_dir.clone(), options.provider_timeout);
-        let state_file = options
-            .state_file
-            .clone()
-            .unwrap_or_else(|| default_state_file(&flake_dir, &options.deployment));
+
         Ok(Engine {
             options,
             flake_dir,
-            state_file,
+            state_location: tokio::sync::OnceCell::new(),
             eval,
             providers,
             deployments: loaded.deployments,
@@ -132,8 +130,89 @@ impl Engine {
         &self.deployments
     }
 
-    pub fn state_file(&self) -> &Path {
-        &self.state_file
+    /// Where the state is: `--state-file` when given; else the file of the
+    /// `local.state_file` resource the deployment's resources name in `state`; else
+    /// `<flake>/.nixops4/<deployment>.state.jsonl`.
+    async fn state_location(&self) -> Result<&StateLocation, EngineError> {
+        self.state_location
+            .get_or_try_init(|| async {
+                let deployment = self.deployment()?;
+                let references = self.eval.state_references(deployment).await?;
+                let named: BTreeSet<ResourcePath> = references.into_iter().filter_map(|r| r.state).collect();
+                let resource = match named.len() {
+                    0 => None,
+                    1 => named.into_iter().next(),
+                    _ => {
+                        return Err(EngineError::usage(format!(
+                            "resources name several state resources ({}); one per deployment is supported",
+                            named.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                };
+                let file = match (&self.options.state_file, &resource) {
+                    (Some(file), _) => file.clone(),
+                    (None, None) => default_state_file(&self.flake_dir, &self.options.deployment),
+                    (None, Some(resource)) => self.state_resource_file(deployment, resource).await?,
+                };
+                Ok(StateLocation { file, resource })
+            })
+            .await
+    }
+
+    /// The file a `local.state_file` resource names, relative to the flake.
+    async fn state_resource_file(
+        &self,
+        deployment: &str,
+        resource: &ResourcePath,
+    ) -> Result<PathBuf, EngineError> {
+        let spec = match self.eval.evaluate_resource(deployment, resource).await? {
+            Evaluation::Ready { value } => value,
+            Evaluation::Waiting { resources } => {
+                return Err(EngineError::usage(format!(
+                    "the state resource {resource} depends on the outputs of {}; its inputs must be known before anything is applied",
+                    resources
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        match (spec.type_name.as_str(), spec.inputs.get("name")) {
+            ("local.state_file", Some(Value::String(name))) => Ok(self.flake_dir.join(name)),
+            _ => Err(EngineError::usage(format!(
+                "the state resource {resource} must be a `local.state_file` with a `name` (it is {})",
+                spec.type_name
+            ))),
+        }
+    }
+
+    /// The resources this engine plans and applies: all but the state resource, which is
+    /// the store itself.
+    async fn managed_resources(&self, deployment: &str) -> Result<Vec<ResourcePath>, EngineError> {
+        let location = self.state_location().await?;
+        let mut paths = self.eval.list_resources(deployment).await?;
+        paths.retain(|p| Some(p) != location.resource.as_ref());
+        Ok(paths)
+    }
+
+    /// Makes the state resource's outputs known, for expressions that use them.
+    async fn provide_state_outputs(
+        &self,
+        deployment: &str,
+        state: &StateStore,
+    ) -> Result<(), EngineError> {
+        if let Some(resource) = &self.state_location().await?.resource {
+            let mut outputs = Map::new();
+            outputs.insert(
+                "path".into(),
+                Value::String(state.file().display().to_string()),
+            );
+            self.eval
+                .provide_outputs(deployment, resource, outputs)
+                .await?;
+        }
+        Ok(())
     }
 
     pub fn flake_dir(&self) -> &Path {
@@ -157,9 +236,10 @@ impl Engine {
     }
 
     async fn read_state(&self) -> Result<StateStore, EngineError> {
+        let file = &self.state_location().await?.file;
         StateStore::open_read_only(
             &self.providers.local_command(),
-            &self.state_file,
+            file,
             self.options.provider_timeout,
         )
         .await
@@ -167,9 +247,10 @@ impl Engine {
 
     async fn lock_state(&self, what: &str) -> Result<StateStore, EngineError> {
         let holder = format!("nixops4 {what} of deployment `{}`", self.options.deployment);
+        let file = &self.state_location().await?.file;
         StateStore::open_for_changes(
             &self.providers.local_command(),
-            &self.state_file,
+            file,
             &holder,
             self.options.provider_timeout,
         )
@@ -212,7 +293,8 @@ impl Engine {
     ) -> Result<(Plan, BTreeMap<ResourcePath, ResourceSpec>), EngineError> {
         let deployment = self.deployment()?.to_owned();
         let records = state.records();
-        let paths = self.eval.list_resources(&deployment).await?;
+        let paths = self.managed_resources(&deployment).await?;
+        self.provide_state_outputs(&deployment, state).await?;
         let declared: BTreeSet<&ResourcePath> = paths.iter().collect();
         let secrets = self.secret_values(&records).await;
 
@@ -414,7 +496,7 @@ impl Engine {
         if !approve(&plan)? {
             return Ok(None);
         }
-        let paths = self.eval.list_resources(deployment).await?;
+        let paths = self.managed_resources(deployment).await?;
         for target in targets {
             if !paths.contains(target) {
                 return Err(EngineError::usage(format!(
@@ -584,6 +666,7 @@ impl Engine {
     pub async fn output(&self, name: &str) -> Result<Value, EngineError> {
         let deployment = self.deployment()?.to_owned();
         let state = self.read_state().await?;
+        self.provide_state_outputs(&deployment, &state).await?;
         for (path, record) in state.records() {
             self.eval
                 .provide_outputs(&deployment, &path, record.output_properties)
@@ -1286,6 +1369,12 @@ fn with_dependents(
         }
         doomed.extend(more);
     }
+}
+
+struct StateLocation {
+    file: PathBuf,
+    /// The deployment's state resource, when it names one.
+    resource: Option<ResourcePath>,
 }
 
 pub fn default_state_file(flake_dir: &Path, deployment: &str) -> PathBuf {

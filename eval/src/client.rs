@@ -229,6 +229,21 @@ impl EvalClient {
             .collect())
     }
 
+    pub async fn state_references(
+        &self,
+        deployment: &str,
+    ) -> Result<Vec<StateReference>, EvalError> {
+        match self
+            .request(Request::StateReferences {
+                deployment: deployment.to_owned(),
+            })
+            .await?
+        {
+            Response::StateReferences { references } => Ok(references),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn provide_outputs(
         &self,
         deployment: &str,

@@ -154,7 +154,20 @@ in
 
   deployments = flake: toJSON (attrNames (flake.nixops4Deployments or { }));
 
-  resources = instances: toJSON (resourcePaths instances.outputs);
+    resources = instances: toJSON (resourcePaths instances.outputs);
+
+  # The state resource each resource names (`state = resources.<name>`), or null; read
+  # from references only, so it never waits. Resources whose declaration cannot be read
+  # here are left out; evaluating them reports why.
+  stateReferences = instances: toJSON (filter (entry: entry != null) (map
+    (path:
+      let
+        attempt = builtins.tryEval (
+          let decl = (lookupLevel instances.references (parentOf path)).decls.${lastOf path}; in
+          if (decl.state or null) == null then null else referencePath "state" path decl.state);
+      in
+      if attempt.success then { resource = path; state = attempt.value; } else null)
+    (resourcePaths instances.outputs)));
 
     resource = instances: path: toJSON (evaluateResource instances path);
 

@@ -70,6 +70,8 @@ pub enum Request {
         deployment: String,
         resources: Vec<ResourcePath>,
     },
+    /// The state resource each resource names, if any.
+    StateReferences { deployment: String },
     /// Makes a resource's outputs available to everything that refers to them.
     ProvideOutputs {
         deployment: String,
@@ -96,6 +98,7 @@ pub enum Response {
     Resources { resources: Vec<ResourcePath> },
     Resource(Evaluation<ResourceSpec>),
     ResourceBatch { items: Vec<BatchItem> },
+    StateReferences { references: Vec<StateReference> },
     OutputsProvided {},
     Output(Evaluation<Value>),
 }
@@ -127,6 +130,14 @@ pub enum Strategy {
 pub enum Evaluation<T> {
     Ready { value: T },
     Waiting { resources: Vec<ResourcePath> },
+}
+
+/// A resource and the state resource it names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateReference {
+    pub resource: ResourcePath,
+    pub state: Option<ResourcePath>,
 }
 
 /// One resource of an `evaluateResources` request.

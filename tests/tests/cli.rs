@@ -454,3 +454,51 @@ fn depends_on_and_sequences_order_resources_without_outputs() {
         "first  local.exec\nsecond  local.exec\nsteps.one  local.exec\nsteps.two  local.exec\n"
     );
 }
+
+#[test]
+fn a_named_state_resource_holds_the_state() {
+    let env = TestEnv::new();
+    let deployment = r#"
+      resources = {
+        state = { type = "local.state_file"; inputs.name = "deployment.state.jsonl"; };
+        counter = { type = "local.memo"; inputs.initialize_with = 1; state = resources.state; };
+        note = { type = "local.file"; inputs = { name = "note"; contents = "state in ${resources.state.path}"; }; state = resources.state; };
+      };"#;
+    env.write_deployment(deployment);
+    env.run(&["apply"]).success();
+    assert!(env.read("deployment.state.jsonl").is_some());
+    assert!(
+        !env.dir().join(".nixops4/default.state.jsonl").exists(),
+        "the default state file is not used"
+    );
+    assert_eq!(
+        env.read("note"),
+        Some(format!(
+            "state in {}",
+            env.dir().join("deployment.state.jsonl").display()
+        ))
+    );
+    assert_eq!(
+        env.run(&["state", "list"]).success().stdout,
+        "counter  local.memo\nnote  local.file\n"
+    );
+    assert_eq!(
+        env.run(&["plan"]).success().stdout,
+        "No changes. 2 resources up to date.\n"
+    );
+    // A memo keeps its first value, in the named state.
+    env.write_deployment(&deployment.replace("initialize_with = 1", "initialize_with = 2"));
+    env.run(&["apply"]).success();
+    let document: Value =
+        serde_json::from_str(&env.run(&["state", "show"]).success().stdout).unwrap();
+    assert_eq!(
+        document["resources"]["counter"]["output_properties"]["value"],
+        1
+    );
+    env.run(&["destroy", "--yes"]).success();
+    assert!(env.read("note").is_none());
+    assert!(
+        env.read("deployment.state.jsonl").is_some(),
+        "the state resource itself is kept"
+    );
+}

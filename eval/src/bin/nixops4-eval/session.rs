@@ -146,6 +146,17 @@ impl Session {
                     self.evaluate_one(&deployment, &binding, &resource, cancelled, log)?;
                 Ok(Response::Resource(evaluation))
             }
+            Request::StateReferences { deployment } => {
+                let binding = self.binding(&deployment, cancelled, log)?;
+                match self.eval_json(&format!("_n4.stateReferences {binding}"), cancelled, log)? {
+                    Ok(value) => Ok(Response::StateReferences {
+                        references: parse(value, "the state references")?,
+                    }),
+                    Err(_) => Err(expression_error(
+                        "reading `state` references needs resource outputs".into(),
+                    )),
+                }
+            }
             Request::EvaluateResources {
                 deployment,
                 resources,
