@@ -219,7 +219,6 @@ pub fn progress(
                     running += 1;
                     (bar.is_none()).then(|| format!("{} {resource}...", verb(*action)))
                 }
-                Event::Progress { resource, message } => Some(format!("{resource}: {message}")),
                 Event::Finished { resource, action } => {
                     running = running.saturating_sub(1);
                     finished += 1;

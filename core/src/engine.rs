@@ -950,16 +950,7 @@ impl<'a> Run<'a> {
             if !self.interrupted() && !ready.is_empty() && running.len() < parallelism {
                 let take = (parallelism - running.len()).min(ready.len());
                 let starting: Vec<(ResourcePath, Work)> = ready.drain(..take).collect();
-                let intents: Vec<StateChange> = starting
-                    .iter()
-                    .map(|(path, work)| self.intent(path, work))
-                    .collect();
-                state.apply("intent", &intents).await?;
-                for (path, work) in starting {
-                    self.emit(Event::Started {
-                        resource: path.clone(),
-                        action: work_action(&work),
-                    });
+                for (path, work) in self.announce(state, starting).await? {
                     running.push(perform(engine.providers.clone(), path, work));
                 }
             }
@@ -968,10 +959,7 @@ impl<'a> Run<'a> {
             }
 
             // Record every call that has finished by now, as one event.
-            let mut outcomes = vec![running.next().await.expect("not empty")];
-            while let Some(Some(outcome)) = futures_util::FutureExt::now_or_never(running.next()) {
-                outcomes.push(outcome);
-            }
+            let outcomes = finished_calls(&mut running).await;
             let mut changes = Vec::new();
             let mut succeeded = Vec::new();
             for Outcome { path, work, result } in outcomes {
@@ -1091,6 +1079,27 @@ impl<'a> Run<'a> {
         self.done.insert(path);
     }
 
+    /// Records the intents of these calls as one event and announces them; they can then
+    /// be started.
+    async fn announce(
+        &self,
+        state: &mut StateStore,
+        starting: Vec<(ResourcePath, Work)>,
+    ) -> Result<Vec<(ResourcePath, Work)>, EngineError> {
+        let intents: Vec<StateChange> = starting
+            .iter()
+            .map(|(path, work)| self.intent(path, work))
+            .collect();
+        state.apply("intent", &intents).await?;
+        for (path, work) in &starting {
+            self.emit(Event::Started {
+                resource: path.clone(),
+                action: work_action(work),
+            });
+        }
+        Ok(starting)
+    }
+
     /// The record to write before a provider call, so that a crash during it is noticed.
     fn intent(&self, path: &ResourcePath, work: &Work) -> StateChange {
         let (mut record, pending) = match work {
@@ -1159,23 +1168,16 @@ impl<'a> Run<'a> {
                     .take(parallelism.saturating_sub(running.len()))
                     .cloned()
                     .collect();
-                let mut intents = Vec::new();
                 let mut starting = Vec::new();
                 for path in deletable {
-                    let Some(record) = records.get(&path).cloned() else {
-                        remaining.remove(&path);
-                        continue;
-                    };
-                    let work = Work::Delete(record, None);
-                    intents.push(self.intent(&path, &work));
-                    starting.push((path, work));
+                    match records.get(&path) {
+                        Some(record) => starting.push((path, Work::Delete(record.clone(), None))),
+                        None => {
+                            remaining.remove(&path);
+                        }
+                    }
                 }
-                state.apply("intent", &intents).await?;
-                for (path, work) in starting {
-                    self.emit(Event::Started {
-                        resource: path.clone(),
-                        action: Action::Delete,
-                    });
+                for (path, work) in self.announce(state, starting).await? {
                     in_flight.insert(path.clone());
                     running.push(perform(engine.providers.clone(), path, work));
                 }
@@ -1183,10 +1185,7 @@ impl<'a> Run<'a> {
             if running.is_empty() {
                 break;
             }
-            let mut outcomes = vec![running.next().await.expect("not empty")];
-            while let Some(Some(outcome)) = futures_util::FutureExt::now_or_never(running.next()) {
-                outcomes.push(outcome);
-            }
+            let outcomes = finished_calls(&mut running).await;
             let mut changes = Vec::new();
             let mut deleted = Vec::new();
             for Outcome { path, work, result } in outcomes {
@@ -1244,6 +1243,18 @@ impl<'a> Run<'a> {
         self.report.interrupted |= self.interrupted();
         Ok(())
     }
+}
+
+/// Waits for one provider call to finish and takes every other that has finished by then,
+/// so that their results are recorded together.
+async fn finished_calls<F: std::future::Future<Output = Outcome>>(
+    running: &mut FuturesUnordered<F>,
+) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = running.next().await.into_iter().collect();
+    while let Some(Some(outcome)) = futures_util::FutureExt::now_or_never(running.next()) {
+        outcomes.push(outcome);
+    }
+    outcomes
 }
 
 fn work_action(work: &Work) -> Action {

@@ -14,11 +14,6 @@ pub enum Event {
         resource: ResourcePath,
         action: Action,
     },
-    /// Something worth telling while it runs.
-    Progress {
-        resource: ResourcePath,
-        message: String,
-    },
     /// The resource is applied and recorded.
     Finished {
         resource: ResourcePath,
