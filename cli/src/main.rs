@@ -75,6 +75,8 @@ enum Command {
     Apply(commands::apply::Args),
     /// Delete the deployment's resources (or some of them).
     Destroy(commands::destroy::Args),
+    /// Read every recorded resource back and record what changed outside NixOps4.
+    Refresh,
     /// Run a custom operation of a resource (`nixops4 run files.site backup`).
     Run(commands::run::Args),
     /// Print one of the deployment's `outputs`.
@@ -163,6 +165,7 @@ async fn run(context: &Context) -> Result<ExitCode, EngineError> {
         Command::Plan(args) => commands::plan::run(context, args).await,
         Command::Apply(args) => commands::apply::run(context, args).await,
         Command::Destroy(args) => commands::destroy::run(context, args).await,
+        Command::Refresh => commands::refresh::run(context).await,
         Command::Run(args) => commands::run::run(context, args).await,
         Command::Output(args) => commands::output::run(context, args).await,
         Command::State(command) => commands::state::run(context, command).await,

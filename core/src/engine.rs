@@ -62,6 +62,20 @@ impl EngineOptions {
     }
 }
 
+/// What a refresh found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshReport {
+    /// Resources whose outputs changed outside NixOps4.
+    pub changed: Vec<ResourcePath>,
+    /// Resources that no longer exist; their records are removed.
+    pub gone: Vec<ResourcePath>,
+    pub unchanged: usize,
+    /// Resources whose provider cannot read them.
+    pub unreadable: Vec<ResourcePath>,
+    pub failed: Vec<(ResourcePath, String)>,
+}
+
 /// What an apply or destroy did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -606,6 +620,62 @@ impl Engine {
             state.apply("resume", &[change]).await?;
         }
         Ok(())
+    }
+
+    /// Reads every recorded resource back from its provider and records what it finds:
+    /// new outputs (drift), or that the resource is gone (its record is removed, so the
+    /// next plan creates it again). Providers that cannot read keep their records.
+    pub async fn refresh(&self) -> Result<RefreshReport, EngineError> {
+        self.deployment()?;
+        let mut state = self.lock_state("refresh").await?;
+        let result = async {
+            let mut report = RefreshReport::default();
+            let mut changes = Vec::new();
+            for (path, record) in state.records() {
+                let meta = record
+                    .nixops4
+                    .clone()
+                    .unwrap_or_else(|| assumed_local(&record));
+                let command = self.providers.command(&meta.provider);
+                let request = Request::ReadResourceRequest(ReadResourceRequest {
+                    resource: record.as_extant(),
+                });
+                match self.providers.request(&command, &request).await {
+                    Ok(Response::ReadResourceResponse(ReadResourceResponse::Present {
+                        output_properties,
+                    })) => {
+                        if output_properties != record.output_properties {
+                            let mut record = record.clone();
+                            record.output_properties = output_properties;
+                            changes.push(StateChange::Put(path.clone(), record));
+                            report.changed.push(path);
+                        } else {
+                            report.unchanged += 1;
+                        }
+                    }
+                    Ok(Response::ReadResourceResponse(ReadResourceResponse::Gone {})) => {
+                        changes.push(StateChange::Remove(path.clone()));
+                        report.gone.push(path);
+                    }
+                    Ok(other) => {
+                        return Err(EngineError::internal(format!(
+                            "unexpected answer to a read: {}",
+                            other.name()
+                        )));
+                    }
+                    Err(ProviderError::Unsupported { .. }) => report.unreadable.push(path),
+                    Err(error) => report
+                        .failed
+                        .push((path.clone(), format!("could not read {path}: {error}"))),
+                }
+            }
+            state.apply("refresh", &changes).await?;
+            Ok(report)
+        }
+        .await;
+        state.close().await;
+        self.providers.close().await;
+        result
     }
 
     /// Runs a provider's custom operation on a recorded resource and records the result.

@@ -502,3 +502,20 @@ fn a_named_state_resource_holds_the_state() {
         "the state resource itself is kept"
     );
 }
+
+#[test]
+fn refresh_records_drift_and_forgets_what_is_gone() {
+    let env = TestEnv::new();
+    env.write_deployment(THREE_FILES);
+    env.run(&["apply"]).success();
+    env.write("a.txt", "changed by hand");
+    std::fs::remove_file(env.dir().join("c.txt")).unwrap();
+    insta::assert_snapshot!("refresh", env.run(&["refresh"]).success());
+    let plan = env.run(&["plan"]).success();
+    assert!(plan.stdout.contains("+ create   c (local.file)"), "{plan}");
+    env.run(&["apply"]).success();
+    assert_eq!(env.read("c.txt").as_deref(), Some("C"));
+    // The hand-made change is in the outputs now, but the inputs did not change: a is left
+    // alone, as a plan compares inputs.
+    assert_eq!(env.read("a.txt").as_deref(), Some("changed by hand"));
+}

@@ -5,6 +5,7 @@ pub mod destroy;
 pub mod list;
 pub mod output;
 pub mod plan;
+pub mod refresh;
 pub mod run;
 pub mod state;
 
