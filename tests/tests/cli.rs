@@ -519,3 +519,34 @@ fn refresh_records_drift_and_forgets_what_is_gone() {
     // alone, as a plan compares inputs.
     assert_eq!(env.read("a.txt").as_deref(), Some("changed by hand"));
 }
+
+#[test]
+fn secrets_stay_out_of_plans() {
+    let env = TestEnv::new();
+    let provider = nixops4_tests::binary("nixops4-resources-testing");
+    let deployment = format!(
+        r#"
+      providers.testing = {{ executable = "{}"; }};
+      resources = {{
+        key = {{ type = "testing.secret"; inputs.name = "db"; }};
+        config = {{ type = "local.file"; inputs = {{ name = "config"; contents = "password=${{resources.key.token}} user=${{resources.key.public}}"; }}; }};
+      }};"#,
+        provider.display()
+    );
+    env.write_deployment(&deployment);
+    env.run(&["apply"]).success();
+    assert_eq!(
+        env.read("config").as_deref(),
+        Some("password=s3cr3t-token-for-db user=public-db")
+    );
+    env.write_deployment(&deployment.replace("user=", "login="));
+    let plan = env.run(&["plan"]).success();
+    assert!(!plan.stdout.contains("s3cr3t"), "{plan}");
+    assert!(
+        plan.stdout
+            .contains("contents: \"(sensitive)\" → \"(sensitive)\""),
+        "{plan}"
+    );
+    let json = env.run(&["plan", "--json"]).success();
+    assert!(!json.stdout.contains("s3cr3t"), "{json}");
+}
