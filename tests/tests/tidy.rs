@@ -75,6 +75,8 @@ const ALLOWED_EDGES: &[(&str, &str)] = &[
     ("nixops4-resources-testing", "nixops4-provider-sdk"),
     ("nixops4-core", "nixops4-provider-protocol"),
     ("nixops4-core", "nixops4-eval"),
+    ("nixops4-analysis", "nixops4-provider-protocol"),
+    ("nixops4-lsp", "nixops4-analysis"),
     ("nixops4-lsp", "nixops4-core"),
     ("nixops4-lsp", "nixops4-provider-protocol"),
     ("nixops4", "nixops4-core"),
