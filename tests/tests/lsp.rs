@@ -239,6 +239,48 @@ fn completes_types_resources_and_outputs() {
 }
 
 #[test]
+fn hover_and_definition() {
+    let mut client = LspClient::start();
+    let text = "{ resources = {\n  a = { type = \"local.file\"; inputs = { name = \"a\"; contents = \"ü\"; }; };\n  b = { type = \"local.exec\"; inputs.executable = resources.a.path; };\n}; }\n";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    let (_, on_name) = marked(&text.replacen("name =", "na$0me =", 1));
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": URI}, "position": on_name}),
+    );
+    let value = hover["contents"]["value"].as_str().unwrap();
+    assert!(
+        value.starts_with("**name** `string` (required, changing it replaces the resource)"),
+        "{value}"
+    );
+    let (_, on_output) = marked(&text.replacen("a.path", "a.pa$0th", 1));
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": URI}, "position": on_output}),
+    );
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("Absolute path of the file"),
+        "{hover}"
+    );
+    let (_, on_reference) = marked(&text.replacen("resources.a.", "resources.$0a.", 1));
+    let definition = client.request(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": URI}, "position": on_reference}),
+    );
+    assert_eq!(
+        definition["range"]["start"],
+        json!({"line": 1, "character": 2})
+    );
+    client.shutdown();
+}
+
+#[test]
 fn version_flag() {
     let output = Command::new(nixops4_tests::binary("nixops4-lsp"))
         .arg("--version")

@@ -1,5 +1,5 @@
-//! Static analysis of NixOps4 deployment files for the language server: completion and
-//! diagnostics from the rnix syntax tree and the providers' `describe`, on any text,
+//! Static analysis of NixOps4 deployment files for the language server: completion,
+//! diagnostics, hover and go-to-definition from the rnix syntax tree and the providers' `describe`, on any text,
 //! half-typed and broken included. Nothing is evaluated.
 //!
 //! Works in byte offsets ([`TextSize`]); turning them into editor positions is the
@@ -8,6 +8,7 @@
 pub mod completion;
 pub mod diagnostics;
 pub mod index;
+pub mod navigation;
 
 use std::collections::BTreeMap;
 

@@ -168,3 +168,28 @@ fn any_text_at_any_offset_is_answered() {
         }
     }
 }
+
+#[test]
+fn hover_and_definition_past_unknown_references() {
+    let text = deployment(
+        r#"resources.a = { type = "local.file"; inputs = { name = "a"; contents = resources.nope.x; }; };
+resources.b = { type = "local.exec"; inputs.executable = resources.a.sha256; };"#,
+    );
+    let (analysis, offset) = with_cursor(&text.replacen("a.sha256", "a.sha$0256", 1));
+    let hover = analysis
+        .hover(offset, schemas())
+        .expect("hover on a known output");
+    assert!(
+        hover.markdown.starts_with("**sha256** `string`"),
+        "{}",
+        hover.markdown
+    );
+    let (analysis, offset) = with_cursor(&text.replacen("resources.a.sha", "resources.$0a.sha", 1));
+    let definition = analysis.definition(offset).expect("a definition");
+    assert_eq!(
+        &text[usize::from(definition.start())..usize::from(definition.end())],
+        "a"
+    );
+    let (analysis, offset) = with_cursor(&text.replacen("nope", "no$0pe", 1));
+    assert_eq!(analysis.definition(offset), None);
+}

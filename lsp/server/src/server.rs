@@ -104,6 +104,8 @@ impl LanguageServer for Backend {
                 text_document_sync: Some(TextDocumentSyncCapability::Kind(
                     TextDocumentSyncKind::INCREMENTAL,
                 )),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                definition_provider: Some(OneOf::Left(true)),
                 completion_provider: Some(CompletionOptions {
                     trigger_characters: Some(vec![".".into(), "\"".into()]),
                     ..CompletionOptions::default()
@@ -147,6 +149,54 @@ impl LanguageServer for Backend {
         self.client
             .publish_diagnostics(params.text_document.uri, Vec::new(), None)
             .await;
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        let position = params.text_document_position_params;
+        let Some(text) = self
+            .documents
+            .get(&position.text_document.uri)
+            .map(|d| d.text())
+        else {
+            return Ok(None);
+        };
+        let document = Document::new(&text, 0);
+        let offset = document.offset(position.position);
+        let Some(info) = Analysis::new(&text).hover(TextSize::from(offset as u32), &self.schemas)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Hover {
+            contents: HoverContents::Markup(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: info.markdown,
+            }),
+            range: Some(document.range(
+                usize::from(info.range.start()),
+                usize::from(info.range.end()),
+            )),
+        }))
+    }
+
+    async fn goto_definition(
+        &self,
+        params: GotoDefinitionParams,
+    ) -> Result<Option<GotoDefinitionResponse>> {
+        let position = params.text_document_position_params;
+        let uri = position.text_document.uri;
+        let Some(text) = self.documents.get(&uri).map(|d| d.text()) else {
+            return Ok(None);
+        };
+        let document = Document::new(&text, 0);
+        let offset = document.offset(position.position);
+        let Some(range) = Analysis::new(&text).definition(TextSize::from(offset as u32)) else {
+            return Ok(None);
+        };
+        let range = document.range(usize::from(range.start()), usize::from(range.end()));
+        Ok(Some(GotoDefinitionResponse::Scalar(Location {
+            uri,
+            range,
+        })))
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
