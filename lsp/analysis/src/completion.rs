@@ -27,7 +27,12 @@ pub struct Completion {
 
 impl Analysis {
     pub fn completions(&self, offset: TextSize, schemas: &Schemas) -> Vec<Completion> {
-        let before = &self.text()[..usize::from(offset).min(self.text().len())];
+        let text = self.text();
+        let mut end = usize::from(offset).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let before = &text[..end];
         if let Some(items) = self.reference_completions(before, schemas) {
             return items;
         }

@@ -163,8 +163,11 @@ fn any_text_at_any_offset_is_answered() {
     for text in samples {
         let analysis = Analysis::new(&text);
         let _ = analysis.diagnostics(schemas());
-        for (offset, _) in text.char_indices().chain([(text.len(), ' ')]) {
+        // Every byte offset, inside multi-byte characters and past the end too.
+        for offset in 0..=text.len() + 2 {
             let _ = analysis.completions(TextSize::from(offset as u32), schemas());
+            let _ = analysis.hover(TextSize::from(offset as u32), schemas());
+            let _ = analysis.definition(TextSize::from(offset as u32));
         }
     }
 }
