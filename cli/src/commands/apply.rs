@@ -7,7 +7,7 @@ use nixops4_core::error::EngineError;
 use nixops4_core::plan::Plan;
 
 use crate::commands::plan::SavedPlan;
-use crate::commands::{confirm, resource_path};
+use crate::commands::{confirm, report_outcome, resource_paths};
 use crate::{Context, LogFormat, render};
 
 #[derive(clap::Args)]
@@ -25,11 +25,7 @@ pub struct Args {
 }
 
 pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError> {
-    let targets = args
-        .target
-        .iter()
-        .map(|t| resource_path(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let targets = resource_paths(&args.target)?;
     let saved = match &args.plan {
         None => None,
         Some(file) => {
@@ -90,13 +86,5 @@ async fn apply(
         eprintln!("Nothing applied.");
         return Ok(ExitCode::FAILURE);
     };
-    match context.cli.log_format {
-        LogFormat::Json => crate::render::stdout_json(&report, false)?,
-        LogFormat::Text => eprint!("{}", render::report(&report, context.colour)),
-    }
-    Ok(if report.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    report_outcome(context, &report)
 }

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use nixops4_core::error::EngineError;
 
-use crate::commands::{confirm, resource_path};
-use crate::{Context, LogFormat, render};
+use crate::commands::{confirm, report_outcome, resource_paths};
+use crate::{Context, render};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,11 +18,7 @@ pub struct Args {
 }
 
 pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError> {
-    let targets = args
-        .target
-        .iter()
-        .map(|t| resource_path(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let targets = resource_paths(&args.target)?;
     if !args.yes {
         if !context.interactive {
             return Err(EngineError::usage(
@@ -45,13 +41,5 @@ pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError
     engine.shutdown().await;
     let _ = renderer.await;
     let report = report?;
-    match context.cli.log_format {
-        LogFormat::Json => crate::render::stdout_json(&report, false)?,
-        LogFormat::Text => eprint!("{}", render::report(&report, context.colour)),
-    }
-    Ok(if report.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    report_outcome(context, &report)
 }

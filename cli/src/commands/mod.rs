@@ -11,8 +11,13 @@ pub mod state;
 
 use std::io::{BufRead, Write};
 
+use std::process::ExitCode;
+
 use nixops4_core::ResourcePath;
+use nixops4_core::engine::ApplyReport;
 use nixops4_core::error::EngineError;
+
+use crate::{Context, LogFormat, render};
 
 /// Asks a yes/no question on the terminal; anything but "yes" or "y" is no.
 pub fn confirm(question: &str) -> bool {
@@ -31,4 +36,21 @@ pub fn resource_path(text: &str) -> Result<ResourcePath, EngineError> {
         )));
     }
     Ok(ResourcePath::parse_dotted(text))
+}
+
+pub fn resource_paths(texts: &[String]) -> Result<Vec<ResourcePath>, EngineError> {
+    texts.iter().map(|t| resource_path(t)).collect()
+}
+
+/// Shows how an apply or destroy went and turns it into the exit status.
+pub fn report_outcome(context: &Context, report: &ApplyReport) -> Result<ExitCode, EngineError> {
+    match context.cli.log_format {
+        LogFormat::Json => render::stdout_json(report, false)?,
+        LogFormat::Text => eprint!("{}", render::report(report, context.colour)),
+    }
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
