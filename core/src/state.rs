@@ -190,9 +190,7 @@ impl StateStore {
 
     /// Every recorded resource, by path.
     pub fn records(&self) -> BTreeMap<ResourcePath, ResourceRecord> {
-        let mut records = BTreeMap::new();
-        collect(&self.document, &mut Vec::new(), &mut records);
-        records
+        records_of(&self.document)
     }
 
     /// Records changes as one event, durably, before returning.
@@ -322,6 +320,13 @@ async fn read_document(
             other.name()
         ))),
     }
+}
+
+/// Every resource a state document records, by path.
+pub fn records_of(document: &Value) -> BTreeMap<ResourcePath, ResourceRecord> {
+    let mut records = BTreeMap::new();
+    collect(document, &mut Vec::new(), &mut records);
+    records
 }
 
 fn empty_document() -> Value {

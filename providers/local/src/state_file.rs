@@ -272,6 +272,16 @@ fn lock(file: &File, path: &Path, exclusive: bool) -> Result<()> {
     }
 }
 
+/// The state document a state file holds, read without taking its lock: for readers that
+/// only show the state (the language server's hover). A write in progress may make it fail;
+/// nothing is changed.
+pub fn read_document(path: &Path) -> Result<Value> {
+    let bytes = fs::read(path).map_err(|e| {
+        ProviderError::internal(format!("cannot read state file {}: {e}", path.display()))
+    })?;
+    Ok(replay(path, &bytes)?.state)
+}
+
 /// Replays a log into its document, refusing anything that does not replay cleanly.
 fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed> {
     let shown = path.display();

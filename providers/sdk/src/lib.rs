@@ -36,8 +36,8 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use nixops4_provider_protocol::{
-    ExtantResource, OperationDescription, Properties, ProviderInfo, ResourceTypeDescription,
-    StateResourceEvent,
+    DescribeResponse, ExtantResource, OperationDescription, Properties, ProviderInfo,
+    ResourceTypeDescription, StateResourceEvent,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -239,12 +239,18 @@ impl Provider {
         &self.info
     }
 
-    pub(crate) fn description(&self) -> &str {
-        &self.description
-    }
-
-    pub(crate) fn resource_types(&self) -> impl Iterator<Item = (&String, &Registered)> {
-        self.types.iter()
+    /// What the provider answers to `describe`; also for programs that embed a provider
+    /// and need its schemas without running it.
+    pub fn describe(&self) -> DescribeResponse {
+        DescribeResponse {
+            provider: self.info.clone(),
+            description: self.description.clone(),
+            resource_types: self
+                .types
+                .iter()
+                .map(|(name, registered)| (name.clone(), registered.description.clone()))
+                .collect(),
+        }
     }
 
     pub(crate) fn resource_type(&self, name: &str) -> Result<&Registered> {

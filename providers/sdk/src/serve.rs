@@ -150,14 +150,7 @@ impl Session<'_> {
                     ],
                 })
             }
-            Request::DescribeRequest(_) => Response::DescribeResponse(DescribeResponse {
-                provider: provider.info().clone(),
-                description: provider.description().to_owned(),
-                resource_types: provider
-                    .resource_types()
-                    .map(|(name, registered)| (name.clone(), registered.description.clone()))
-                    .collect(),
-            }),
+            Request::DescribeRequest(_) => Response::DescribeResponse(provider.describe()),
             Request::CreateResourceRequest(create) => {
                 let registered = provider.resource_type(&create.resource_type)?;
                 registered.check_inputs(&create.input_properties)?;
