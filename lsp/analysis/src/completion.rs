@@ -1,15 +1,18 @@
 //! Completion at an offset: resource types in `type = "|"`, input names inside
-//! `inputs = { | }` (required first, ones already set left out), resource names after
-//! `resources.`, and output names after `resources.<name>.`.
+//! `inputs = { | }` (required first, ones already set left out), the values an input's
+//! schema lists, resource names after `resources.` (or `<outer>.resources.`), output names
+//! after `resources.<name>.`, and the state resources after `state =`.
 
 use serde_json::Value;
 
+use crate::index::ScopeId;
 use crate::{Analysis, Schemas, TextSize, schema_type};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompletionKind {
     Type,
     Input,
+    Value,
     Resource,
     Output,
 }
@@ -25,15 +28,42 @@ pub struct Completion {
     pub snippet: String,
 }
 
+/// Completed after a dot where a name is still missing, so that the text around parses
+/// as it will once the name is there.
+const PLACEHOLDER: &str = "nixops4_completion_placeholder";
+
 impl Analysis {
     pub fn completions(&self, offset: TextSize, schemas: &Schemas) -> Vec<Completion> {
+        let text = self.text();
+        let at = usize::from(offset).min(text.len());
+        if !self.parse_errors().is_empty()
+            && text.is_char_boundary(at)
+            && text[..at].ends_with('.')
+            && !text[at..].starts_with(is_word_char)
+        {
+            // With or without the `;` that a binding still lacks: whichever parses better.
+            let patched = [PLACEHOLDER, &format!("{PLACEHOLDER};")]
+                .map(|insert| self.edited(crate::TextRange::empty(offset), insert))
+                .into_iter()
+                .min_by_key(|patched| patched.parse_errors().len());
+            if let Some(patched) = patched {
+                return patched.completions_in_parsed_text(offset, schemas);
+            }
+        }
+        self.completions_in_parsed_text(offset, schemas)
+    }
+
+    fn completions_in_parsed_text(&self, offset: TextSize, schemas: &Schemas) -> Vec<Completion> {
         let text = self.text();
         let mut end = usize::from(offset).min(text.len());
         while !text.is_char_boundary(end) {
             end -= 1;
         }
         let before = &text[..end];
-        if let Some(items) = self.reference_completions(before, schemas) {
+        if let Some(items) = self.reference_completions(before, offset, schemas) {
+            return items;
+        }
+        if let Some(items) = self.state_completions(before, offset) {
             return items;
         }
         for decl in &self.index.resources {
@@ -43,6 +73,19 @@ impl Analysis {
             {
                 return type_completions(schemas);
             }
+            if let Some(input) = decl
+                .inputs
+                .iter()
+                .find(|i| i.value_range.start() < offset && offset < i.value_range.end())
+                && let Some((_, description)) = self.description(decl, schemas)
+                && let Some(schema) = description
+                    .inputs
+                    .get("properties")
+                    .and_then(|p| p.get(&input.name))
+            {
+                let in_string = input.literal == Some("string");
+                return value_completions(schema, in_string);
+            }
             if let Some(set) = &decl.inputs_set
                 && set.range.start() < offset
                 && offset < set.range.end()
@@ -51,11 +94,7 @@ impl Analysis {
                     .iter()
                     .any(|r| r.start() <= offset && offset <= r.end())
             {
-                let Some(description) = decl
-                    .type_name
-                    .as_ref()
-                    .and_then(|(t, _)| schemas.types.get(t))
-                else {
+                let Some((_, description)) = self.description(decl, schemas) else {
                     return Vec::new();
                 };
                 let typed = word_before(before);
@@ -67,42 +106,61 @@ impl Analysis {
         Vec::new()
     }
 
-    /// `resources.|` and `resources.<name>.|`, read from the text so that it works while
-    /// the expression is still incomplete.
-    fn reference_completions(&self, before: &str, schemas: &Schemas) -> Option<Vec<Completion>> {
+    /// `resources.|`, `<outer>.resources.|` and `resources.<name>.|`, read from the text so
+    /// that it works while the expression is still incomplete.
+    fn reference_completions(
+        &self,
+        before: &str,
+        offset: TextSize,
+        schemas: &Schemas,
+    ) -> Option<Vec<Completion>> {
         let typed = word_before(before);
         let rest = before[..before.len() - typed.len()].strip_suffix('.')?;
-        if rest.ends_with("resources") && !is_word_char_before(rest, rest.len() - "resources".len())
-        {
+        if let Some(scope) = self.reference_scope(rest, offset) {
             let items = self
                 .index
                 .resources
                 .iter()
+                .filter(|decl| decl.scope == scope)
                 .map(|decl| Completion {
                     label: decl.name.clone(),
                     kind: CompletionKind::Resource,
-                    detail: decl
-                        .type_name
-                        .as_ref()
-                        .map(|(t, _)| t.clone())
-                        .unwrap_or_default(),
+                    detail: match (&decl.type_name, decl.nested) {
+                        (_, Some(_)) => "nested deployment".into(),
+                        (Some((t, _)), None) => t.clone(),
+                        (None, None) => String::new(),
+                    },
                     documentation: String::new(),
-                    snippet: decl.name.clone(),
+                    snippet: crate::attribute_name(&decl.name),
                 })
                 .collect();
             return Some(items);
         }
         let name = word_before(rest);
         let base = rest[..rest.len() - name.len()].strip_suffix('.')?;
-        if !base.ends_with("resources") || is_word_char_before(base, base.len() - "resources".len())
-        {
-            return None;
+        let scope = self.reference_scope(base, offset)?;
+        let decl = &self.index.resources[self.index.find(scope, name)?];
+        if let Some(nested) = decl.nested {
+            let items = self
+                .index
+                .resources
+                .iter()
+                .filter(|inner| inner.scope == nested)
+                .map(|inner| Completion {
+                    label: inner.name.clone(),
+                    kind: CompletionKind::Resource,
+                    detail: inner
+                        .type_name
+                        .as_ref()
+                        .map(|(t, _)| t.clone())
+                        .unwrap_or_default(),
+                    documentation: String::new(),
+                    snippet: crate::attribute_name(&inner.name),
+                })
+                .collect();
+            return Some(items);
         }
-        let decl = self.index.resource(name)?;
-        let description = decl
-            .type_name
-            .as_ref()
-            .and_then(|(t, _)| schemas.types.get(t))?;
+        let (_, description) = self.description(decl, schemas)?;
         let properties = description
             .outputs
             .get("properties")
@@ -119,17 +177,116 @@ impl Analysis {
                         schema_type(schema).join(" | "),
                         if secret { " (secret)" } else { "" }
                     ),
-                    documentation: schema
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
+                    documentation: describe(schema),
                     snippet: output.clone(),
                 }
             })
             .collect();
         Some(items)
     }
+
+    /// The scope whose resources `text` (ending in `resources` or `<outer>.resources`)
+    /// names, at `offset`.
+    fn reference_scope(&self, text: &str, offset: TextSize) -> Option<ScopeId> {
+        let rest = text.strip_suffix("resources")?;
+        if rest.ends_with(|c: char| is_word_char(c)) {
+            return None;
+        }
+        let Some(outer) = rest.strip_suffix('.') else {
+            // `resources` itself: the innermost scope here.
+            return Some(self.scope_at(offset));
+        };
+        let binder = word_before(outer);
+        if binder.is_empty() || is_word_char_before(outer, outer.len() - binder.len()) {
+            return None;
+        }
+        self.binding_scope(binder, offset)
+    }
+
+    /// `state = |` offers the state resources (`local.state_file`) of the scope.
+    fn state_completions(&self, before: &str, offset: TextSize) -> Option<Vec<Completion>> {
+        let value = before.trim_end_matches([' ', '\t']);
+        let key = value.strip_suffix('=')?.trim_end();
+        if !key.ends_with("state") || is_word_char_before(key, key.len() - "state".len()) {
+            return None;
+        }
+        let scope = self.scope_at(offset);
+        let items = self
+            .index
+            .resources
+            .iter()
+            .filter(|decl| {
+                decl.scope == scope
+                    && decl
+                        .type_name
+                        .as_ref()
+                        .is_some_and(|(t, _)| t == "local.state_file")
+            })
+            .map(|decl| {
+                let reference = format!("resources.{}", crate::attribute_name(&decl.name));
+                Completion {
+                    label: reference.clone(),
+                    kind: CompletionKind::Resource,
+                    detail: "local.state_file".into(),
+                    documentation: "Keep this deployment's state in the file this resource names."
+                        .into(),
+                    snippet: format!("{reference};"),
+                }
+            })
+            .collect();
+        Some(items)
+    }
+}
+
+/// The values a property's schema lists (`enum`, or `oneOf`/`anyOf` of `const`s), and
+/// `true`/`false` for booleans; strings bare when the cursor is already inside quotes.
+fn value_completions(schema: &Value, in_string: bool) -> Vec<Completion> {
+    let mut values: Vec<Value> = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for key in ["oneOf", "anyOf"] {
+        for alternative in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(constant) = alternative.get("const") {
+                values.push(constant.clone());
+            }
+        }
+    }
+    if values.is_empty() && !in_string && schema_type(schema).contains(&"boolean") {
+        values = vec![Value::Bool(true), Value::Bool(false)];
+    }
+    values
+        .into_iter()
+        .filter_map(|value| {
+            let snippet = match (&value, in_string) {
+                (Value::String(text), true) => text.clone(),
+                (Value::String(_), false) => value.to_string(),
+                (_, true) => return None,
+                (other, false) => other.to_string(),
+            };
+            Some(Completion {
+                label: snippet.clone(),
+                kind: CompletionKind::Value,
+                detail: String::new(),
+                documentation: describe(schema),
+                snippet,
+            })
+        })
+        .collect()
+}
+
+fn describe(schema: &Value) -> String {
+    schema
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn type_completions(schemas: &Schemas) -> Vec<Completion> {
@@ -180,12 +337,8 @@ fn input_completions(inputs: &Value, skip: impl Fn(&str) -> bool) -> Vec<Complet
                 label: name.clone(),
                 kind: CompletionKind::Input,
                 detail,
-                documentation: schema
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                snippet: format!("{name} = {value};"),
+                documentation: describe(schema),
+                snippet: format!("{} = {value};", crate::attribute_name(name)),
             };
             (!is_required, item)
         })

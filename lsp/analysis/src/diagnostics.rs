@@ -1,202 +1,474 @@
-//! Diagnostics as you type: syntax errors, unknown resource types, unknown inputs (with a
-//! suggestion), missing required inputs, literals of the wrong JSON type, and references
-//! to unknown resources or outputs. Each has a precise range and a code.
+//! Diagnostics as you type: syntax errors, unknown resource types, unknown inputs,
+//! missing required inputs, literals of the wrong JSON type, references to unknown
+//! resources or outputs, duplicate resources and dependency cycles. Each has a precise
+//! range, a stable code and, where the fix is obvious, the edit that fixes it.
+
+use std::collections::{BTreeSet, VecDeque};
 
 use serde_json::Value;
 
-use crate::{Analysis, Schemas, TextRange, did_you_mean, schema_type};
+use crate::index::{DeclId, ResourceDecl};
+use crate::{Analysis, Schemas, TextRange, TextSize, did_you_mean, schema_type};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub range: TextRange,
     /// Stable, for code actions and tests: `syntax`, `unknown-type`, `unknown-input`,
-    /// `missing-input`, `wrong-type`, `unknown-resource`, `unknown-output`.
+    /// `missing-input`, `wrong-type`, `unknown-resource`, `unknown-output`,
+    /// `duplicate-resource`, `dependency-cycle`.
     pub code: &'static str,
     pub message: String,
-    /// The replacement a quick fix would put at `range`, when there is an obvious one.
-    pub suggestion: Option<String>,
+    pub fix: Option<Fix>,
+}
+
+/// A quick fix: edits of this file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fix {
+    pub title: String,
+    pub edits: Vec<(TextRange, String)>,
+}
+
+impl Fix {
+    fn replace(range: TextRange, text: String) -> Fix {
+        Fix {
+            title: format!("Change to `{text}`"),
+            edits: vec![(range, text)],
+        }
+    }
 }
 
 impl Analysis {
-    pub fn diagnostics(&self, schemas: &Schemas) -> Vec<Diagnostic> {
-        let mut found = Vec::new();
-        let end = self.root().text_range().end();
-        for error in self.parse_errors() {
-            let range = match error {
-                rnix::ParseError::Unexpected(range)
-                | rnix::ParseError::UnexpectedExtra(range)
-                | rnix::ParseError::UnexpectedWanted(_, range, _)
-                | rnix::ParseError::UnexpectedDoubleBind(range) => *range,
-                _ => TextRange::empty(end),
-            };
-            found.push(Diagnostic {
-                range,
-                code: "syntax",
-                message: error.to_string(),
-                suggestion: None,
-            });
-        }
-        let known_providers: Vec<&str> = schemas.providers().collect();
+    /// `neighbours`: the resources other files of the same deployment declare at top level
+    /// (module files), which references at top level may name.
+    pub fn diagnostics(&self, schemas: &Schemas, neighbours: &BTreeSet<String>) -> Vec<Diagnostic> {
+        let mut found = self.syntax_diagnostics();
+        let known_providers: BTreeSet<&str> = schemas.providers().collect();
         for decl in &self.index.resources {
-            let Some((type_name, type_range)) = &decl.type_name else {
-                continue;
-            };
-            let Some(description) = schemas.types.get(type_name) else {
-                // Only a provider whose types are known can say a type does not exist.
-                let provider = type_name
-                    .split_once('.')
-                    .map_or(type_name.as_str(), |(p, _)| p);
-                if known_providers.contains(&provider) {
-                    let suggestion =
-                        did_you_mean(type_name, schemas.types.keys().map(String::as_str));
-                    found.push(Diagnostic {
-                        range: *type_range,
-                        code: "unknown-type",
-                        message: match suggestion {
-                            Some(close) => format!(
-                                "unknown resource type `{type_name}` (did you mean `{close}`?)"
-                            ),
-                            None => format!("unknown resource type `{type_name}`"),
-                        },
-                        suggestion: suggestion.map(|close| format!("\"{close}\"")),
-                    });
-                }
-                continue;
-            };
-            let properties = description
-                .inputs
-                .get("properties")
-                .and_then(Value::as_object);
-            let closed =
-                description.inputs.get("additionalProperties") == Some(&Value::Bool(false));
-            for input in &decl.inputs {
-                match properties.and_then(|p| p.get(&input.name)) {
-                    None if closed => {
-                        let suggestion = did_you_mean(
-                            &input.name,
-                            properties
-                                .into_iter()
-                                .flat_map(|p| p.keys().map(String::as_str)),
-                        );
-                        found.push(Diagnostic {
-                            range: input.range,
-                            code: "unknown-input",
-                            message: match suggestion {
-                                Some(close) => format!(
-                                    "`{type_name}` has no input `{}` (did you mean `{close}`?)",
-                                    input.name
-                                ),
-                                None => format!("`{type_name}` has no input `{}`", input.name),
-                            },
-                            suggestion: suggestion.map(str::to_owned),
-                        });
-                    }
-                    Some(schema) => {
-                        let expected = schema_type(schema);
-                        if let Some(literal) = input.literal
-                            && !expected.is_empty()
-                            && !expected.contains(&literal)
-                            && !(literal == "integer" && expected.contains(&"number"))
-                        {
-                            found.push(Diagnostic {
-                                range: input.value_range,
-                                code: "wrong-type",
-                                message: format!(
-                                    "input `{}` must be {}, not {literal}",
-                                    input.name,
-                                    expected.join(" or ")
-                                ),
-                                suggestion: None,
-                            });
-                        }
-                    }
-                    None => {}
-                }
-            }
-            if !decl.inputs_open {
-                let required = description.inputs.get("required").and_then(Value::as_array);
-                let missing: Vec<&str> = required
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .filter(|name| !decl.inputs.iter().any(|i| i.name == *name))
-                    .collect();
-                if !missing.is_empty() {
-                    let range = decl
-                        .inputs_set
-                        .as_ref()
-                        .map_or(*type_range, |set| set.range);
-                    found.push(Diagnostic {
-                        range,
-                        code: "missing-input",
-                        message: format!(
-                            "`{type_name}` needs {} {}",
-                            if missing.len() == 1 {
-                                "input"
-                            } else {
-                                "inputs"
-                            },
-                            missing
-                                .iter()
-                                .map(|m| format!("`{m}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        suggestion: None,
-                    });
-                }
-            }
+            self.check_declaration(decl, schemas, &known_providers, &mut found);
         }
-        if !self.index.resources.is_empty() {
-            for reference in &self.index.references {
-                let Some(decl) = self.index.resource(&reference.resource) else {
-                    let suggestion = did_you_mean(
-                        &reference.resource,
-                        self.index.resources.iter().map(|r| r.name.as_str()),
-                    );
-                    found.push(Diagnostic {
-                        range: reference.resource_range,
-                        code: "unknown-resource",
-                        message: match suggestion {
-                            Some(close) => format!(
-                                "there is no resource `{}` (did you mean `{close}`?)",
-                                reference.resource
-                            ),
-                            None => format!("there is no resource `{}`", reference.resource),
-                        },
-                        suggestion: suggestion.map(str::to_owned),
-                    });
-                    continue;
-                };
-                let Some((output, range)) = &reference.output else {
-                    continue;
-                };
-                let outputs = decl
-                    .type_name
-                    .as_ref()
-                    .and_then(|(t, _)| schemas.types.get(t))
-                    .and_then(|d| d.outputs.get("properties"))
-                    .and_then(Value::as_object);
-                if let Some(outputs) = outputs
-                    && !outputs.contains_key(output)
-                {
-                    let suggestion = did_you_mean(output, outputs.keys().map(String::as_str));
-                    found.push(Diagnostic {
-                        range: *range,
-                        code: "unknown-output",
-                        message: match suggestion {
-                            Some(close) => format!(
-                                "resource `{}` has no output `{output}` (did you mean `{close}`?)",
-                                decl.name
-                            ),
-                            None => format!("resource `{}` has no output `{output}`", decl.name),
-                        },
-                        suggestion: suggestion.map(str::to_owned),
-                    });
-                }
-            }
-        }
+        self.check_references(schemas, neighbours, &mut found);
+        self.check_cycles(&mut found);
         found.sort_by_key(|d| (d.range.start(), d.range.end()));
         found
     }
+
+    fn syntax_diagnostics(&self) -> Vec<Diagnostic> {
+        let end = self.root().text_range().end();
+        self.parse_errors()
+            .iter()
+            .map(|error| {
+                let range = match error {
+                    rnix::ParseError::Unexpected(range)
+                    | rnix::ParseError::UnexpectedExtra(range)
+                    | rnix::ParseError::UnexpectedWanted(_, range, _)
+                    | rnix::ParseError::UnexpectedDoubleBind(range) => *range,
+                    _ => TextRange::empty(end),
+                };
+                Diagnostic {
+                    range,
+                    code: "syntax",
+                    message: error.to_string(),
+                    fix: None,
+                }
+            })
+            .collect()
+    }
+
+    fn check_declaration(
+        &self,
+        decl: &ResourceDecl,
+        schemas: &Schemas,
+        known_providers: &BTreeSet<&str>,
+        found: &mut Vec<Diagnostic>,
+    ) {
+        for duplicate in decl.whole_ranges.iter().skip(1) {
+            found.push(Diagnostic {
+                range: *duplicate,
+                code: "duplicate-resource",
+                message: format!("resource `{}` is declared more than once", decl.name),
+                fix: None,
+            });
+        }
+        let Some((type_name, type_range)) = &decl.type_name else {
+            return;
+        };
+        let Some((_, description)) = self.description(decl, schemas) else {
+            // Only a provider whose types are known can say a type does not exist.
+            let provider = type_name
+                .split_once('.')
+                .map_or(type_name.as_str(), |(p, _)| p);
+            if known_providers.contains(provider) {
+                let suggestion = did_you_mean(type_name, schemas.types.keys().map(String::as_str));
+                found.push(Diagnostic {
+                    range: *type_range,
+                    code: "unknown-type",
+                    message: with_suggestion(
+                        format!("unknown resource type `{type_name}`"),
+                        suggestion,
+                    ),
+                    fix: suggestion.map(|close| Fix::replace(*type_range, format!("\"{close}\""))),
+                });
+            }
+            return;
+        };
+        let properties = description
+            .inputs
+            .get("properties")
+            .and_then(Value::as_object);
+        let closed = description.inputs.get("additionalProperties") == Some(&Value::Bool(false));
+        // Inputs that a misspelt one most likely means: fixing the typo adds them.
+        let mut meant: Vec<&str> = Vec::new();
+        for input in &decl.inputs {
+            match properties.and_then(|p| p.get(&input.name)) {
+                None if closed => {
+                    let suggestion = did_you_mean(
+                        &input.name,
+                        properties
+                            .into_iter()
+                            .flat_map(|p| p.keys().map(String::as_str))
+                            .filter(|name| !decl.inputs.iter().any(|i| i.name == *name)),
+                    );
+                    meant.extend(suggestion);
+                    found.push(Diagnostic {
+                        range: input.range,
+                        code: "unknown-input",
+                        message: with_suggestion(
+                            format!("`{type_name}` has no input `{}`", input.name),
+                            suggestion,
+                        ),
+                        fix: suggestion.map(|close| Fix::replace(input.range, close.to_owned())),
+                    });
+                }
+                Some(schema) => {
+                    let expected = schema_type(schema);
+                    if let Some(literal) = input.literal
+                        && !expected.is_empty()
+                        && !expected.contains(&literal)
+                        && !(literal == "integer" && expected.contains(&"number"))
+                    {
+                        found.push(Diagnostic {
+                            range: input.value_range,
+                            code: "wrong-type",
+                            message: format!(
+                                "input `{}` must be {}, not {literal}",
+                                input.name,
+                                expected.join(" or ")
+                            ),
+                            fix: None,
+                        });
+                    }
+                }
+                None => {}
+            }
+        }
+        if decl.inputs_open {
+            return;
+        }
+        let missing: Vec<&str> = description
+            .inputs
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|name| !decl.inputs.iter().any(|i| i.name == *name))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let range = decl
+            .inputs_set
+            .as_ref()
+            .map_or(*type_range, |set| set.range);
+        let to_add: Vec<&str> = missing
+            .iter()
+            .copied()
+            .filter(|m| !meant.contains(m))
+            .collect();
+        found.push(Diagnostic {
+            range,
+            code: "missing-input",
+            message: format!("`{type_name}` needs {}", inputs_listed(&missing)),
+            fix: self
+                .add_inputs_fix(decl, &to_add, properties)
+                .map(|edit| Fix {
+                    title: format!("Add {}", inputs_listed(&to_add)),
+                    edits: vec![edit],
+                }),
+        });
+    }
+
+    /// Inserts `name = <placeholder>;` for each missing input: before the closing brace of
+    /// the inputs set, or as a new `inputs` entry after `type`.
+    fn add_inputs_fix(
+        &self,
+        decl: &ResourceDecl,
+        missing: &[&str],
+        properties: Option<&serde_json::Map<String, Value>>,
+    ) -> Option<(TextRange, String)> {
+        if missing.is_empty() {
+            return None;
+        }
+        let entry = |name: &str| {
+            let placeholder = match properties
+                .and_then(|p| p.get(name))
+                .map(schema_type)
+                .and_then(|t| t.first().copied())
+            {
+                Some("string") => "\"\"",
+                Some("array") => "[ ]",
+                Some("object") => "{ }",
+                Some("integer") | Some("number") => "0",
+                Some("boolean") => "false",
+                _ => "null",
+            };
+            format!("{} = {placeholder};", crate::attribute_name(name))
+        };
+        let text = self.text();
+        match &decl.inputs_set {
+            Some(set) if set.closed => {
+                let brace = usize::from(set.range.end()) - 1;
+                let line_start = text[..brace].rfind('\n').map_or(0, |i| i + 1);
+                let indent = &text[line_start..brace];
+                let at = TextSize::from(line_start as u32);
+                if indent.chars().all(char::is_whitespace) && line_start > 0 {
+                    let lines: String = missing
+                        .iter()
+                        .map(|m| format!("{indent}  {}\n", entry(m)))
+                        .collect();
+                    Some((TextRange::empty(at), lines))
+                } else {
+                    let joined: Vec<String> = missing.iter().map(|m| entry(m)).collect();
+                    let separator = if text[..brace].ends_with(' ') {
+                        ""
+                    } else {
+                        " "
+                    };
+                    Some((
+                        TextRange::empty(TextSize::from(brace as u32)),
+                        format!("{separator}{} ", joined.join(" ")),
+                    ))
+                }
+            }
+            None if decl.inputs.is_empty() => {
+                let at = decl.type_entry_end?;
+                let joined: Vec<String> = missing.iter().map(|m| entry(m)).collect();
+                Some((
+                    TextRange::empty(at),
+                    format!(" inputs = {{ {} }};", joined.join(" ")),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn check_references(
+        &self,
+        schemas: &Schemas,
+        neighbours: &BTreeSet<String>,
+        found: &mut Vec<Diagnostic>,
+    ) {
+        for reference in &self.index.references {
+            let Some(decl) = self.index.resolve(reference) else {
+                let top_level = self.index.is_top_level(reference.scope);
+                if top_level && neighbours.contains(&reference.resource) {
+                    continue;
+                }
+                let local = self
+                    .index
+                    .resources
+                    .iter()
+                    .filter(|r| r.scope == reference.scope)
+                    .map(|r| r.name.as_str());
+                let mut candidates: Vec<&str> = local.collect();
+                if top_level {
+                    candidates.extend(neighbours.iter().map(String::as_str));
+                }
+                // A file that declares nothing at top level and has no neighbours cannot tell.
+                if candidates.is_empty() && top_level {
+                    continue;
+                }
+                let suggestion = did_you_mean(&reference.resource, candidates.into_iter());
+                found.push(Diagnostic {
+                    range: reference.resource_range,
+                    code: "unknown-resource",
+                    message: with_suggestion(
+                        format!("there is no resource `{}`", reference.resource),
+                        suggestion,
+                    ),
+                    fix: suggestion.map(|close| {
+                        Fix::replace(reference.resource_range, crate::attribute_name(close))
+                    }),
+                });
+                continue;
+            };
+            let decl = &self.index.resources[decl];
+            let Some((output, range)) = &reference.output else {
+                continue;
+            };
+            if decl.nested.is_some() {
+                continue;
+            }
+            let outputs = self
+                .description(decl, schemas)
+                .and_then(|(_, d)| d.outputs.get("properties"))
+                .and_then(Value::as_object);
+            if let Some(outputs) = outputs
+                && !outputs.contains_key(output)
+            {
+                let suggestion = did_you_mean(output, outputs.keys().map(String::as_str));
+                found.push(Diagnostic {
+                    range: *range,
+                    code: "unknown-output",
+                    message: with_suggestion(
+                        format!("resource `{}` has no output `{output}`", decl.name),
+                        suggestion,
+                    ),
+                    fix: suggestion.map(|close| Fix::replace(*range, close.to_owned())),
+                });
+            }
+        }
+    }
+
+    /// Cycles among the references written inside declarations, reported on each
+    /// reference that closes one.
+    fn check_cycles(&self, found: &mut Vec<Diagnostic>) {
+        let count = self.index.resources.len();
+        // For each resource, the resources it references, with the reference's range.
+        let mut edges: Vec<Vec<(DeclId, TextRange)>> = vec![Vec::new(); count];
+        for reference in &self.index.references {
+            if let (Some(from), Some(to)) = (reference.within, self.index.resolve(reference))
+                && !edges[from].iter().any(|(t, _)| *t == to)
+            {
+                edges[from].push((to, reference.resource_range));
+            }
+        }
+        let components = strongly_connected(&edges);
+        for component in components {
+            let first = component[0];
+            let cyclic = component.len() > 1 || edges[first].iter().any(|(t, _)| *t == first);
+            if !cyclic {
+                continue;
+            }
+            let members: BTreeSet<DeclId> = component.iter().copied().collect();
+            let Some(cycle) = shortest_cycle(first, &edges, &members) else {
+                continue;
+            };
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|(id, _)| self.index.resources[*id].name.as_str())
+                .chain(std::iter::once(self.index.resources[first].name.as_str()))
+                .collect();
+            let shown = names.join(" → ");
+            for (_, range) in cycle {
+                found.push(Diagnostic {
+                    range,
+                    code: "dependency-cycle",
+                    message: format!("dependency cycle: {shown}"),
+                    fix: None,
+                });
+            }
+        }
+    }
+}
+
+/// "input `a`" or "inputs `a`, `b`".
+fn inputs_listed(names: &[&str]) -> String {
+    let noun = if names.len() == 1 { "input" } else { "inputs" };
+    let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!("{noun} {}", listed.join(", "))
+}
+
+fn with_suggestion(message: String, suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(close) => format!("{message} (did you mean `{close}`?)"),
+        None => message,
+    }
+}
+
+/// Kosaraju's algorithm, iterative so that long chains cannot overflow the stack.
+fn strongly_connected(edges: &[Vec<(DeclId, TextRange)>]) -> Vec<Vec<DeclId>> {
+    let count = edges.len();
+    let mut order = Vec::with_capacity(count);
+    let mut visited = vec![false; count];
+    for start in 0..count {
+        if visited[start] {
+            continue;
+        }
+        visited[start] = true;
+        let mut stack = vec![(start, 0)];
+        while let Some((node, next)) = stack.pop() {
+            if let Some(&(to, _)) = edges[node].get(next) {
+                stack.push((node, next + 1));
+                if !visited[to] {
+                    visited[to] = true;
+                    stack.push((to, 0));
+                }
+            } else {
+                order.push(node);
+            }
+        }
+    }
+    let mut reverse = vec![Vec::new(); count];
+    for (from, targets) in edges.iter().enumerate() {
+        for (to, _) in targets {
+            reverse[*to].push(from);
+        }
+    }
+    let mut assigned = vec![false; count];
+    let mut components = Vec::new();
+    for &start in order.iter().rev() {
+        if assigned[start] {
+            continue;
+        }
+        assigned[start] = true;
+        let mut component = vec![start];
+        let mut stack = vec![start];
+        while let Some(node) = stack.pop() {
+            for &from in &reverse[node] {
+                if !assigned[from] {
+                    assigned[from] = true;
+                    component.push(from);
+                    stack.push(from);
+                }
+            }
+        }
+        component.sort_unstable();
+        components.push(component);
+    }
+    components
+}
+
+/// The shortest way from `start` back to itself within `members`: each step as the
+/// resource it leaves from and the reference it follows.
+fn shortest_cycle(
+    start: DeclId,
+    edges: &[Vec<(DeclId, TextRange)>],
+    members: &BTreeSet<DeclId>,
+) -> Option<Vec<(DeclId, TextRange)>> {
+    let mut came_from: std::collections::BTreeMap<DeclId, (DeclId, TextRange)> = Default::default();
+    let mut queue = VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        for &(to, range) in &edges[node] {
+            if !members.contains(&to) {
+                continue;
+            }
+            if to == start {
+                let mut steps = vec![(node, range)];
+                let mut at = node;
+                while at != start {
+                    let (previous, range) = came_from[&at];
+                    steps.push((previous, range));
+                    at = previous;
+                }
+                steps.reverse();
+                return Some(steps);
+            }
+            if to != start && !came_from.contains_key(&to) {
+                came_from.insert(to, (node, range));
+                queue.push_back(to);
+            }
+        }
+    }
+    None
 }

@@ -1,14 +1,18 @@
 //! Static analysis of NixOps4 deployment files for the language server: completion,
-//! diagnostics, hover and go-to-definition from the rnix syntax tree and the providers' `describe`, on any text,
-//! half-typed and broken included. Nothing is evaluated.
+//! diagnostics with their fixes, hover, navigation, rename and the document's outline, from
+//! the rnix syntax tree and the providers' `describe`, on any text, half-typed and broken
+//! included. Nothing is evaluated.
 //!
 //! Works in byte offsets ([`TextSize`]); turning them into editor positions is the
-//! server's job. Knows nothing of LSP, tokio or the engine.
+//! server's job. Knows nothing of LSP, tokio or the engine. An [`Analysis`] is immutable
+//! and `Send + Sync`, so the server parses a version once and shares it.
 
 pub mod completion;
 pub mod diagnostics;
 pub mod index;
 pub mod navigation;
+pub mod outline;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 
@@ -39,10 +43,14 @@ impl Schemas {
     }
 }
 
+/// What the state last recorded: the outputs of each resource, by its path (`["host",
+/// "key"]`). Secret outputs are in it; the analysis never shows them.
+pub type Recorded = BTreeMap<Vec<String>, serde_json::Map<String, serde_json::Value>>;
+
 /// One file, parsed and indexed.
 pub struct Analysis {
     text: String,
-    root: rnix::SyntaxNode,
+    green: rowan::GreenNode,
     errors: Vec<rnix::ParseError>,
     pub index: Index,
 }
@@ -50,27 +58,242 @@ pub struct Analysis {
 impl Analysis {
     pub fn new(text: &str) -> Analysis {
         let parse = rnix::Root::parse(text);
-        let root = parse.syntax();
-        let index = Index::build(&root);
+        Analysis::from_tree(
+            text.to_owned(),
+            parse.syntax().green().to_owned(),
+            parse.errors().to_vec(),
+        )
+    }
+
+    fn from_tree(text: String, green: rowan::GreenNode, errors: Vec<rnix::ParseError>) -> Analysis {
+        let index = Index::build(&rnix::SyntaxNode::new_root(green.clone()));
         Analysis {
-            text: text.to_owned(),
-            errors: parse.errors().to_vec(),
-            root,
+            text,
+            green,
+            errors,
             index,
         }
+    }
+
+    /// The analysis of this text with `range` replaced by `replacement`. Only the
+    /// innermost set or list around the edit is parsed again when that is sure to give the
+    /// same tree as parsing everything: the edit stays inside it, and its new text parses
+    /// alone without any error as one set or list closed by its own bracket (so nothing it
+    /// opened, such as a string or an interpolation, reaches past it). Otherwise the whole
+    /// text is parsed.
+    pub fn edited(&self, range: TextRange, replacement: &str) -> Analysis {
+        let start = usize::from(range.start()).min(self.text.len());
+        let end = usize::from(range.end()).clamp(start, self.text.len());
+        if !self.text.is_char_boundary(start) || !self.text.is_char_boundary(end) {
+            return Analysis::new(&self.text);
+        }
+        let mut text = String::with_capacity(self.text.len() + replacement.len());
+        text.push_str(&self.text[..start]);
+        text.push_str(replacement);
+        text.push_str(&self.text[end..]);
+        let range = TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
+        match self.reparse_block(range, replacement, &text) {
+            Some((green, errors)) => Analysis::from_tree(text, green, errors),
+            None => Analysis::new(&text),
+        }
+    }
+
+    fn reparse_block(
+        &self,
+        range: TextRange,
+        replacement: &str,
+        new_text: &str,
+    ) -> Option<(rowan::GreenNode, Vec<rnix::ParseError>)> {
+        use rnix::SyntaxKind::*;
+        let root = self.root();
+        let covering = match root.covering_element(range) {
+            rowan::NodeOrToken::Node(node) => node,
+            rowan::NodeOrToken::Token(token) => token.parent()?,
+        };
+        let block = covering.ancestors().find(|node| {
+            matches!(node.kind(), NODE_ATTR_SET | NODE_LIST)
+                && node.text_range().start() < range.start()
+                && range.end() < node.text_range().end()
+        })?;
+        let old = block.text_range();
+        let new_len = usize::from(old.len()) + replacement.len() - usize::from(range.len());
+        let block_text =
+            new_text.get(usize::from(old.start())..usize::from(old.start()) + new_len)?;
+        let parse = rnix::Root::parse(block_text);
+        let tree = parse.syntax();
+        let mut children = tree.children();
+        let reparsed = children.next()?;
+        let closer = if block.kind() == NODE_LIST {
+            TOKEN_R_BRACK
+        } else {
+            TOKEN_R_BRACE
+        };
+        if children.next().is_some()
+            || !parse.errors().is_empty()
+            || reparsed.kind() != block.kind()
+            || usize::from(reparsed.text_range().len()) != block_text.len()
+            || reparsed.last_token().map(|t| t.kind()) != Some(closer)
+        {
+            return None;
+        }
+        let delta = new_len as i64 - i64::from(u32::from(old.len()));
+        let move_by = |r: TextRange, by: i64| {
+            let shift = |at: TextSize| TextSize::from((i64::from(u32::from(at)) + by) as u32);
+            TextRange::new(shift(r.start()), shift(r.end()))
+        };
+        let mut errors = Vec::new();
+        for error in &self.errors {
+            let range = error_range(error)?;
+            if range.end() <= old.start() {
+                errors.push(error.clone());
+            } else if range.start() >= old.end() {
+                errors.push(with_range(error, move_by(range, delta)));
+            } else if !old.contains_range(range) {
+                return None;
+            }
+        }
+        Some((block.replace_with(reparsed.green().to_owned()), errors))
     }
 
     pub fn text(&self) -> &str {
         &self.text
     }
 
-    pub(crate) fn root(&self) -> &rnix::SyntaxNode {
-        &self.root
+    /// The syntax tree (cheap: a new root over the shared green tree).
+    pub(crate) fn root(&self) -> rnix::SyntaxNode {
+        rnix::SyntaxNode::new_root(self.green.clone())
     }
 
     pub(crate) fn parse_errors(&self) -> &[rnix::ParseError] {
         &self.errors
     }
+
+    /// Whether this analysis has the same tree, errors and index as `other` (for tests of
+    /// [`Analysis::edited`]).
+    pub fn same_as(&self, other: &Analysis) -> bool {
+        let sorted = |errors: &[rnix::ParseError]| {
+            let mut shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            shown.sort();
+            shown
+        };
+        self.text == other.text
+            && self.green == other.green
+            && sorted(&self.errors) == sorted(&other.errors)
+            && self.index == other.index
+    }
+
+    /// The type a declared resource has, when its provider is described.
+    pub(crate) fn description<'s>(
+        &self,
+        decl: &index::ResourceDecl,
+        schemas: &'s Schemas,
+    ) -> Option<(&'s str, &'s ResourceTypeDescription)> {
+        let (type_name, _) = decl.type_name.as_ref()?;
+        schemas
+            .types
+            .get_key_value(type_name)
+            .map(|(name, description)| (name.as_str(), description))
+    }
+
+    /// The innermost scope containing an offset.
+    pub(crate) fn scope_at(&self, offset: TextSize) -> index::ScopeId {
+        self.index
+            .scopes
+            .iter()
+            .enumerate()
+            .filter(|(_, scope)| scope.range.contains_inclusive(offset))
+            .min_by_key(|(_, scope)| scope.range.len())
+            .map_or(0, |(id, _)| id)
+    }
+}
+
+impl Analysis {
+    /// The innermost scope around `offset` whose function binds `name` (`outer@{ ... }`).
+    pub(crate) fn binding_scope(&self, name: &str, offset: TextSize) -> Option<index::ScopeId> {
+        use rowan::ast::AstNode;
+        let root = self.root();
+        let mut around: Vec<(index::ScopeId, &index::Scope)> = self
+            .index
+            .scopes
+            .iter()
+            .enumerate()
+            .filter(|(_, scope)| scope.range.contains_inclusive(offset))
+            .collect();
+        around.sort_by_key(|(_, scope)| scope.range.len());
+        around.into_iter().find_map(|(id, scope)| {
+            let element = root.covering_element(scope.range);
+            let node = match element {
+                rowan::NodeOrToken::Node(node) => node,
+                rowan::NodeOrToken::Token(token) => token.parent()?,
+            };
+            node.ancestors()
+                .filter_map(rnix::ast::Lambda::cast)
+                .find(|lambda| lambda.syntax().text_range() == scope.range)
+                .filter(|lambda| index::binds(lambda, name))
+                .map(|_| id)
+        })
+    }
+}
+
+/// Where a parse error is; `None` for those at the end of the text.
+fn error_range(error: &rnix::ParseError) -> Option<TextRange> {
+    use rnix::ParseError::*;
+    match error {
+        Unexpected(range)
+        | UnexpectedExtra(range)
+        | UnexpectedWanted(_, range, _)
+        | UnexpectedDoubleBind(range)
+        | DuplicatedArgs(range, _) => Some(*range),
+        UnexpectedEOF | UnexpectedEOFWanted(_) | RecursionLimitExceeded => None,
+        _ => None,
+    }
+}
+
+fn with_range(error: &rnix::ParseError, range: TextRange) -> rnix::ParseError {
+    use rnix::ParseError::*;
+    match error {
+        Unexpected(_) => Unexpected(range),
+        UnexpectedExtra(_) => UnexpectedExtra(range),
+        UnexpectedWanted(kind, _, wanted) => UnexpectedWanted(*kind, range, wanted.clone()),
+        UnexpectedDoubleBind(_) => UnexpectedDoubleBind(range),
+        DuplicatedArgs(_, name) => DuplicatedArgs(range, name.clone()),
+        other => other.clone(),
+    }
+}
+
+/// Whether `name` can be written bare in an attribute path (else it needs quotes).
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
+        && !matches!(
+            name,
+            "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit" | "or"
+        )
+}
+
+/// A resource name as written in an attribute path: bare, or quoted.
+pub fn attribute_name(name: &str) -> String {
+    if is_identifier(name) {
+        return name.to_owned();
+    }
+    let mut quoted = String::from("\"");
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            '$' if chars.peek() == Some(&'{') => quoted.push_str("\\$"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// A property's JSON type as a schema states it (`string`, `array`, ...), if it does.

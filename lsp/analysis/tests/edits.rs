@@ -1,0 +1,99 @@
+//! Property tests of the analysis under random edits: reparsing only the block around an
+//! edit must give exactly what parsing everything gives (tree, errors and index), and no
+//! question asked at any offset of any intermediate text may panic.
+
+use std::collections::BTreeSet;
+
+use nixops4_analysis::workspace::{self, File};
+use nixops4_analysis::{Analysis, Recorded, Schemas, TextRange, TextSize};
+use proptest::prelude::*;
+
+/// Pieces that make and break Nix syntax: braces, strings, comments, interpolation,
+/// references, multi-byte characters.
+const FRAGMENTS: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ";",
+    "=",
+    " = ",
+    "\"",
+    "''",
+    "${",
+    "#",
+    "/*",
+    "*/",
+    "\n",
+    " ",
+    "a",
+    "rec ",
+    "resources.",
+    "resources.a.",
+    "inputs = { ",
+    "type = \"local.file\"; ",
+    "é",
+    "😀",
+    "\r\n",
+    "x: ",
+    "{ resources, ... }: ",
+    "lib.nested (",
+    ")",
+    "outer@",
+    ".",
+];
+
+fn fixture() -> String {
+    std::fs::read_to_string(
+        nixops4_tests::repository_root().join("tests/fixtures/eval/nested/flake.nix"),
+    )
+    .unwrap()
+}
+
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// An edit: where (as a fraction of the text), how much to delete, what to insert.
+fn edit() -> impl Strategy<Value = (f64, usize, Vec<usize>)> {
+    (
+        0.0..1.0f64,
+        0..12usize,
+        prop::collection::vec(0..FRAGMENTS.len(), 0..3),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+
+    #[test]
+    fn block_reparse_equals_full_parse(edits in prop::collection::vec(edit(), 1..25)) {
+        let mut analysis = Analysis::new(&fixture());
+        let schemas = Schemas::default();
+        for (at, delete, insert) in edits {
+            let text = analysis.text().to_owned();
+            let start = floor_boundary(&text, (at * text.len() as f64) as usize);
+            let end = floor_boundary(&text, start + delete);
+            let inserted: String = insert.iter().map(|i| FRAGMENTS[*i]).collect();
+            let range = TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
+            let edited = analysis.edited(range, &inserted);
+            let mut expected_text = text.clone();
+            expected_text.replace_range(start..end, &inserted);
+            let full = Analysis::new(&expected_text);
+            prop_assert!(edited.same_as(&full), "after replacing {start}..{end} with {inserted:?} in:\n{text}");
+            let offset = TextSize::from(floor_boundary(&expected_text, (at * expected_text.len() as f64) as usize) as u32);
+            let _ = edited.diagnostics(&schemas, &BTreeSet::new());
+            let _ = edited.completions(offset, &schemas);
+            let _ = edited.hover(offset, &schemas, &Recorded::new());
+            let files = [File { id: "f", analysis: &edited }];
+            let _ = workspace::references(&files, "f", offset, true);
+            let _ = workspace::rename(&files, "f", offset, "b");
+            let _ = (edited.symbols(), edited.folding_ranges(), edited.semantic_tokens());
+            analysis = edited;
+        }
+    }
+}
