@@ -5,6 +5,8 @@
 //! (`cargo build --workspace --bins`, as `scripts/test.sh` does), since `cargo test`
 //! builds only the binaries of packages that have integration tests.
 
+pub mod lsp_client;
+
 use std::path::PathBuf;
 
 /// The path of one of the workspace's binaries, built for the running test profile.

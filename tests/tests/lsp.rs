@@ -2,160 +2,12 @@
 //! incremental edits, completion at positions in non-ASCII text, an edit and a request sent
 //! back to back, and a clean shutdown.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use nixops4_tests::lsp_client::{LspClient, marked};
 use serde_json::{Value, json};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct LspClient {
-    child: Child,
-    stdin: ChildStdin,
-    messages: Receiver<Value>,
-    next_id: i64,
-}
-
-impl LspClient {
-    fn start() -> LspClient {
-        let mut child = Command::new(nixops4_tests::binary("nixops4-lsp"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start nixops4-lsp");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (sender, messages) = channel();
-        std::thread::spawn(move || {
-            loop {
-                let mut length = None;
-                loop {
-                    let mut header = String::new();
-                    if stdout.read_line(&mut header).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let header = header.trim();
-                    if header.is_empty() {
-                        break;
-                    }
-                    if let Some(value) = header.strip_prefix("Content-Length: ") {
-                        length = value.parse::<usize>().ok();
-                    }
-                }
-                let mut body = vec![0; length.expect("a Content-Length header")];
-                if stdout.read_exact(&mut body).is_err() {
-                    return;
-                }
-                if sender
-                    .send(serde_json::from_slice(&body).expect("a JSON message"))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        let mut client = LspClient {
-            child,
-            stdin,
-            messages,
-            next_id: 1,
-        };
-        let result = client.request(
-            "initialize",
-            json!({"capabilities": {}, "processId": null, "rootUri": null}),
-        );
-        assert!(
-            result["capabilities"]["completionProvider"].is_object(),
-            "{result}"
-        );
-        client.notify("initialized", json!({}));
-        client
-    }
-
-    fn send(&mut self, message: Value) {
-        let body = message.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn notify(&mut self, method: &str, params: Value) {
-        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
-    }
-
-    fn send_request(&mut self, method: &str, params: Value) -> i64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        id
-    }
-
-    /// The next message that `wanted` accepts; others (logs, other notifications) pass.
-    fn wait_for(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let message = self
-                .messages
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"));
-            if wanted(&message) {
-                return message;
-            }
-        }
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.send_request(method, params);
-        let response = self.wait_for(method, |m| m["id"] == json!(id));
-        assert!(
-            response.get("error").is_none(),
-            "{method} failed: {response}"
-        );
-        response["result"].clone()
-    }
-
-    fn diagnostics(&mut self, version: i64) -> Vec<Value> {
-        let message = self.wait_for("diagnostics", |m| {
-            m["method"] == "textDocument/publishDiagnostics"
-                && m["params"]["version"] == json!(version)
-        });
-        message["params"]["diagnostics"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn shutdown(mut self) {
-        self.request("shutdown", Value::Null);
-        self.notify("exit", Value::Null);
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "nixops4-lsp exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "nixops4-lsp did not exit");
-            std::thread::yield_now();
-        }
-    }
-}
-
 const URI: &str = "file:///work/flake.nix";
-
-/// The UTF-16 position of the `$0` marker, and the text without it.
-fn marked(text: &str) -> (String, Value) {
-    let offset = text.find("$0").expect("a $0 marker");
-    let before = &text[..offset];
-    let line = before.matches('\n').count();
-    let column: usize = before.rsplit('\n').next().unwrap().encode_utf16().count();
-    (
-        text.replacen("$0", "", 1),
-        json!({"line": line, "character": column}),
-    )
-}
 
 fn labels(result: &Value) -> Vec<String> {
     result
@@ -168,7 +20,7 @@ fn labels(result: &Value) -> Vec<String> {
 
 #[test]
 fn diagnostics_and_completion_follow_edits() {
-    let mut client = LspClient::start();
+    let mut client = LspClient::start(&[], None, json!({}));
     let text = "{ outputs = { self }: { nixops4Deployments.default = { resources, ... }: {\n  resources.a = { type = \"local.file\"; inputs = { name = \"é😀\"; contnets = \"x\"; }; };\n}; }; }\n";
     client.notify(
         "textDocument/didOpen",
@@ -216,7 +68,7 @@ fn diagnostics_and_completion_follow_edits() {
 
 #[test]
 fn completes_types_resources_and_outputs() {
-    let mut client = LspClient::start();
+    let mut client = LspClient::start(&[], None, json!({}));
     let (text, position) = marked(
         "{ resources = {\n  a = { type = \"local.file\"; inputs = { name = \"a\"; contents = \"ü\"; }; };\n  b = { type = \"local.exec\"; inputs.executable = resources.a.$0; };\n}; }\n",
     );
@@ -240,7 +92,7 @@ fn completes_types_resources_and_outputs() {
 
 #[test]
 fn hover_and_definition() {
-    let mut client = LspClient::start();
+    let mut client = LspClient::start(&[], None, json!({}));
     let text = "{ resources = {\n  a = { type = \"local.file\"; inputs = { name = \"a\"; contents = \"ü\"; }; };\n  b = { type = \"local.exec\"; inputs.executable = resources.a.path; };\n}; }\n";
     client.notify(
         "textDocument/didOpen",
@@ -288,4 +140,293 @@ fn version_flag() {
         .unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("nixops4-lsp "));
+}
+
+fn uri(path: &std::path::Path) -> String {
+    format!("file://{}", path.display())
+}
+
+fn open(client: &mut LspClient, uri: &str, text: &str) {
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+}
+
+/// A flake whose deployment is written as two modules: `resources.nix` declares, and
+/// `flake.nix` uses what it declares.
+fn module_workspace() -> nixops4_tests::TestEnv {
+    let env = nixops4_tests::TestEnv::new();
+    env.write(
+        "flake.nix",
+        "{\n  outputs = { self }: {\n    nixops4Deployments.default = { resources, ... }: {\n      resources.copy = {\n        type = \"local.file\";\n        inputs = { name = \"copy.txt\"; contents = resources.greeting.sha256; };\n      };\n    };\n  };\n}\n",
+    );
+    env.write(
+        "modules/resources.nix",
+        "{ resources, ... }: {\n  resources.greeting = { type = \"local.file\"; inputs = { name = \"hello.txt\"; contents = \"hello\"; }; };\n}\n",
+    );
+    env
+}
+
+#[test]
+fn references_and_rename_reach_module_files_on_disk() {
+    let env = module_workspace();
+    let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": false}));
+    let flake = env.dir().join("flake.nix");
+    let text = env.read("flake.nix").unwrap();
+    open(&mut client, &uri(&flake), &text);
+    // The scan of the workspace finds the module: nothing is unknown once it is read.
+    let settled = client.wait_for("diagnostics without unknown resources", |m| {
+        m["method"] == "textDocument/publishDiagnostics" && m["params"]["diagnostics"] == json!([])
+    });
+    assert_eq!(settled["params"]["uri"], json!(uri(&flake)));
+    let (_, position) = marked(&text.replacen("resources.greeting", "resources.gree$0ting", 1));
+    let at = json!({"textDocument": {"uri": uri(&flake)}, "position": position});
+    let definition = client.request("textDocument/definition", at.clone());
+    let module = uri(&env.dir().join("modules/resources.nix"));
+    assert_eq!(definition["uri"], json!(module));
+    assert_eq!(
+        definition["range"]["start"],
+        json!({"line": 1, "character": 12})
+    );
+    let mut with_declaration = at.clone();
+    with_declaration["context"] = json!({"includeDeclaration": true});
+    let references = client.request("textDocument/references", with_declaration);
+    let files: Vec<&str> = references
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{references}");
+    let prepared = client.request("textDocument/prepareRename", at.clone());
+    assert_eq!(prepared["placeholder"], "greeting");
+    let mut rename = at.clone();
+    rename["newName"] = json!("welcome message");
+    let edit = client.request("textDocument/rename", rename);
+    assert_eq!(
+        edit["changes"][uri(&flake).as_str()][0]["newText"],
+        json!("\"welcome message\"")
+    );
+    assert_eq!(
+        edit["changes"][module.as_str()].as_array().map(Vec::len),
+        Some(1)
+    );
+    // Outputs are the provider's names: renaming one is refused with a reason.
+    let (_, on_output) = marked(&text.replacen("sha256", "sha$0256", 1));
+    let id = client.send_request(
+        "textDocument/prepareRename",
+        json!({"textDocument": {"uri": uri(&flake)}, "position": on_output}),
+    );
+    let refused = client.wait_for("prepareRename", |m| m["id"] == json!(id));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provider"),
+        "{refused}"
+    );
+    client.shutdown();
+}
+
+#[test]
+fn symbols_folding_tokens_and_quick_fixes() {
+    let env = nixops4_tests::TestEnv::new();
+    let text = "{\n  outputs = { self }: {\n    nixops4Deployments.default = { resources, ... }: {\n      resources = {\n        a = { type = \"local.file\"; inputs = { name = \"a\"; contnets = \"x\"; }; };\n        b = {\n          type = \"local.exec\";\n          inputs.executable = resources.a.path;\n        };\n      };\n    };\n  };\n}\n";
+    env.write("flake.nix", text);
+    let file = uri(&env.dir().join("flake.nix"));
+    let mut client = LspClient::start(&[], Some(env.dir()), json!({}));
+    open(&mut client, &file, text);
+    let document = json!({"textDocument": {"uri": file}});
+    let symbols = client.request("textDocument/documentSymbol", document.clone());
+    let names: Vec<(String, Vec<String>)> = symbols
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let children = s["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect();
+            (s["name"].as_str().unwrap().to_owned(), children)
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "a".to_owned(),
+                vec!["name".to_owned(), "contnets".to_owned()]
+            ),
+            ("b".to_owned(), vec!["executable".to_owned()])
+        ]
+    );
+    let folds = client.request("textDocument/foldingRange", document.clone());
+    let b_block = folds
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["startLine"] == 5 && f["endLine"] == 8);
+    assert!(b_block, "{folds}");
+    let tokens = client.request("textDocument/semanticTokens/full", document.clone());
+    let data = tokens["data"].as_array().unwrap();
+    // Five numbers per token: a, its type, two inputs; b, its type, an input, the reference `a` and `path`.
+    assert_eq!(data.len(), 5 * 9, "{tokens}");
+    // The first token is `a`'s declaration on line 4, column 8.
+    assert_eq!(
+        &data[..5],
+        &[json!(4), json!(8), json!(1), json!(0), json!(1)]
+    );
+    let (_, typo) = marked(&text.replacen("contnets", "con$0tnets", 1));
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": file}, "range": {"start": typo, "end": typo}, "context": {"diagnostics": []}}),
+    );
+    let titles: Vec<&str> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Change to `contents`"], "{actions}");
+    assert_eq!(
+        actions[0]["edit"]["changes"][file.as_str()][0]["newText"],
+        "contents"
+    );
+    client.shutdown();
+}
+
+/// A provider program that leaves a mark when it is started, then runs the testing provider.
+fn marking_provider(env: &nixops4_tests::TestEnv) -> std::path::PathBuf {
+    let script = env.dir().join("provider.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nexec '{}' \"$@\"\n",
+            env.dir().join("provider-ran").display(),
+            nixops4_tests::binary("nixops4-resources-testing").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn declared_providers_are_asked_only_in_trusted_workspaces() {
+    for trusted in [false, true] {
+        let env = nixops4_tests::TestEnv::new();
+        let script = marking_provider(&env);
+        env.write_deployment(&format!(
+            "      providers.testing = {{ executable = \"{}\"; }};\n      resources.s = {{ type = \"testing.secret\"; inputs = {{ nmae = \"x\"; }}; }};",
+            script.display()
+        ));
+        let text = env.read("flake.nix").unwrap();
+        let file = uri(&env.dir().join("flake.nix"));
+        let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": trusted}));
+        open(&mut client, &file, &text);
+        let codes = |message: &Value| -> Vec<String> {
+            message["params"]["diagnostics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["code"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        if trusted {
+            // Once described, the provider's schema says what is wrong.
+            let described = client.wait_for("diagnostics from the described schema", |m| {
+                m["method"] == "textDocument/publishDiagnostics"
+                    && !m["params"]["diagnostics"].as_array().unwrap().is_empty()
+            });
+            assert_eq!(codes(&described), ["missing-input", "unknown-input"]);
+            assert!(env.dir().join("provider-ran").exists());
+        } else {
+            let first = client.diagnostics(1);
+            assert_eq!(first, Vec::<Value>::new());
+            // A request after the open has been answered, so the open is fully handled.
+            client.request(
+                "textDocument/documentSymbol",
+                json!({"textDocument": {"uri": file}}),
+            );
+            assert!(
+                !env.dir().join("provider-ran").exists(),
+                "an untrusted workspace started a provider"
+            );
+        }
+        client.shutdown();
+    }
+}
+
+#[test]
+fn hover_shows_recorded_state_and_rename_offers_the_state_move() {
+    let env = nixops4_tests::TestEnv::new();
+    env.write_deployment(
+        "      resources.greeting = { type = \"local.file\"; inputs = { name = \"hello.txt\"; contents = \"hi\"; }; };\n      resources.copy = { type = \"local.file\"; inputs = { name = \"copy.txt\"; contents = resources.greeting.path; }; };",
+    );
+    env.run(&["apply"]).success();
+    let text = env.read("flake.nix").unwrap();
+    let file = uri(&env.dir().join("flake.nix"));
+    let (_, on_path) = marked(&text.replacen("greeting.path", "greeting.pa$0th", 1));
+    for trusted in [false, true] {
+        let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": trusted}));
+        open(&mut client, &file, &text);
+        let hover = client.request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": file}, "position": on_path}),
+        );
+        let shown = hover["contents"]["value"].as_str().unwrap();
+        let recorded = env.dir().join("hello.txt").canonicalize().unwrap();
+        assert!(
+            shown.contains(&format!(
+                "Last recorded value: `\"{}\"`",
+                recorded.display()
+            )),
+            "{shown}"
+        );
+        let mut rename =
+            json!({"textDocument": {"uri": file}, "position": on_path, "newName": "welcome"});
+        let (_, on_name) =
+            marked(&text.replacen("resources.greeting =", "resources.gree$0ting =", 1));
+        rename["position"] = on_name;
+        client.request("textDocument/rename", rename);
+        if trusted {
+            let question = client.wait_for("the state move offer", |m| {
+                m["method"] == "window/showMessageRequest"
+            });
+            assert!(
+                question["params"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("greeting is recorded"),
+                "{question}"
+            );
+            client.send(json!({"jsonrpc": "2.0", "id": question["id"], "result": {"title": "Move state record"}}));
+            let done = client.wait_for("the outcome", |m| m["method"] == "window/showMessage");
+            assert_eq!(
+                done["params"]["message"], "Moved greeting to welcome in the state.",
+                "{done}"
+            );
+            let listed = env.run(&["state", "list"]).success().stdout;
+            assert!(
+                listed.contains("welcome") && !listed.contains("greeting"),
+                "{listed}"
+            );
+        } else {
+            let advice = client.wait_for("the state move advice", |m| {
+                m["method"] == "window/showMessage"
+            });
+            assert!(
+                advice["params"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("nixops4 state mv 'greeting' 'welcome'"),
+                "{advice}"
+            );
+        }
+        client.shutdown();
+    }
 }

@@ -79,6 +79,7 @@ const ALLOWED_EDGES: &[(&str, &str)] = &[
     ("nixops4-lsp", "nixops4-analysis"),
     ("nixops4-lsp", "nixops4-core"),
     ("nixops4-lsp", "nixops4-provider-protocol"),
+    ("nixops4-lsp", "nixops4-resources-local"),
     ("nixops4", "nixops4-core"),
 ];
 

@@ -1,12 +1,19 @@
 //! An open document: its text in a rope, edited in place by full or incremental changes,
-//! and the conversions between LSP positions (UTF-16 code units) and byte offsets.
+//! its analysis for that text, and the conversions between LSP positions (UTF-16 code
+//! units) and byte offsets. Cloning is cheap (the rope and the analysis are shared), so a
+//! request works on a snapshot while edits go on.
 
+use std::sync::Arc;
+
+use nixops4_analysis::{Analysis, TextRange, TextSize};
 use ropey::Rope;
 use tower_lsp_server::lsp_types::{Position, Range, TextDocumentContentChangeEvent};
 
+#[derive(Clone)]
 pub struct Document {
     text: Rope,
     pub version: i32,
+    pub analysis: Arc<Analysis>,
 }
 
 impl Document {
@@ -14,6 +21,16 @@ impl Document {
         Document {
             text: Rope::from_str(text),
             version,
+            analysis: Arc::new(Analysis::new(text)),
+        }
+    }
+
+    /// A document for text already analysed (a file on disk), for positions in it.
+    pub fn from_analysis(analysis: Arc<Analysis>) -> Document {
+        Document {
+            text: Rope::from_str(analysis.text()),
+            version: 0,
+            analysis,
         }
     }
 
@@ -21,9 +38,32 @@ impl Document {
         self.text.to_string()
     }
 
+    /// Applies a notification's changes in order, updating the analysis with each (which
+    /// reparses only the block around an incremental edit when it can).
+    pub fn change(&mut self, changes: &[TextDocumentContentChangeEvent], version: i32) {
+        for change in changes {
+            let analysis = match change.range {
+                Some(range) => {
+                    let start = self.text.char_to_byte(self.char_index(range.start));
+                    let end = self
+                        .text
+                        .char_to_byte(self.char_index(range.end))
+                        .max(start);
+                    let replaced =
+                        TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
+                    self.analysis.edited(replaced, &change.text)
+                }
+                None => Analysis::new(&change.text),
+            };
+            self.apply(change);
+            self.analysis = Arc::new(analysis);
+        }
+        self.version = version;
+    }
+
     /// Applies one change. A change whose range lies outside the text is clamped to it,
     /// so a confused client cannot make the server fail.
-    pub fn apply(&mut self, change: &TextDocumentContentChangeEvent) {
+    fn apply(&mut self, change: &TextDocumentContentChangeEvent) {
         match change.range {
             None => self.text = Rope::from_str(&change.text),
             Some(range) => {
@@ -71,11 +111,21 @@ impl Document {
         }
     }
 
-    pub fn range(&self, start: usize, end: usize) -> Range {
+    pub fn range(&self, range: TextRange) -> Range {
         Range {
-            start: self.position(start),
-            end: self.position(end),
+            start: self.position(usize::from(range.start())),
+            end: self.position(usize::from(range.end())),
         }
+    }
+
+    /// The analysis offset of a position.
+    pub fn text_size(&self, position: Position) -> TextSize {
+        TextSize::from(self.offset(position) as u32)
+    }
+
+    pub fn text_range(&self, range: Range) -> TextRange {
+        let start = self.text_size(range.start);
+        TextRange::new(start, self.text_size(range.end).max(start))
     }
 }
 

@@ -1,39 +1,36 @@
 //! `nixops4-lsp`: the NixOps4 language server over stdio.
 //!
-//! Today it serves the static analysis of `nixops4-analysis` (completion and diagnostics);
-//! plan previews, commands and trust handling arrive with the next issues. Document edits
-//! are applied before any `.await` in their notification handlers, so they are never
-//! reordered or lost; requests read a snapshot of the text.
+//! Serves the static analysis of `nixops4-analysis`: completion, diagnostics with quick
+//! fixes, hover (with the values the state recorded), definition, references, rename,
+//! symbols, folding and semantic tokens. Plan previews and commands arrive with the next
+//! issue. Document edits are applied before any `.await` in their notification handlers,
+//! so they are never reordered or lost; requests read a snapshot of a document.
 
 #![deny(clippy::print_stdout)]
 
 mod document;
+mod project;
 mod server;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
+/// The NixOps4 language server. Editors start it and speak LSP over stdin and stdout.
+#[derive(Parser)]
+#[command(name = "nixops4-lsp", version)]
+struct Arguments {
+    /// Speak LSP over stdin and stdout (the default; accepted for editors that pass it).
+    #[arg(long)]
+    stdio: bool,
+    /// Trust the workspace: ask the providers it declares for their schemas and read state
+    /// outside it. A client's `initializationOptions.trusted` takes precedence.
+    #[arg(long)]
+    trust_workspace: bool,
+}
+
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    if let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--version" | "-V" => {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "nixops4-lsp {}",
-                    env!("CARGO_PKG_VERSION")
-                );
-                return ExitCode::SUCCESS;
-            }
-            "--stdio" => {}
-            other => {
-                eprintln!(
-                    "nixops4-lsp: unknown argument `{other}` (it takes --stdio or --version)"
-                );
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let arguments = Arguments::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,6 +41,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(server::serve());
+    runtime.block_on(server::serve(server::Options {
+        trust_workspace: arguments.trust_workspace,
+    }));
     ExitCode::SUCCESS
 }

@@ -1,26 +1,40 @@
-//! The LSP handlers: open documents in a map, analysis on a snapshot of the text,
-//! diagnostics published after every change.
+//! The LSP handlers: open documents in a map, each with the analysis of its current text;
+//! requests answer from a snapshot (a cheap clone), so an edit never waits for them and
+//! they never see half an edit. Diagnostics are published after every change.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
+use nixops4_analysis::Schemas;
 use nixops4_analysis::completion::CompletionKind;
-use nixops4_analysis::{Analysis, Schemas, TextSize};
-use nixops4_provider_protocol::Response;
-use tower_lsp_server::jsonrpc::Result;
+use nixops4_analysis::outline::{self, TokenKind};
+use nixops4_analysis::workspace::{self, File};
+use nixops4_core::ResourcePath;
+use nixops4_core::engine::{Engine, EngineOptions};
+use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::lsp_types::*;
-use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+use tower_lsp_server::{Client, LanguageServer, LspService, Server, UriExt};
 
 use crate::document::Document;
+use crate::project::Project;
 
-pub async fn serve() {
-    let schemas = local_schemas();
-    let (service, socket) = LspService::new(|client| Backend {
+/// How the server was started.
+pub struct Options {
+    /// Trust the workspace unless the client says otherwise at initialisation.
+    pub trust_workspace: bool,
+}
+
+pub async fn serve(options: Options) {
+    let (service, socket) = LspService::build(|client| Backend {
         client,
-        documents: DashMap::new(),
-        schemas,
-    });
+        documents: Arc::new(DashMap::new()),
+        project: OnceLock::new(),
+        options,
+    })
+    .custom_method("nixops4/documentText", Backend::document_text)
+    .finish();
     Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
         .serve(service)
         .await;
@@ -28,84 +42,397 @@ pub async fn serve() {
 
 struct Backend {
     client: Client,
-    documents: DashMap<Uri, Document>,
-    schemas: Schemas,
+    documents: Arc<DashMap<Uri, Document>>,
+    /// Set at initialisation, when the workspace and its trust are known.
+    project: OnceLock<Arc<Project>>,
+    options: Options,
 }
 
-/// The built-in local provider's types, from its `describe` (our own program, beside this
-/// one, so asking it is safe in any workspace).
-fn local_schemas() -> Schemas {
-    let mut schemas = Schemas::default();
-    let program = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("nixops4-resources-local")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| "nixops4-resources-local".into());
-    let Ok(mut child) = Command::new(&program)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-    else {
-        return schemas;
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = writeln!(stdin, "{{\"describeRequest\":{{}}}}");
-    }
-    let mut line = String::new();
-    if let Some(stdout) = child.stdout.take() {
-        let _ = BufReader::new(stdout).read_line(&mut line);
-    }
-    let _ = child.wait();
-    if let Ok(Response::DescribeResponse(description)) = serde_json::from_str(&line) {
-        schemas.add_provider("local", &description);
-    }
-    schemas
+const TOKEN_TYPES: [SemanticTokenType; 4] = [
+    SemanticTokenType::VARIABLE,
+    SemanticTokenType::PROPERTY,
+    SemanticTokenType::TYPE,
+    SemanticTokenType::PARAMETER,
+];
+const TOKEN_MODIFIERS: [SemanticTokenModifier; 1] = [SemanticTokenModifier::DECLARATION];
+
+/// A document and what the files around it make known.
+struct Context {
+    document: Document,
+    flake_dir: Option<PathBuf>,
+    schemas: Arc<Schemas>,
+}
+
+/// The answer to `nixops4/documentText`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DocumentText {
+    version: i32,
+    text: String,
+    /// Whether the analysis is of exactly this text.
+    analysed: bool,
 }
 
 impl Backend {
+    /// `nixops4/documentText`: the server's copy of a document, for clients and tests that
+    /// check that no edit was lost or misapplied.
+    async fn document_text(&self, params: TextDocumentIdentifier) -> Result<Option<DocumentText>> {
+        Ok(self.documents.get(&params.uri).map(|document| {
+            let text = document.text();
+            DocumentText {
+                version: document.version,
+                analysed: document.analysis.text() == text,
+                text,
+            }
+        }))
+    }
+
+    fn project(&self) -> &Arc<Project> {
+        self.project
+            .get_or_init(|| Arc::new(Project::new(None, false)))
+    }
+
+    /// An open document as it is now.
+    fn snapshot(&self, uri: &Uri) -> Option<Document> {
+        self.documents.get(uri).map(|d| d.clone())
+    }
+
+    fn context(&self, uri: &Uri) -> Option<Context> {
+        let document = self.snapshot(uri)?;
+        let path = uri.to_file_path().map(|p| p.into_owned());
+        let flake_dir = path.as_deref().and_then(|p| self.project().flake_dir(p));
+        let schemas = self
+            .project()
+            .schemas(&document.analysis, flake_dir.as_deref());
+        Some(Context {
+            document,
+            flake_dir,
+            schemas,
+        })
+    }
+
+    /// The files of the deployment `uri` belongs to: open ones as they are in the editor,
+    /// the others as on disk. The first is `uri`'s.
+    fn deployment_files(&self, uri: &Uri) -> Vec<(String, Document)> {
+        let Some(document) = self.snapshot(uri) else {
+            return Vec::new();
+        };
+        let mut files = vec![(uri.to_string(), document)];
+        let Some(path) = uri.to_file_path().map(|p| p.into_owned()) else {
+            return files;
+        };
+        let project = self.project();
+        let flake = project.flake_dir(&path);
+        let mut open_paths = Vec::new();
+        for entry in self.documents.iter() {
+            let Some(other) = entry.key().to_file_path().map(|p| p.into_owned()) else {
+                continue;
+            };
+            if other != path && project.flake_dir(&other) == flake {
+                files.push((entry.key().to_string(), entry.value().clone()));
+            }
+            open_paths.push(other);
+        }
+        for (disk_path, analysis) in project.disk_files_beside(&path) {
+            if open_paths.contains(&disk_path) {
+                continue;
+            }
+            if let Some(uri) = Uri::from_file_path(&disk_path) {
+                files.push((uri.to_string(), Document::from_analysis(analysis)));
+            }
+        }
+        files
+    }
+
     async fn publish(&self, uri: Uri) {
-        let Some((text, version)) = self.documents.get(&uri).map(|d| (d.text(), d.version)) else {
+        let Some(diagnostics) = self.diagnostics(&uri) else {
             return;
         };
-        let diagnostics = self.diagnostics(&text, version);
+        let (diagnostics, version) = diagnostics;
         self.client
             .publish_diagnostics(uri, diagnostics, Some(version))
             .await;
     }
 
-    /// Computed apart from `publish`: the syntax tree cannot live across an `.await`.
-    fn diagnostics(&self, text: &str, version: i32) -> Vec<Diagnostic> {
-        let analysis = Analysis::new(text);
-        let document = Document::new(text, version);
-        analysis
-            .diagnostics(&self.schemas)
-            .into_iter()
-            .map(|d| Diagnostic {
-                range: document.range(usize::from(d.range.start()), usize::from(d.range.end())),
-                severity: Some(if d.code == "syntax" {
-                    DiagnosticSeverity::ERROR
-                } else {
-                    DiagnosticSeverity::WARNING
-                }),
-                code: Some(NumberOrString::String(d.code.to_owned())),
-                source: Some("nixops4".into()),
-                message: d.message,
-                ..Diagnostic::default()
+    fn diagnostics(&self, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
+        let context = self.context(uri)?;
+        let document = &context.document;
+        let found = self.analysis_diagnostics(uri, &context);
+        let converted = found.iter().map(|d| lsp_diagnostic(document, d)).collect();
+        Some((converted, document.version))
+    }
+
+    fn analysis_diagnostics(
+        &self,
+        uri: &Uri,
+        context: &Context,
+    ) -> Vec<nixops4_analysis::diagnostics::Diagnostic> {
+        let files = self.deployment_files(uri);
+        let views: Vec<File> = files
+            .iter()
+            .map(|(id, d)| File {
+                id,
+                analysis: &d.analysis,
             })
-            .collect()
+            .collect();
+        let neighbours = workspace::neighbours(&views, &uri.to_string());
+        context
+            .document
+            .analysis
+            .diagnostics(&context.schemas, &neighbours)
+    }
+
+    /// Republishes every open document's diagnostics (after the files on disk or the
+    /// known schemas changed).
+    async fn publish_all(&self) {
+        let uris: Vec<Uri> = self.documents.iter().map(|e| e.key().clone()).collect();
+        for uri in uris {
+            self.publish(uri).await;
+        }
+    }
+
+    /// Asks the providers a document declares for their schemas (trusted workspaces
+    /// only), then republishes its diagnostics if any arrived.
+    async fn describe_providers(&self, uri: &Uri) {
+        let Some(context) = self.context(uri) else {
+            return;
+        };
+        if self
+            .project()
+            .describe_declared(&context.document.analysis, context.flake_dir.as_deref())
+            .await
+        {
+            self.publish(uri.clone()).await;
+        }
+    }
+
+    /// After a rename of a resource the state records: offer to move its record too, so
+    /// that the next apply does not destroy and recreate it.
+    fn offer_state_move(&self, context: &Context, old_path: Vec<String>, new_path: Vec<String>) {
+        let Some(flake_dir) = context.flake_dir.clone() else {
+            return;
+        };
+        let recorded = self
+            .project()
+            .recorded(&context.document.analysis, Some(&flake_dir));
+        if !recorded.contains_key(&old_path) {
+            return;
+        }
+        let deployment = context
+            .document
+            .analysis
+            .index
+            .deployment
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let (from, to) = (ResourcePath(old_path), ResourcePath(new_path));
+        let client = self.client.clone();
+        let trusted = self.project().trusted;
+        tokio::spawn(async move {
+            if !trusted {
+                let message = format!(
+                    "{from} is recorded in the state of deployment `{deployment}`. After the rename, run `nixops4 state mv '{from}' '{to}'` so that apply keeps it instead of recreating it (or trust this workspace to do it from here)."
+                );
+                client.show_message(MessageType::INFO, message).await;
+                return;
+            }
+            let move_it = MessageActionItem {
+                title: "Move state record".into(),
+                properties: HashMap::new(),
+            };
+            let question = format!(
+                "{from} is recorded in the state of deployment `{deployment}`. Move its record to {to}, so that apply keeps the resource instead of destroying and recreating it?"
+            );
+            let answer = client
+                .show_message_request(
+                    MessageType::INFO,
+                    question,
+                    Some(vec![
+                        move_it.clone(),
+                        MessageActionItem {
+                            title: "Not now".into(),
+                            properties: HashMap::new(),
+                        },
+                    ]),
+                )
+                .await;
+            if !matches!(answer, Ok(Some(ref chosen)) if chosen.title == move_it.title) {
+                return;
+            }
+            let outcome = async {
+                let engine = Engine::start(EngineOptions::new(flake_dir, &deployment)).await?;
+                let moved = engine.state_move(&from, &to).await;
+                engine.shutdown().await;
+                moved
+            }
+            .await;
+            match outcome {
+                Ok(()) => {
+                    client
+                        .show_message(
+                            MessageType::INFO,
+                            format!("Moved {from} to {to} in the state."),
+                        )
+                        .await
+                }
+                Err(error) => {
+                    client
+                        .show_message(
+                            MessageType::ERROR,
+                            format!("Could not move {from}: {error}"),
+                        )
+                        .await
+                }
+            }
+        });
+    }
+}
+
+fn lsp_diagnostic(
+    document: &Document,
+    d: &nixops4_analysis::diagnostics::Diagnostic,
+) -> Diagnostic {
+    Diagnostic {
+        range: document.range(d.range),
+        severity: Some(match d.code {
+            "syntax" | "dependency-cycle" | "duplicate-resource" => DiagnosticSeverity::ERROR,
+            _ => DiagnosticSeverity::WARNING,
+        }),
+        code: Some(NumberOrString::String(d.code.to_owned())),
+        source: Some("nixops4".into()),
+        message: d.message.clone(),
+        ..Diagnostic::default()
+    }
+}
+
+/// A file's edits grouped by document, with their positions in that document.
+#[allow(clippy::mutable_key_type)] // `Uri` caches its parse; its hash and equality never change.
+fn workspace_edit(
+    files: &[(String, Document)],
+    edits: Vec<(workspace::Location, String)>,
+) -> WorkspaceEdit {
+    let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
+    for (location, new_text) in edits {
+        let Some((id, document)) = files.iter().find(|(id, _)| *id == location.file) else {
+            continue;
+        };
+        let Ok(uri) = id.parse::<Uri>() else { continue };
+        changes.entry(uri).or_default().push(TextEdit {
+            range: document.range(location.range),
+            new_text,
+        });
+    }
+    WorkspaceEdit {
+        changes: Some(changes),
+        ..WorkspaceEdit::default()
+    }
+}
+
+fn locations(files: &[(String, Document)], found: Vec<workspace::Location>) -> Vec<Location> {
+    found
+        .into_iter()
+        .filter_map(|location| {
+            let (id, document) = files.iter().find(|(id, _)| *id == location.file)?;
+            Some(Location {
+                uri: id.parse().ok()?,
+                range: document.range(location.range),
+            })
+        })
+        .collect()
+}
+
+fn views(files: &[(String, Document)]) -> Vec<File<'_>> {
+    files
+        .iter()
+        .map(|(id, d)| File {
+            id,
+            analysis: &d.analysis,
+        })
+        .collect()
+}
+
+fn symbol(document: &Document, symbol: outline::Symbol) -> DocumentSymbol {
+    #[allow(deprecated)] // `deprecated` is a required field of the struct.
+    DocumentSymbol {
+        name: if symbol.name.is_empty() {
+            "\"\"".into()
+        } else {
+            symbol.name
+        },
+        detail: (!symbol.detail.is_empty()).then_some(symbol.detail),
+        kind: match symbol.kind {
+            outline::SymbolKind::Resource => SymbolKind::OBJECT,
+            outline::SymbolKind::NestedDeployment => SymbolKind::NAMESPACE,
+            outline::SymbolKind::Input => SymbolKind::PROPERTY,
+            outline::SymbolKind::Provider => SymbolKind::MODULE,
+        },
+        tags: None,
+        deprecated: None,
+        range: document.range(symbol.range),
+        selection_range: document.range(symbol.selection),
+        children: Some(
+            symbol
+                .children
+                .into_iter()
+                .map(|child| self::symbol(document, child))
+                .collect(),
+        ),
     }
 }
 
 impl LanguageServer for Backend {
-    async fn initialize(&self, _: InitializeParams) -> Result<InitializeResult> {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let trusted = params
+            .initialization_options
+            .as_ref()
+            .and_then(|o| o.get("trusted"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(self.options.trust_workspace);
+        #[allow(deprecated)] // `root_uri`: older clients send only it.
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|folders| folders.first())
+            .map(|folder| folder.uri.clone())
+            .or(params.root_uri)
+            .and_then(|uri| uri.to_file_path().map(|p| p.into_owned()));
+        let _ = self.project.set(Arc::new(Project::new(root, trusted)));
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
-                text_document_sync: Some(TextDocumentSyncCapability::Kind(
-                    TextDocumentSyncKind::INCREMENTAL,
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        ..TextDocumentSyncOptions::default()
+                    },
                 )),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
                 definition_provider: Some(OneOf::Left(true)),
+                references_provider: Some(OneOf::Left(true)),
+                rename_provider: Some(OneOf::Right(RenameOptions {
+                    prepare_provider: Some(true),
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
+                })),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                folding_range_provider: Some(FoldingRangeProviderCapability::Simple(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Options(
+                    CodeActionOptions {
+                        code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+                        ..CodeActionOptions::default()
+                    },
+                )),
+                semantic_tokens_provider: Some(
+                    SemanticTokensServerCapabilities::SemanticTokensOptions(
+                        SemanticTokensOptions {
+                            legend: SemanticTokensLegend {
+                                token_types: TOKEN_TYPES.to_vec(),
+                                token_modifiers: TOKEN_MODIFIERS.to_vec(),
+                            },
+                            full: Some(SemanticTokensFullOptions::Bool(true)),
+                            ..SemanticTokensOptions::default()
+                        },
+                    ),
+                ),
                 completion_provider: Some(CompletionOptions {
                     trigger_characters: Some(vec![".".into(), "\"".into()]),
                     ..CompletionOptions::default()
@@ -119,6 +446,20 @@ impl LanguageServer for Backend {
         })
     }
 
+    async fn initialized(&self, _: InitializedParams) {
+        let project = self.project().clone();
+        if !project.trusted {
+            self.client
+                .log_message(
+                    MessageType::INFO,
+                    "nixops4: workspace not trusted: static features only; no provider or `nix` is run",
+                )
+                .await;
+        }
+        let _ = tokio::task::spawn_blocking(move || project.scan()).await;
+        self.publish_all().await;
+    }
+
     async fn shutdown(&self) -> Result<()> {
         Ok(())
     }
@@ -129,41 +470,43 @@ impl LanguageServer for Backend {
             document.uri.clone(),
             Document::new(&document.text, document.version),
         );
-        self.publish(document.uri).await;
+        self.publish(document.uri.clone()).await;
+        self.describe_providers(&document.uri).await;
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
         let uri = params.text_document.uri;
         // Applied before the first `.await`: edits keep their order.
         if let Some(mut document) = self.documents.get_mut(&uri) {
-            for change in &params.content_changes {
-                document.apply(change);
-            }
-            document.version = params.text_document.version;
+            document.change(&params.content_changes, params.text_document.version);
         }
         self.publish(uri).await;
     }
 
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        self.describe_providers(&params.text_document.uri).await;
+    }
+
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
-        self.documents.remove(&params.text_document.uri);
-        self.client
-            .publish_diagnostics(params.text_document.uri, Vec::new(), None)
-            .await;
+        let uri = params.text_document.uri;
+        self.documents.remove(&uri);
+        if let Some(path) = uri.to_file_path() {
+            self.project().reload(&path);
+        }
+        self.client.publish_diagnostics(uri, Vec::new(), None).await;
     }
 
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let position = params.text_document_position_params;
-        let Some(text) = self
-            .documents
-            .get(&position.text_document.uri)
-            .map(|d| d.text())
-        else {
+        let Some(context) = self.context(&position.text_document.uri) else {
             return Ok(None);
         };
-        let document = Document::new(&text, 0);
-        let offset = document.offset(position.position);
-        let Some(info) = Analysis::new(&text).hover(TextSize::from(offset as u32), &self.schemas)
-        else {
+        let document = &context.document;
+        let recorded = self
+            .project()
+            .recorded(&document.analysis, context.flake_dir.as_deref());
+        let offset = document.text_size(position.position);
+        let Some(info) = document.analysis.hover(offset, &context.schemas, &recorded) else {
             return Ok(None);
         };
         Ok(Some(Hover {
@@ -171,52 +514,27 @@ impl LanguageServer for Backend {
                 kind: MarkupKind::Markdown,
                 value: info.markdown,
             }),
-            range: Some(document.range(
-                usize::from(info.range.start()),
-                usize::from(info.range.end()),
-            )),
+            range: Some(document.range(info.range)),
         }))
-    }
-
-    async fn goto_definition(
-        &self,
-        params: GotoDefinitionParams,
-    ) -> Result<Option<GotoDefinitionResponse>> {
-        let position = params.text_document_position_params;
-        let uri = position.text_document.uri;
-        let Some(text) = self.documents.get(&uri).map(|d| d.text()) else {
-            return Ok(None);
-        };
-        let document = Document::new(&text, 0);
-        let offset = document.offset(position.position);
-        let Some(range) = Analysis::new(&text).definition(TextSize::from(offset as u32)) else {
-            return Ok(None);
-        };
-        let range = document.range(usize::from(range.start()), usize::from(range.end()));
-        Ok(Some(GotoDefinitionResponse::Scalar(Location {
-            uri,
-            range,
-        })))
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let position = params.text_document_position;
-        let Some((text, offset)) = self
-            .documents
-            .get(&position.text_document.uri)
-            .map(|d| (d.text(), d.offset(position.position)))
-        else {
+        let Some(context) = self.context(&position.text_document.uri) else {
             return Ok(None);
         };
-        let analysis = Analysis::new(&text);
-        let items = analysis
-            .completions(TextSize::from(offset as u32), &self.schemas)
+        let document = &context.document;
+        let items = document
+            .analysis
+            .completions(document.text_size(position.position), &context.schemas)
             .into_iter()
-            .map(|c| CompletionItem {
+            .enumerate()
+            .map(|(rank, c)| CompletionItem {
                 label: c.label,
                 kind: Some(match c.kind {
                     CompletionKind::Type => CompletionItemKind::CLASS,
                     CompletionKind::Input => CompletionItemKind::PROPERTY,
+                    CompletionKind::Value => CompletionItemKind::ENUM_MEMBER,
                     CompletionKind::Resource => CompletionItemKind::VARIABLE,
                     CompletionKind::Output => CompletionItemKind::FIELD,
                 }),
@@ -227,11 +545,200 @@ impl LanguageServer for Backend {
                         value: c.documentation,
                     }),
                 ),
+                // Keeps the analysis' order (required inputs first).
+                sort_text: Some(format!("{rank:04}")),
                 insert_text: Some(c.snippet),
                 insert_text_format: Some(InsertTextFormat::SNIPPET),
                 ..CompletionItem::default()
             })
             .collect();
         Ok(Some(CompletionResponse::Array(items)))
+    }
+
+    async fn goto_definition(
+        &self,
+        params: GotoDefinitionParams,
+    ) -> Result<Option<GotoDefinitionResponse>> {
+        let position = params.text_document_position_params;
+        let uri = position.text_document.uri;
+        let files = self.deployment_files(&uri);
+        let Some((_, document)) = files.first() else {
+            return Ok(None);
+        };
+        let offset = document.text_size(position.position);
+        let found = workspace::definition(&views(&files), uri.as_str(), offset);
+        Ok(match locations(&files, found).as_slice() {
+            [] => None,
+            [one] => Some(GotoDefinitionResponse::Scalar(one.clone())),
+            many => Some(GotoDefinitionResponse::Array(many.to_vec())),
+        })
+    }
+
+    async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
+        let position = params.text_document_position;
+        let uri = position.text_document.uri;
+        let files = self.deployment_files(&uri);
+        let Some((_, document)) = files.first() else {
+            return Ok(None);
+        };
+        let offset = document.text_size(position.position);
+        let found = workspace::references(
+            &views(&files),
+            uri.as_str(),
+            offset,
+            params.context.include_declaration,
+        );
+        Ok(Some(locations(&files, found)))
+    }
+
+    async fn prepare_rename(
+        &self,
+        params: TextDocumentPositionParams,
+    ) -> Result<Option<PrepareRenameResponse>> {
+        let Some(context) = self.context(&params.text_document.uri) else {
+            return Ok(None);
+        };
+        let document = &context.document;
+        let offset = document.text_size(params.position);
+        match workspace::prepare_rename(&document.analysis, offset) {
+            Ok((range, name)) => Ok(Some(PrepareRenameResponse::RangeWithPlaceholder {
+                range: document.range(range),
+                placeholder: name,
+            })),
+            Err(reason) => Err(Error::invalid_params(reason)),
+        }
+    }
+
+    async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
+        let position = params.text_document_position;
+        let uri = position.text_document.uri;
+        let files = self.deployment_files(&uri);
+        let Some(context) = self.context(&uri) else {
+            return Ok(None);
+        };
+        let offset = context.document.text_size(position.position);
+        let rename = workspace::rename(&views(&files), uri.as_str(), offset, &params.new_name)
+            .map_err(Error::invalid_params)?;
+        self.offer_state_move(&context, rename.old_path, rename.new_path);
+        Ok(Some(workspace_edit(&files, rename.edits)))
+    }
+
+    async fn document_symbol(
+        &self,
+        params: DocumentSymbolParams,
+    ) -> Result<Option<DocumentSymbolResponse>> {
+        let Some(document) = self.snapshot(&params.text_document.uri) else {
+            return Ok(None);
+        };
+        let symbols = document
+            .analysis
+            .symbols()
+            .into_iter()
+            .map(|s| symbol(&document, s))
+            .collect();
+        Ok(Some(DocumentSymbolResponse::Nested(symbols)))
+    }
+
+    async fn folding_range(&self, params: FoldingRangeParams) -> Result<Option<Vec<FoldingRange>>> {
+        let Some(document) = self.snapshot(&params.text_document.uri) else {
+            return Ok(None);
+        };
+        let text = document.analysis.text();
+        let ranges = document
+            .analysis
+            .folding_ranges()
+            .into_iter()
+            .filter_map(|range| {
+                let lsp = document.range(range);
+                let starts = &text[usize::from(range.start())..];
+                let comment = starts.starts_with('#') || starts.starts_with("/*");
+                (lsp.start.line < lsp.end.line).then(|| FoldingRange {
+                    start_line: lsp.start.line,
+                    end_line: lsp.end.line,
+                    kind: comment.then_some(FoldingRangeKind::Comment),
+                    ..FoldingRange::default()
+                })
+            })
+            .collect();
+        Ok(Some(ranges))
+    }
+
+    async fn semantic_tokens_full(
+        &self,
+        params: SemanticTokensParams,
+    ) -> Result<Option<SemanticTokensResult>> {
+        let Some(document) = self.snapshot(&params.text_document.uri) else {
+            return Ok(None);
+        };
+        let mut data = Vec::new();
+        let (mut line, mut character) = (0, 0);
+        for (range, kind) in document.analysis.semantic_tokens() {
+            let lsp = document.range(range);
+            if lsp.start.line != lsp.end.line {
+                continue;
+            }
+            let (token_type, modifiers) = match kind {
+                TokenKind::Declaration => (0, 1),
+                TokenKind::Reference => (0, 0),
+                TokenKind::Output => (1, 0),
+                TokenKind::Type => (2, 0),
+                TokenKind::Input => (3, 0),
+            };
+            let delta_line = lsp.start.line - line;
+            let delta_start = if delta_line == 0 {
+                lsp.start.character - character
+            } else {
+                lsp.start.character
+            };
+            data.push(SemanticToken {
+                delta_line,
+                delta_start,
+                length: lsp.end.character - lsp.start.character,
+                token_type,
+                token_modifiers_bitset: modifiers,
+            });
+            (line, character) = (lsp.start.line, lsp.start.character);
+        }
+        Ok(Some(SemanticTokensResult::Tokens(SemanticTokens {
+            result_id: None,
+            data,
+        })))
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let uri = params.text_document.uri;
+        let Some(context) = self.context(&uri) else {
+            return Ok(None);
+        };
+        let document = &context.document;
+        let wanted = document.text_range(params.range);
+        let actions = self
+            .analysis_diagnostics(&uri, &context)
+            .into_iter()
+            .filter(|d| d.range.intersect(wanted).is_some())
+            .filter_map(|d| {
+                let fix = d.fix.clone()?;
+                let edits = fix
+                    .edits
+                    .into_iter()
+                    .map(|(range, new_text)| TextEdit {
+                        range: document.range(range),
+                        new_text,
+                    })
+                    .collect();
+                Some(CodeActionOrCommand::CodeAction(CodeAction {
+                    title: fix.title,
+                    kind: Some(CodeActionKind::QUICKFIX),
+                    diagnostics: Some(vec![lsp_diagnostic(document, &d)]),
+                    edit: Some(WorkspaceEdit {
+                        changes: Some(HashMap::from([(uri.clone(), edits)])),
+                        ..WorkspaceEdit::default()
+                    }),
+                    is_preferred: Some(true),
+                    ..CodeAction::default()
+                }))
+            })
+            .collect();
+        Ok(Some(actions))
     }
 }

@@ -1,0 +1,309 @@
+//! The workspace as the server sees it beyond the open documents: the deployment files on
+//! disk (modules reference each other's resources), which flake a file belongs to, the
+//! schemas of the providers a file declares, and the values its state last recorded.
+//!
+//! Trust decides what may run or be read: an untrusted workspace never starts a process
+//! and reads only files inside the workspace folder. The built-in local provider's schemas
+//! come from the library itself, so they need neither.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use dashmap::DashMap;
+use nixops4_analysis::index::ProviderDecl;
+use nixops4_analysis::{Analysis, Recorded, Schemas};
+use nixops4_core::provider_client::{ProviderCommand, ProviderProcess};
+use nixops4_provider_protocol::{DescribeRequest, DescribeResponse, Request, Response};
+
+/// Deployment files read from disk, at most: beyond that, modules in unread files are not
+/// seen (their references show as unknown).
+const MOST_FILES: usize = 5_000;
+/// Larger files are not deployment modules anyone writes by hand.
+const LARGEST_FILE: u64 = 4 << 20;
+const SKIPPED_DIRECTORIES: &[&str] = &[".git", ".nixops4", "node_modules", "target", ".direnv"];
+/// How long a declared provider may take to describe itself.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A declared provider, as started to ask for its schemas.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ProviderKey {
+    executable: PathBuf,
+    args: Vec<String>,
+}
+
+pub struct Project {
+    root: Option<PathBuf>,
+    pub trusted: bool,
+    /// Files on disk that are not open, analysed.
+    disk: DashMap<PathBuf, Arc<Analysis>>,
+    local: Arc<Schemas>,
+    /// Declared providers' descriptions (`None`: it could not describe itself).
+    described: Mutex<HashMap<ProviderKey, Option<DescribeResponse>>>,
+    /// The last state read, by state file, with the modification time it was read at.
+    states: Mutex<HashMap<PathBuf, (SystemTime, Arc<Recorded>)>>,
+}
+
+impl Project {
+    pub fn new(root: Option<PathBuf>, trusted: bool) -> Project {
+        let mut local = Schemas::default();
+        local.add_provider("local", &nixops4_resources_local::provider().describe());
+        Project {
+            root: root.map(|r| r.canonicalize().unwrap_or(r)),
+            trusted,
+            disk: DashMap::new(),
+            local: Arc::new(local),
+            described: Mutex::new(HashMap::new()),
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the server may read `path`: always inside the workspace, anywhere when trusted.
+    fn readable(&self, path: &Path) -> bool {
+        self.trusted
+            || self
+                .root
+                .as_ref()
+                .is_some_and(|root| path.starts_with(root))
+    }
+
+    /// Reads and analyses the workspace's `.nix` files.
+    pub fn scan(&self) {
+        let Some(root) = self.root.clone() else {
+            return;
+        };
+        let mut pending = vec![root];
+        let mut seen = 0;
+        while let Some(directory) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&directory) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if kind.is_dir() {
+                    if !SKIPPED_DIRECTORIES.contains(&name.as_ref()) && !name.starts_with("result")
+                    {
+                        pending.push(path);
+                    }
+                } else if kind.is_file() && name.ends_with(".nix") {
+                    if seen == MOST_FILES {
+                        return;
+                    }
+                    seen += 1;
+                    self.reload(&path);
+                }
+            }
+        }
+    }
+
+    /// Reads a file again (it changed on disk or was closed).
+    pub fn reload(&self, path: &Path) {
+        let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= LARGEST_FILE);
+        match std::fs::read_to_string(path) {
+            Ok(text) if small && self.readable(path) => {
+                self.disk
+                    .insert(path.to_owned(), Arc::new(Analysis::new(&text)));
+            }
+            _ => {
+                self.disk.remove(path);
+            }
+        }
+    }
+
+    /// The directory of the flake a file belongs to: the nearest one above it with a
+    /// `flake.nix`, not above the workspace unless trusted.
+    pub fn flake_dir(&self, file: &Path) -> Option<PathBuf> {
+        file.ancestors()
+            .skip(1)
+            .take_while(|dir| self.readable(dir))
+            .find(|dir| dir.join("flake.nix").is_file())
+            .map(Path::to_owned)
+    }
+
+    /// The files on disk in the same flake as `file` (all of them outside any flake).
+    pub fn disk_files_beside(&self, file: &Path) -> Vec<(PathBuf, Arc<Analysis>)> {
+        let flake = self.flake_dir(file);
+        self.disk
+            .iter()
+            .filter(|entry| self.flake_dir(entry.key()) == flake)
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect()
+    }
+
+    /// The schemas for a file: the local provider's, and those of the providers it declares
+    /// that have described themselves.
+    pub fn schemas(&self, analysis: &Analysis, flake_dir: Option<&Path>) -> Arc<Schemas> {
+        let declared = self.declared(analysis, flake_dir);
+        if declared.is_empty() {
+            return self.local.clone();
+        }
+        let described = self.described.lock().unwrap_or_else(|e| e.into_inner());
+        let mut schemas = (*self.local).clone();
+        for (name, key) in declared {
+            if let Some(Some(description)) = described.get(&key) {
+                schemas.add_provider(&name, description);
+            }
+        }
+        Arc::new(schemas)
+    }
+
+    /// The providers a file declares with a literal executable, first declaration of a
+    /// name first.
+    fn declared(
+        &self,
+        analysis: &Analysis,
+        flake_dir: Option<&Path>,
+    ) -> Vec<(String, ProviderKey)> {
+        let mut declared: Vec<(String, ProviderKey)> = Vec::new();
+        for ProviderDecl {
+            name,
+            executable,
+            args,
+            ..
+        } in &analysis.index.providers
+        {
+            let Some(executable) = executable else {
+                continue;
+            };
+            if declared.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let path = Path::new(executable);
+            let executable = match flake_dir {
+                Some(dir) if path.is_relative() && executable.contains('/') => dir.join(path),
+                _ => path.to_owned(),
+            };
+            declared.push((
+                name.clone(),
+                ProviderKey {
+                    executable,
+                    args: args.clone(),
+                },
+            ));
+        }
+        declared
+    }
+
+    /// Asks the declared providers not asked before for their schemas, when the workspace
+    /// is trusted. Whether any new schema arrived.
+    pub async fn describe_declared(&self, analysis: &Analysis, flake_dir: Option<&Path>) -> bool {
+        if !self.trusted {
+            return false;
+        }
+        let mut learned = false;
+        for (name, key) in self.declared(analysis, flake_dir) {
+            let known = self
+                .described
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&key);
+            if known || !is_program(&key.executable) {
+                continue;
+            }
+            let mut command = ProviderCommand::new(&key.executable).labelled(&name);
+            command.args = key.args.clone();
+            if let Some(dir) = flake_dir {
+                command = command.in_directory(dir);
+            }
+            let description = describe(&command).await;
+            learned |= description.is_some();
+            self.described
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, description);
+        }
+        learned
+    }
+
+    /// What the state of a file's deployment last recorded; empty when there is no state
+    /// or it cannot be read.
+    pub fn recorded(&self, analysis: &Analysis, flake_dir: Option<&Path>) -> Arc<Recorded> {
+        let Some(flake_dir) = flake_dir else {
+            return Arc::default();
+        };
+        let file = state_file(analysis, flake_dir);
+        let Ok(modified) = std::fs::metadata(&file).and_then(|m| m.modified()) else {
+            return Arc::default();
+        };
+        if !self.readable(&file) {
+            return Arc::default();
+        }
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((read_at, recorded)) = states.get(&file)
+            && *read_at == modified
+        {
+            return recorded.clone();
+        }
+        let recorded: Recorded = match nixops4_resources_local::read_document(&file) {
+            Ok(document) => nixops4_core::state::records_of(&document)
+                .into_iter()
+                .map(|(path, record)| (path.0, record.output_properties))
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        let recorded = Arc::new(recorded);
+        states.insert(file, (modified, recorded.clone()));
+        recorded
+    }
+}
+
+/// The state file of a file's deployment as far as the text tells: the one its
+/// `local.state_file` resource names with a literal, else the default of the deployment the
+/// file defines (`default` when it names none).
+pub fn state_file(analysis: &Analysis, flake_dir: &Path) -> PathBuf {
+    let index = &analysis.index;
+    let named: Vec<&str> = index
+        .resources
+        .iter()
+        .filter(|r| index.is_top_level(r.scope))
+        .filter(|r| {
+            r.type_name
+                .as_ref()
+                .is_some_and(|(t, _)| t == "local.state_file")
+        })
+        .filter_map(|r| {
+            r.inputs
+                .iter()
+                .find(|i| i.name == "name")?
+                .string_value
+                .as_deref()
+        })
+        .collect();
+    match named.as_slice() {
+        [name] => flake_dir.join(name),
+        _ => nixops4_core::engine::default_state_file(
+            flake_dir,
+            index.deployment.as_deref().unwrap_or("default"),
+        ),
+    }
+}
+
+/// Whether `executable` names a program that exists: a path to a file, or a name on PATH.
+fn is_program(executable: &Path) -> bool {
+    if executable.components().count() > 1 {
+        return executable.is_file();
+    }
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join(executable).is_file())
+    })
+}
+
+async fn describe(command: &ProviderCommand) -> Option<DescribeResponse> {
+    let mut process = ProviderProcess::start(command, DESCRIBE_TIMEOUT)
+        .await
+        .ok()?;
+    let answer = process
+        .request(&Request::DescribeRequest(DescribeRequest {}))
+        .await;
+    let _ = process.close().await;
+    match answer {
+        Ok(Response::DescribeResponse(description)) => Some(description),
+        _ => None,
+    }
+}

@@ -1,0 +1,214 @@
+//! A language client for tests and benchmarks: speaks LSP to a real server program over
+//! its stdio, with a deadline on every wait.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// How long any wait may take.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A language client over the server's stdio, reading messages on a thread.
+pub struct LspClient {
+    child: Child,
+    stdin: ChildStdin,
+    /// Each message with the moment it was read.
+    messages: Receiver<(Instant, Value)>,
+    next_id: i64,
+}
+
+impl LspClient {
+    /// Starts `nixops4-lsp` with `arguments`, initialised with `root` as the workspace and
+    /// `initialization_options`.
+    pub fn start(
+        arguments: &[&str],
+        root: Option<&Path>,
+        initialization_options: Value,
+    ) -> LspClient {
+        LspClient::start_program(
+            &crate::binary("nixops4-lsp"),
+            arguments,
+            root,
+            initialization_options,
+        )
+    }
+
+    /// Starts any language server program (a general Nix server, for comparison).
+    pub fn start_program(
+        program: &Path,
+        arguments: &[&str],
+        root: Option<&Path>,
+        initialization_options: Value,
+    ) -> LspClient {
+        let mut child = Command::new(program)
+            .args(arguments)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nixops4-lsp");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (sender, messages) = channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut length = None;
+                loop {
+                    let mut header = String::new();
+                    if stdout.read_line(&mut header).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let header = header.trim();
+                    if header.is_empty() {
+                        break;
+                    }
+                    if let Some(value) = header.strip_prefix("Content-Length: ") {
+                        length = value.parse::<usize>().ok();
+                    }
+                }
+                let mut body = vec![0; length.expect("a Content-Length header")];
+                if stdout.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let message = serde_json::from_slice(&body).expect("a JSON message");
+                if sender.send((Instant::now(), message)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut client = LspClient {
+            child,
+            stdin,
+            messages,
+            next_id: 1,
+        };
+        let root_uri = root.map(|r| format!("file://{}", r.display()));
+        let result = client.request(
+            "initialize",
+            json!({
+                "capabilities": {"window": {"showMessage": {}}},
+                "processId": null,
+                "rootUri": root_uri,
+                "initializationOptions": initialization_options,
+            }),
+        );
+        assert!(
+            result["capabilities"]["completionProvider"].is_object(),
+            "{result}"
+        );
+        client.notify("initialized", json!({}));
+        client
+    }
+
+    pub fn send(&mut self, message: Value) {
+        let body = message.to_string();
+        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    pub fn send_request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    /// The next message that `wanted` accepts; others (logs, other notifications) pass.
+    pub fn wait_for(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_timed(what, wanted).1
+    }
+
+    /// Like [`LspClient::wait_for`], with the moment the message was read.
+    pub fn wait_for_timed(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> (Instant, Value) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (at, message) = self
+                .messages
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"));
+            if wanted(&message) {
+                return (at, message);
+            }
+            // A request from the server that nobody waits for (configuration, registration):
+            // answered empty, so that a server waiting for it goes on.
+            if let (Some(id), Some(method)) = (message.get("id"), message["method"].as_str()) {
+                let result = if method == "workspace/configuration" {
+                    json!(vec![
+                        Value::Null;
+                        message["params"]["items"]
+                            .as_array()
+                            .map_or(0, Vec::len)
+                    ])
+                } else {
+                    Value::Null
+                };
+                self.send(json!({"jsonrpc": "2.0", "id": id, "result": result}));
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send_request(method, params);
+        let response = self.wait_for(method, |m| m["id"] == json!(id));
+        assert!(
+            response.get("error").is_none(),
+            "{method} failed: {response}"
+        );
+        response["result"].clone()
+    }
+
+    /// The diagnostics published for a document's version.
+    pub fn diagnostics(&mut self, version: i64) -> Vec<Value> {
+        let message = self.wait_for("diagnostics", |m| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["version"] == json!(version)
+        });
+        message["params"]["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn shutdown(mut self) {
+        self.request("shutdown", Value::Null);
+        self.notify("exit", Value::Null);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "nixops4-lsp exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "nixops4-lsp did not exit");
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// The UTF-16 position of the `$0` marker, and the text without it.
+pub fn marked(text: &str) -> (String, Value) {
+    let offset = text.find("$0").expect("a $0 marker");
+    let before = &text[..offset];
+    let line = before.matches('\n').count();
+    let column: usize = before.rsplit('\n').next().unwrap().encode_utf16().count();
+    (
+        text.replacen("$0", "", 1),
+        json!({"line": line, "character": column}),
+    )
+}
