@@ -13,7 +13,7 @@ use nixops4_tests::lsp_client::LspClient;
 use serde_json::{Value, json};
 
 const RESOURCES: usize = 2_000;
-const KEYSTROKES: usize = 300;
+const KEYSTROKES: usize = 1_000;
 
 fn deployment() -> String {
     let mut text = String::from(

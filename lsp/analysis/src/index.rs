@@ -12,7 +12,8 @@
 //! starts from: `resources.a` the innermost one binding `resources`, `outer.resources.a` the
 //! one binding `outer`. Broken files give what can be read; nothing here evaluates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use rnix::ast::{self, HasEntry};
 use rnix::{SyntaxKind, SyntaxNode, TextRange};
@@ -31,7 +32,7 @@ pub struct Index {
     pub references: Vec<Reference>,
     pub providers: Vec<ProviderDecl>,
     /// Resources by scope and name.
-    by_name: HashMap<(ScopeId, String), DeclId>,
+    by_name: HashMap<ScopeId, HashMap<String, DeclId>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -116,7 +117,10 @@ pub struct ProviderDecl {
 }
 
 impl Index {
-    pub fn build(root: &SyntaxNode) -> Index {
+    /// Indexes a tree. `previous` holds what an earlier version's resource declarations
+    /// said; those whose syntax is unchanged (the same green node) are not read again.
+    /// Returns the index and what to give the next version.
+    pub(crate) fn build(root: &SyntaxNode, previous: &BodyCache) -> (Index, BodyCache) {
         let mut builder = Builder {
             index: Index {
                 scopes: vec![Scope {
@@ -128,11 +132,23 @@ impl Index {
             lambda_scopes: HashMap::new(),
             nested_lambdas: HashMap::new(),
             bodies: HashMap::new(),
+            previous,
+            cache: BodyCache::default(),
+            read_bodies: HashSet::new(),
+            binder_memo: HashMap::new(),
         };
-        for node in root.descendants() {
+        let mut walk = root.preorder();
+        while let Some(event) = walk.next() {
+            let rowan::WalkEvent::Enter(node) = event else {
+                continue;
+            };
             match node.kind() {
                 SyntaxKind::NODE_LAMBDA => {
                     builder.read_lambda(&ast::Lambda::cast(node).expect("a lambda"))
+                }
+                // A declaration read whole (from the cache or not) holds nothing more.
+                SyntaxKind::NODE_ATTR_SET if builder.read_bodies.contains(&node.text_range()) => {
+                    walk.skip_subtree();
                 }
                 SyntaxKind::NODE_ATTRPATH_VALUE => {
                     let entry = ast::AttrpathValue::cast(node).expect("an entry");
@@ -145,18 +161,14 @@ impl Index {
                 }
                 SyntaxKind::NODE_SELECT => {
                     let select = ast::Select::cast(node).expect("a select");
-                    if select
-                        .attrpath()
-                        .is_some_and(|path| mentions(&path, &["resources"]))
-                        || matches!(select.expr(), Some(ast::Expr::Ident(base)) if ident_is(&base, "resources"))
-                    {
-                        builder.read_reference(&select);
+                    if let Some(parts) = reference_parts(&select) {
+                        builder.add_reference(parts, select.syntax(), None);
                     }
                 }
                 _ => {}
             }
         }
-        builder.index
+        (builder.index, builder.cache)
     }
 
     /// The resource a reference names, in this file.
@@ -165,7 +177,7 @@ impl Index {
     }
 
     pub fn find(&self, scope: ScopeId, name: &str) -> Option<DeclId> {
-        self.by_name.get(&(scope, name.to_owned())).copied()
+        self.by_name.get(&scope)?.get(name).copied()
     }
 
     /// A resource's full path: `host.key` for `key` nested in `host`.
@@ -186,7 +198,7 @@ impl Index {
     }
 }
 
-struct Builder {
+struct Builder<'a> {
     index: Index,
     /// Lambdas that open a scope, by their range.
     lambda_scopes: HashMap<TextRange, ScopeId>,
@@ -195,9 +207,15 @@ struct Builder {
     nested_lambdas: HashMap<TextRange, (DeclId, bool)>,
     /// The expressions that make up each declaration, by range.
     bodies: HashMap<TextRange, DeclId>,
+    previous: &'a BodyCache,
+    cache: BodyCache,
+    /// Declarations read whole, whose insides the walk skips.
+    read_bodies: HashSet<TextRange>,
+    /// The scope a reference's base names, by innermost function and base.
+    binder_memo: HashMap<(Option<TextRange>, String), Option<ScopeId>>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn read_lambda(&mut self, lambda: &ast::Lambda) {
         let range = lambda.syntax().text_range();
         let nested = self.nested_lambdas.get(&range).copied();
@@ -245,19 +263,20 @@ impl Builder {
 
     fn decl(&mut self, scope: ScopeId, name: &str, range: TextRange) -> DeclId {
         let resources = &mut self.index.resources;
-        let id = *self
-            .index
-            .by_name
-            .entry((scope, name.to_owned()))
-            .or_insert_with(|| {
+        let names = self.index.by_name.entry(scope).or_default();
+        let id = match names.get(name) {
+            Some(id) => *id,
+            None => {
                 resources.push(ResourceDecl {
                     name: name.to_owned(),
                     scope,
                     name_range: range,
                     ..ResourceDecl::default()
                 });
+                names.insert(name.to_owned(), resources.len() - 1);
                 resources.len() - 1
-            });
+            }
+        };
         if !resources[id].name_ranges.contains(&range) {
             resources[id].name_ranges.push(range);
         }
@@ -311,7 +330,7 @@ impl Builder {
         let scope = self.scope_of(entry.syntax());
         let is_providers = path[at].0.as_deref() == Some("providers");
         let rest = &path[at + 1..];
-        let declare = |builder: &mut Builder,
+        let declare = |builder: &mut Builder<'_>,
                        name: &str,
                        range: TextRange,
                        inner_path: &[(Option<String>, TextRange)],
@@ -376,9 +395,24 @@ impl Builder {
     fn read_whole(&mut self, id: DeclId, value: ast::Expr) {
         match value {
             ast::Expr::AttrSet(set) => {
-                self.read_entries(id, &set, None);
-                if set.inherits().next().is_some() {
-                    self.index.resources[id].inputs_open = true;
+                let green = set.syntax().green().to_owned();
+                let key = green_key(&green);
+                // The cache holds the node, so its address names it alone.
+                let facts = match self.previous.get(&key) {
+                    Some((_, facts)) => Some(facts.clone()),
+                    None => BodyFacts::read(&set).map(Arc::new),
+                };
+                match facts {
+                    Some(facts) => {
+                        self.apply_facts(id, &set, &facts);
+                        self.cache.insert(key, (green, facts));
+                    }
+                    None => {
+                        self.read_entries(id, &set, None);
+                        if set.inherits().next().is_some() {
+                            self.index.resources[id].inputs_open = true;
+                        }
+                    }
                 }
             }
             ast::Expr::Apply(apply) => {
@@ -613,50 +647,34 @@ impl Builder {
         }
     }
 
-    /// `resources.<name>[.<output>]` or `<outer>.resources.<name>[.<output>]`.
-    fn read_reference(&mut self, select: &ast::Select) {
-        let Some(ast::Expr::Ident(base)) = select.expr() else {
-            return;
-        };
-        let Some(base) = base.ident_token().map(|t| t.text().to_owned()) else {
-            return;
-        };
-        let Some(path) = select.attrpath().map(|p| static_names(&p)) else {
-            return;
-        };
-        let path = if base == "resources" {
-            &path[..]
-        } else if path.first().and_then(|(n, _)| n.as_deref()) == Some("resources") {
-            &path[1..]
-        } else {
-            return;
-        };
-        let Some((Some(resource), resource_range)) = path.first().cloned() else {
-            return;
-        };
-        let binder = select
-            .syntax()
+    /// Adds a reference found at `at` (a node whose ancestors hold its binders); `within`
+    /// is the resource around it when already known.
+    fn add_reference(&mut self, parts: ReferenceParts, at: &SyntaxNode, within: Option<DeclId>) {
+        let ReferenceParts {
+            base,
+            resource,
+            resource_range,
+            output,
+        } = parts;
+        // What `base` means is the same everywhere under the innermost function.
+        let innermost = at
             .ancestors()
-            .filter_map(ast::Lambda::cast)
-            .find(|lambda| binds(lambda, &base));
-        let scope = match &binder {
-            Some(lambda) => match self.lambda_scopes.get(&lambda.syntax().text_range()) {
-                Some(scope) => *scope,
-                None if base == "resources" => self.scope_of(lambda.syntax()),
-                // `args.resources.x` where `args` is not a deployment's argument.
-                None => return,
-            },
-            None if base == "resources" => self.scope_of(select.syntax()),
-            None => return,
+            .find(|n| n.kind() == SyntaxKind::NODE_LAMBDA)
+            .map(|n| n.text_range());
+        let memo_key = (innermost, base.clone());
+        let scope = match self.binder_memo.get(&memo_key) {
+            Some(scope) => *scope,
+            None => {
+                let scope = self.binding_scope(&base, at);
+                self.binder_memo.insert(memo_key, scope);
+                scope
+            }
         };
-        let output = match path.get(1) {
-            Some((Some(output), range)) => Some((output.clone(), *range)),
-            _ => None,
-        };
-        let within = select
-            .syntax()
-            .ancestors()
-            .find_map(|n| self.bodies.get(&n.text_range()).copied());
+        let Some(scope) = scope else { return };
+        let within = within.or_else(|| {
+            at.ancestors()
+                .find_map(|n| self.bodies.get(&n.text_range()).copied())
+        });
         self.index.references.push(Reference {
             scope,
             within,
@@ -664,6 +682,183 @@ impl Builder {
             resource_range,
             output,
         });
+    }
+
+    /// The scope `<base>.resources` (or `resources`) names at `at`; `None` when `base`
+    /// is not a deployment's argument.
+    fn binding_scope(&self, base: &str, at: &SyntaxNode) -> Option<ScopeId> {
+        let binder = at
+            .ancestors()
+            .filter_map(ast::Lambda::cast)
+            .find(|lambda| binds(lambda, base));
+        match &binder {
+            Some(lambda) => match self.lambda_scopes.get(&lambda.syntax().text_range()) {
+                Some(scope) => Some(*scope),
+                None if base == "resources" => Some(self.scope_of(lambda.syntax())),
+                // `args.resources.x` where `args` is not a deployment's argument.
+                None => None,
+            },
+            None if base == "resources" => Some(self.scope_of(at)),
+            None => None,
+        }
+    }
+
+    /// Puts what a declaration's `{ ... }` says (read now or earlier) on resource `id`.
+    fn apply_facts(&mut self, id: DeclId, set: &ast::AttrSet, facts: &BodyFacts) {
+        let start = set.syntax().text_range().start();
+        let at = |range: TextRange| range + start;
+        let body = &facts.decl;
+        let decl = &mut self.index.resources[id];
+        if let Some(end) = body.type_entry_end {
+            decl.type_name = body.type_name.as_ref().map(|(t, r)| (t.clone(), at(*r)));
+            decl.type_entry_end = Some(end + start);
+        }
+        for input in &body.inputs {
+            if !decl.inputs.iter().any(|i| i.name == input.name) {
+                decl.inputs.push(InputEntry {
+                    range: at(input.range),
+                    value_range: at(input.value_range),
+                    ..input.clone()
+                });
+            }
+        }
+        if let Some(inputs) = &body.inputs_set {
+            decl.inputs_set = Some(InputsSet {
+                range: at(inputs.range),
+                value_ranges: inputs.value_ranges.iter().map(|r| at(*r)).collect(),
+                closed: inputs.closed,
+            });
+        }
+        decl.inputs_open |= body.inputs_open;
+        for parts in &facts.references {
+            let parts = ReferenceParts {
+                resource_range: at(parts.resource_range),
+                output: parts.output.as_ref().map(|(o, r)| (o.clone(), at(*r))),
+                ..parts.clone()
+            };
+            self.add_reference(parts, set.syntax(), Some(id));
+        }
+        self.read_bodies.insert(set.syntax().text_range());
+    }
+}
+
+/// A reference as written: `<base>.resources.<resource>.<output>` or
+/// `resources.<resource>.<output>` (base `resources`).
+#[derive(Clone, Debug, PartialEq)]
+struct ReferenceParts {
+    base: String,
+    resource: String,
+    resource_range: TextRange,
+    output: Option<(String, TextRange)>,
+}
+
+fn reference_parts(select: &ast::Select) -> Option<ReferenceParts> {
+    let ast::Expr::Ident(base) = select.expr()? else {
+        return None;
+    };
+    let base = base.ident_token()?.text().to_owned();
+    let path = select.attrpath()?;
+    if base != "resources" && !mentions(&path, &["resources"]) {
+        return None;
+    }
+    let path = static_names(&path);
+    let path = if base == "resources" {
+        &path[..]
+    } else if path.first().and_then(|(n, _)| n.as_deref()) == Some("resources") {
+        &path[1..]
+    } else {
+        return None;
+    };
+    let (Some(resource), resource_range) = path.first().cloned()? else {
+        return None;
+    };
+    let output = match path.get(1) {
+        Some((Some(output), range)) => Some((output.clone(), *range)),
+        _ => None,
+    };
+    Some(ReferenceParts {
+        base,
+        resource,
+        resource_range,
+        output,
+    })
+}
+
+/// What the previous version's declarations said, by the identity of their green node.
+pub(crate) type BodyCache = HashMap<usize, (rowan::GreenNode, Arc<BodyFacts>)>;
+
+fn green_key(green: &rowan::GreenNode) -> usize {
+    let data: &rowan::GreenNodeData = green;
+    data as *const rowan::GreenNodeData as usize
+}
+
+/// What a resource's `{ ... }` says, with ranges from its start: type, inputs and the
+/// references inside. Only for declarations that hold no function and no nested
+/// declaration, so that it depends on their text alone.
+#[derive(Debug)]
+pub(crate) struct BodyFacts {
+    decl: ResourceDecl,
+    references: Vec<ReferenceParts>,
+}
+
+impl BodyFacts {
+    fn read(set: &ast::AttrSet) -> Option<BodyFacts> {
+        let mut references = Vec::new();
+        for node in set.syntax().descendants() {
+            match node.kind() {
+                SyntaxKind::NODE_LAMBDA => return None,
+                SyntaxKind::NODE_ATTRPATH_VALUE => {
+                    let declares = ast::AttrpathValue::cast(node)
+                        .and_then(|e| e.attrpath())
+                        .is_some_and(|p| {
+                            mentions(&p, &["resources", "providers", "nixops4Deployments"])
+                        });
+                    if declares {
+                        return None;
+                    }
+                }
+                SyntaxKind::NODE_SELECT => {
+                    references.extend(ast::Select::cast(node).as_ref().and_then(reference_parts));
+                }
+                _ => {}
+            }
+        }
+        let no_cache = BodyCache::default();
+        let mut scratch = Builder {
+            index: Index::default(),
+            lambda_scopes: HashMap::new(),
+            nested_lambdas: HashMap::new(),
+            bodies: HashMap::new(),
+            previous: &no_cache,
+            cache: BodyCache::default(),
+            read_bodies: HashSet::new(),
+            binder_memo: HashMap::new(),
+        };
+        let id = scratch.decl(0, "", TextRange::default());
+        scratch.read_entries(id, set, None);
+        let mut decl = scratch.index.resources.swap_remove(id);
+        decl.inputs_open |= set.inherits().next().is_some();
+        let start = set.syntax().text_range().start();
+        let from_start = |range: TextRange| range - start;
+        decl.type_name = decl.type_name.map(|(t, r)| (t, from_start(r)));
+        decl.type_entry_end = decl.type_entry_end.map(|end| end - start);
+        for input in &mut decl.inputs {
+            input.range = from_start(input.range);
+            input.value_range = from_start(input.value_range);
+        }
+        if let Some(inputs) = &mut decl.inputs_set {
+            inputs.range = from_start(inputs.range);
+            for range in &mut inputs.value_ranges {
+                *range = from_start(*range);
+            }
+        }
+        for reference in &mut references {
+            reference.resource_range = from_start(reference.resource_range);
+            if let Some((_, range)) = &mut reference.output {
+                *range = from_start(*range);
+            }
+        }
+        Some(BodyFacts { decl, references })
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Analysis {
     green: rowan::GreenNode,
     errors: Vec<rnix::ParseError>,
     pub index: Index,
+    /// What the declarations said, for the next version's index.
+    bodies: index::BodyCache,
 }
 
 impl Analysis {
@@ -62,16 +64,23 @@ impl Analysis {
             text.to_owned(),
             parse.syntax().green().to_owned(),
             parse.errors().to_vec(),
+            &index::BodyCache::default(),
         )
     }
 
-    fn from_tree(text: String, green: rowan::GreenNode, errors: Vec<rnix::ParseError>) -> Analysis {
-        let index = Index::build(&rnix::SyntaxNode::new_root(green.clone()));
+    fn from_tree(
+        text: String,
+        green: rowan::GreenNode,
+        errors: Vec<rnix::ParseError>,
+        previous: &index::BodyCache,
+    ) -> Analysis {
+        let (index, bodies) = Index::build(&rnix::SyntaxNode::new_root(green.clone()), previous);
         Analysis {
             text,
             green,
             errors,
             index,
+            bodies,
         }
     }
 
@@ -93,7 +102,7 @@ impl Analysis {
         text.push_str(&self.text[end..]);
         let range = TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
         match self.reparse_block(range, replacement, &text) {
-            Some((green, errors)) => Analysis::from_tree(text, green, errors),
+            Some((green, errors)) => Analysis::from_tree(text, green, errors, &self.bodies),
             None => Analysis::new(&text),
         }
     }
