@@ -1458,6 +1458,17 @@ struct StateLocation {
     resource: Option<ResourcePath>,
 }
 
+/// A resource path as people type it: `host.key`, optionally after `resources.`.
+pub fn parse_resource_path(text: &str) -> Result<ResourcePath, EngineError> {
+    let text = text.strip_prefix("resources.").unwrap_or(text);
+    if text.is_empty() || text.split('.').any(str::is_empty) {
+        return Err(EngineError::usage(format!(
+            "`{text}` is not a resource path like `host.key`"
+        )));
+    }
+    Ok(ResourcePath::parse_dotted(text))
+}
+
 pub fn default_state_file(flake_dir: &Path, deployment: &str) -> PathBuf {
     flake_dir
         .join(".nixops4")

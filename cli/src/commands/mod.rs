@@ -28,15 +28,7 @@ pub fn confirm(question: &str) -> bool {
     matches!(answer.trim(), "y" | "yes")
 }
 
-pub fn resource_path(text: &str) -> Result<ResourcePath, EngineError> {
-    let text = text.strip_prefix("resources.").unwrap_or(text);
-    if text.is_empty() || text.split('.').any(str::is_empty) {
-        return Err(EngineError::usage(format!(
-            "`{text}` is not a resource path like `host.key`"
-        )));
-    }
-    Ok(ResourcePath::parse_dotted(text))
-}
+pub use nixops4_core::engine::parse_resource_path as resource_path;
 
 pub fn resource_paths(texts: &[String]) -> Result<Vec<ResourcePath>, EngineError> {
     texts.iter().map(|t| resource_path(t)).collect()
