@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nixops4_tests::lsp_client::LspClient;
+use nixops4_tests::lsp_client::{LspClient, is_response};
 use serde_json::{Value, json};
 
 const RESOURCES: usize = 2_000;
@@ -79,7 +79,7 @@ fn run(name: &str, mut client: LspClient, dir: &Path, text: &str, publishes: boo
             json!({"textDocument": {"uri": uri}}),
         );
         client
-            .wait_for_timed("the first answer", |m| m["id"] == json!(id))
+            .wait_for_timed("the first answer", |m| is_response(m, id))
             .0
     };
     let open_time = at - opened;
@@ -121,9 +121,9 @@ fn run(name: &str, mut client: LspClient, dir: &Path, text: &str, publishes: boo
         let (mut answered, mut published) = (None, if publishes { None } else { Some(sent) });
         while answered.is_none() || published.is_none() {
             let (at, message) = client.wait_for_timed("an answer and diagnostics", |m| {
-                m["id"] == json!(id) || diagnostics_for(m, &uri, version)
+                is_response(m, id) || diagnostics_for(m, &uri, version)
             });
-            if message["id"] == json!(id) {
+            if is_response(&message, id) {
                 assert!(message.get("error").is_none(), "{message}");
                 answered = Some(at);
             } else {
@@ -179,7 +179,8 @@ fn main() {
         true,
     );
     if let Some(nil) = std::env::var_os("NIXOPS4_BENCH_NIL") {
-        let client = LspClient::start_program(Path::new(&nil), &[], Some(dir.path()), json!({}));
+        let client =
+            LspClient::start_program(Path::new(&nil), &[], Some(dir.path()), json!({}), &[]);
         run("nil", client, dir.path(), &text, false);
     }
 }

@@ -34,18 +34,22 @@ impl LspClient {
             arguments,
             root,
             initialization_options,
+            &[],
         )
     }
 
-    /// Starts any language server program (a general Nix server, for comparison).
+    /// Starts any language server program (a general Nix server, for comparison), with
+    /// extra environment variables.
     pub fn start_program(
         program: &Path,
         arguments: &[&str],
         root: Option<&Path>,
         initialization_options: Value,
+        environment: &[(&str, &str)],
     ) -> LspClient {
         let mut child = Command::new(program)
             .args(arguments)
+            .envs(environment.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -90,7 +94,10 @@ impl LspClient {
         let result = client.request(
             "initialize",
             json!({
-                "capabilities": {"window": {"showMessage": {}}},
+                "capabilities": {
+                    "window": {"showMessage": {}, "workDoneProgress": true},
+                    "workspace": {"codeLens": {"refreshSupport": true}},
+                },
                 "processId": null,
                 "rootUri": root_uri,
                 "initializationOptions": initialization_options,
@@ -166,7 +173,7 @@ impl LspClient {
 
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.send_request(method, params);
-        let response = self.wait_for(method, |m| m["id"] == json!(id));
+        let response = self.wait_for(method, |m| is_response(m, id));
         assert!(
             response.get("error").is_none(),
             "{method} failed: {response}"
@@ -198,6 +205,20 @@ impl LspClient {
             assert!(Instant::now() < deadline, "nixops4-lsp did not exit");
             std::thread::yield_now();
         }
+    }
+}
+
+/// Whether a message answers our request `id` (the server numbers its own requests too).
+pub fn is_response(message: &Value, id: i64) -> bool {
+    message.get("method").is_none() && message["id"] == json!(id)
+}
+
+impl Drop for LspClient {
+    /// A test that failed half-way leaves no server behind (it would hold the test's
+    /// output open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

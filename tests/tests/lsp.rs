@@ -218,7 +218,9 @@ fn references_and_rename_reach_module_files_on_disk() {
         "textDocument/prepareRename",
         json!({"textDocument": {"uri": uri(&flake)}, "position": on_output}),
     );
-    let refused = client.wait_for("prepareRename", |m| m["id"] == json!(id));
+    let refused = client.wait_for("prepareRename", |m| {
+        nixops4_tests::lsp_client::is_response(m, id)
+    });
     assert!(
         refused["error"]["message"]
             .as_str()

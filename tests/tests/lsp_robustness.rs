@@ -169,7 +169,7 @@ fn random_edits_requests_and_garbage_never_lose_an_edit() {
                         });
                         let id = client.send_request(METHODS[method], params);
                         // An answer, result or error, but an answer.
-                        client.wait_for(METHODS[method], |m| m["id"] == json!(id));
+                        client.wait_for(METHODS[method], |m| nixops4_tests::lsp_client::is_response(m, id));
                     }
                     Step::Malformed(kind) => malformed(&mut client, kind),
                 }

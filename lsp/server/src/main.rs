@@ -1,17 +1,22 @@
 //! `nixops4-lsp`: the NixOps4 language server over stdio.
 //!
-//! Serves the static analysis of `nixops4-analysis`: completion, diagnostics with quick
-//! fixes, hover (with the values the state recorded), definition, references, rename,
-//! symbols, folding and semantic tokens. Plan previews and commands arrive with the next
-//! issue. Document edits are applied before any `.await` in their notification handlers,
+//! Serves the static analysis of `nixops4-analysis` (completion, diagnostics with quick
+//! fixes, hover with the values the state recorded, definition, references, rename,
+//! symbols, folding, semantic tokens) and, in trusted workspaces, plan lenses and commands
+//! that apply, destroy, refresh and run operations. `--apply` runs that apply without an
+//! editor. Document edits are applied before any `.await` in their notification handlers,
 //! so they are never reordered or lost; requests read a snapshot of a document.
 
 #![deny(clippy::print_stdout)]
 
 mod document;
+mod evaluated;
+mod headless;
 mod project;
+mod runner;
 mod server;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,17 +26,41 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The NixOps4 language server. Editors start it and speak LSP over stdin and stdout.
+/// The NixOps4 language server. Editors start it and speak LSP over stdin and stdout;
+/// CI runs the editor's apply with `--apply`.
 #[derive(Parser)]
 #[command(name = "nixops4-lsp", version)]
 struct Arguments {
     /// Speak LSP over stdin and stdout (the default; accepted for editors that pass it).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "apply")]
     stdio: bool,
-    /// Trust the workspace: ask the providers it declares for their schemas and read state
-    /// outside it. A client's `initializationOptions.trusted` takes precedence.
+    /// Trust the workspace: plan, apply and run operations, ask the providers it declares
+    /// for their schemas, read state outside it. A client's
+    /// `initializationOptions.trusted` takes precedence.
     #[arg(long)]
     trust_workspace: bool,
+    /// Without an editor: plan and apply the deployment as the editor's apply command
+    /// does, printing the plan and the progress; exit 0 on success, 1 on failure.
+    #[arg(long)]
+    apply: bool,
+    /// The flake's directory.
+    #[arg(long, default_value = ".", requires = "apply")]
+    flake: PathBuf,
+    /// The deployment to apply.
+    #[arg(long, short = 'd', default_value = "default", requires = "apply")]
+    deployment: String,
+    /// Apply only this resource and what it depends on (repeatable).
+    #[arg(long, value_name = "RESOURCE", requires = "apply")]
+    target: Vec<String>,
+    /// Apply also when the plan deletes or replaces resources.
+    #[arg(long, requires = "apply")]
+    yes: bool,
+    /// Only print the plan; exit 2 when it has changes, 0 when it has none.
+    #[arg(long, requires = "apply")]
+    plan_only: bool,
+    /// Print JSON lines: `{"plan": ...}`, `{"event": ...}`, `{"report": ...}`, `{"error": ...}`.
+    #[arg(long, requires = "apply")]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +75,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if arguments.apply {
+        return runtime.block_on(headless::run(headless::Options {
+            flake: arguments.flake,
+            deployment: arguments.deployment,
+            targets: arguments.target,
+            yes: arguments.yes,
+            plan_only: arguments.plan_only,
+            json: arguments.json,
+        }));
+    }
     runtime.block_on(server::serve(server::Options {
         trust_workspace: arguments.trust_workspace,
     }));

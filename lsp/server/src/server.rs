@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
@@ -18,34 +19,59 @@ use tower_lsp_server::lsp_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server, UriExt};
 
 use crate::document::Document;
+use crate::evaluated;
 use crate::project::Project;
+use crate::runner::Runner;
 
 /// How the server was started.
+#[derive(Clone, Copy)]
 pub struct Options {
     /// Trust the workspace unless the client says otherwise at initialisation.
     pub trust_workspace: bool,
 }
 
+/// Requests and notifications handled at once. An apply holds one for as long as it runs,
+/// so there are enough to keep editing meanwhile.
+const CONCURRENT_MESSAGES: usize = 16;
+
 pub async fn serve(options: Options) {
     let (service, socket) = LspService::build(|client| Backend {
         client,
         documents: Arc::new(DashMap::new()),
-        project: OnceLock::new(),
+        project: Arc::new(OnceLock::new()),
         options,
+        runner: Arc::new(Runner::default()),
+        told_untrusted: Arc::default(),
+        client_progress: Arc::default(),
+        next_token: Arc::default(),
+        last_declared: Arc::default(),
     })
     .custom_method("nixops4/documentText", Backend::document_text)
+    .custom_method("nixops4/plan", Backend::plan_request)
+    .custom_method("window/workDoneProgress/cancel", Backend::cancel_progress)
     .finish();
     Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        .concurrency_level(CONCURRENT_MESSAGES)
         .serve(service)
         .await;
 }
 
-struct Backend {
-    client: Client,
+/// Cheap to clone, for work spawned off a handler (plans after a save).
+#[derive(Clone)]
+pub(crate) struct Backend {
+    pub(crate) client: Client,
     documents: Arc<DashMap<Uri, Document>>,
     /// Set at initialisation, when the workspace and its trust are known.
-    project: OnceLock<Arc<Project>>,
+    project: Arc<OnceLock<Arc<Project>>>,
     options: Options,
+    pub(crate) runner: Arc<Runner>,
+    /// Whether the user was told once that an untrusted workspace runs nothing.
+    pub(crate) told_untrusted: Arc<AtomicBool>,
+    /// Whether the client takes `window/workDoneProgress/create`.
+    pub(crate) client_progress: Arc<AtomicBool>,
+    pub(crate) next_token: Arc<AtomicU64>,
+    /// Where each document last declared each resource, for lenses of deleted ones.
+    pub(crate) last_declared: Arc<DashMap<Uri, HashMap<Vec<String>, Range>>>,
 }
 
 const TOKEN_TYPES: [SemanticTokenType; 4] = [
@@ -57,10 +83,10 @@ const TOKEN_TYPES: [SemanticTokenType; 4] = [
 const TOKEN_MODIFIERS: [SemanticTokenModifier; 1] = [SemanticTokenModifier::DECLARATION];
 
 /// A document and what the files around it make known.
-struct Context {
-    document: Document,
-    flake_dir: Option<PathBuf>,
-    schemas: Arc<Schemas>,
+pub(crate) struct Context {
+    pub(crate) document: Document,
+    pub(crate) flake_dir: Option<PathBuf>,
+    pub(crate) schemas: Arc<Schemas>,
 }
 
 /// The answer to `nixops4/documentText`.
@@ -74,6 +100,14 @@ struct DocumentText {
 }
 
 impl Backend {
+    /// `window/workDoneProgress/cancel`: stops the job reporting under that token.
+    async fn cancel_progress(&self, params: WorkDoneProgressCancelParams) {
+        match params.token {
+            ProgressToken::String(token) => self.runner.cancel(&token),
+            ProgressToken::Number(token) => self.runner.cancel(&token.to_string()),
+        }
+    }
+
     /// `nixops4/documentText`: the server's copy of a document, for clients and tests that
     /// check that no edit was lost or misapplied.
     async fn document_text(&self, params: TextDocumentIdentifier) -> Result<Option<DocumentText>> {
@@ -87,17 +121,17 @@ impl Backend {
         }))
     }
 
-    fn project(&self) -> &Arc<Project> {
+    pub(crate) fn project(&self) -> &Arc<Project> {
         self.project
             .get_or_init(|| Arc::new(Project::new(None, false)))
     }
 
     /// An open document as it is now.
-    fn snapshot(&self, uri: &Uri) -> Option<Document> {
+    pub(crate) fn snapshot(&self, uri: &Uri) -> Option<Document> {
         self.documents.get(uri).map(|d| d.clone())
     }
 
-    fn context(&self, uri: &Uri) -> Option<Context> {
+    pub(crate) fn context(&self, uri: &Uri) -> Option<Context> {
         let document = self.snapshot(uri)?;
         let path = uri.to_file_path().map(|p| p.into_owned());
         let flake_dir = path.as_deref().and_then(|p| self.project().flake_dir(p));
@@ -158,7 +192,9 @@ impl Backend {
         let context = self.context(uri)?;
         let document = &context.document;
         let found = self.analysis_diagnostics(uri, &context);
-        let converted = found.iter().map(|d| lsp_diagnostic(document, d)).collect();
+        let mut converted: Vec<Diagnostic> =
+            found.iter().map(|d| lsp_diagnostic(document, d)).collect();
+        converted.extend(self.evaluation_diagnostics(uri, document));
         Some((converted, document.version))
     }
 
@@ -184,11 +220,17 @@ impl Backend {
 
     /// Republishes every open document's diagnostics (after the files on disk or the
     /// known schemas changed).
-    async fn publish_all(&self) {
+    pub(crate) async fn publish_all(&self) {
         let uris: Vec<Uri> = self.documents.iter().map(|e| e.key().clone()).collect();
         for uri in uris {
             self.publish(uri).await;
         }
+    }
+
+    /// Plans the document's deployment shortly, off the handler.
+    fn spawn_plan(&self, uri: Uri) {
+        let backend = self.clone();
+        tokio::spawn(async move { backend.plan_later(&uri).await });
     }
 
     /// Asks the providers a document declares for their schemas (trusted workspaces
@@ -397,6 +439,13 @@ impl LanguageServer for Backend {
             .or(params.root_uri)
             .and_then(|uri| uri.to_file_path().map(|p| p.into_owned()));
         let _ = self.project.set(Arc::new(Project::new(root, trusted)));
+        let progress = params
+            .capabilities
+            .window
+            .as_ref()
+            .and_then(|w| w.work_done_progress)
+            .unwrap_or(false);
+        self.client_progress.store(progress, Ordering::SeqCst);
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
                 text_document_sync: Some(TextDocumentSyncCapability::Options(
@@ -433,6 +482,13 @@ impl LanguageServer for Backend {
                         },
                     ),
                 ),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: evaluated::COMMANDS.map(str::to_owned).to_vec(),
+                    ..ExecuteCommandOptions::default()
+                }),
                 completion_provider: Some(CompletionOptions {
                     trigger_characters: Some(vec![".".into(), "\"".into()]),
                     ..CompletionOptions::default()
@@ -461,6 +517,7 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
+        self.runner.shut_down().await;
         Ok(())
     }
 
@@ -472,6 +529,7 @@ impl LanguageServer for Backend {
         );
         self.publish(document.uri.clone()).await;
         self.describe_providers(&document.uri).await;
+        self.spawn_plan(document.uri);
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
@@ -485,6 +543,15 @@ impl LanguageServer for Backend {
 
     async fn did_save(&self, params: DidSaveTextDocumentParams) {
         self.describe_providers(&params.text_document.uri).await;
+        self.spawn_plan(params.text_document.uri);
+    }
+
+    async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+        Ok(Some(self.lenses(&params.text_document.uri).await))
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        self.execute(params).await
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
@@ -738,7 +805,9 @@ impl LanguageServer for Backend {
                     ..CodeAction::default()
                 }))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut actions = actions;
+        actions.extend(self.resource_actions(&uri, document, wanted.start(), &context.schemas));
         Ok(Some(actions))
     }
 }
