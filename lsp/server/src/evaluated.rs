@@ -80,17 +80,22 @@ impl Backend {
         false
     }
 
-    /// After an open or a save: a plan shortly, then lenses and diagnostics refreshed.
-    pub(crate) async fn plan_later(&self, uri: &Uri) {
+    /// After an open or a save: a plan shortly, then lenses and diagnostics refreshed. A
+    /// later save aborts a plan still waiting or being made.
+    pub(crate) fn plan_later(&self, uri: &Uri) {
         if !self.project().trusted {
             return;
         }
         let Some(deployment) = self.deployment_of(uri) else {
             return;
         };
-        if self.runner.plan_after_delay(&deployment).await {
-            self.plan_changed().await;
-        }
+        let backend = self.clone();
+        let planned = deployment.clone();
+        let task = tokio::spawn(async move {
+            backend.runner.plan_after_delay(&planned).await;
+            backend.plan_changed().await;
+        });
+        self.runner.supersede(deployment, task.abort_handle());
     }
 
     async fn plan_changed(&self) {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -55,9 +55,8 @@ pub enum PlanStatus {
 #[derive(Default)]
 pub struct Runner {
     plans: DashMap<Deployment, PlanStatus>,
-    /// The latest plan request per deployment; an older one's result is dropped.
-    generations: DashMap<Deployment, u64>,
-    next_generation: AtomicU64,
+    /// The plan being made per deployment, aborted when a newer one is asked for.
+    planning: DashMap<Deployment, tokio::task::AbortHandle>,
     /// Interrupt flags of running jobs, by progress token.
     interrupts: DashMap<String, Arc<AtomicBool>>,
     running: AtomicUsize,
@@ -80,25 +79,23 @@ impl Runner {
         self.plans.get(deployment).map(|p| p.clone())
     }
 
-    /// Makes a plan after [`PLAN_DELAY`], unless another request comes first. Whether the
-    /// plan made is still the latest when it is done (so worth showing).
-    pub async fn plan_after_delay(&self, deployment: &Deployment) -> bool {
-        let generation = self.next_generation.fetch_add(1, Ordering::SeqCst);
-        self.generations.insert(deployment.clone(), generation);
+    /// Makes a plan after [`PLAN_DELAY`]. Run it as a task given to [`Runner::supersede`],
+    /// so that a newer request aborts it (and the evaluator it started).
+    pub async fn plan_after_delay(&self, deployment: &Deployment) {
         tokio::time::sleep(PLAN_DELAY).await;
-        if self.generations.get(deployment).map(|g| *g) != Some(generation) {
-            return false;
-        }
         self.plans.insert(deployment.clone(), PlanStatus::Planning);
         let status = match self.plan_now(deployment).await {
             Ok(plan) => PlanStatus::Ready(Arc::new(plan)),
             Err(error) => PlanStatus::Failed(error.to_string()),
         };
-        if self.generations.get(deployment).map(|g| *g) != Some(generation) {
-            return false;
-        }
         self.plans.insert(deployment.clone(), status);
-        true
+    }
+
+    /// Makes `task` the deployment's plan in the making, aborting the one before.
+    pub fn supersede(&self, deployment: Deployment, task: tokio::task::AbortHandle) {
+        if let Some(previous) = self.planning.insert(deployment, task) {
+            previous.abort();
+        }
     }
 
     /// Plans now, and keeps the plan for the lenses.

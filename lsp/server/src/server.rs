@@ -227,12 +227,6 @@ impl Backend {
         }
     }
 
-    /// Plans the document's deployment shortly, off the handler.
-    fn spawn_plan(&self, uri: Uri) {
-        let backend = self.clone();
-        tokio::spawn(async move { backend.plan_later(&uri).await });
-    }
-
     /// Asks the providers a document declares for their schemas (trusted workspaces
     /// only), then republishes its diagnostics if any arrived.
     async fn describe_providers(&self, uri: &Uri) {
@@ -529,7 +523,7 @@ impl LanguageServer for Backend {
         );
         self.publish(document.uri.clone()).await;
         self.describe_providers(&document.uri).await;
-        self.spawn_plan(document.uri);
+        self.plan_later(&document.uri);
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
@@ -543,7 +537,7 @@ impl LanguageServer for Backend {
 
     async fn did_save(&self, params: DidSaveTextDocumentParams) {
         self.describe_providers(&params.text_document.uri).await;
-        self.spawn_plan(params.text_document.uri);
+        self.plan_later(&params.text_document.uri);
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
