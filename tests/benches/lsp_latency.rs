@@ -1,8 +1,10 @@
 //! Latency and memory of `nixops4-lsp` on a generated deployment of 2,000 resources
 //! (about 20,000 lines), over the real protocol: time to open (until the first
 //! diagnostics), p50/p99 of diagnostics, completion and hover after a keystroke, and the
-//! resident memory after open. With `NIXOPS4_BENCH_NIL` set to a `nil` binary, the same
-//! steps run against that general Nix language server for comparison.
+//! resident memory after open. Then, in a trusted session, completion latency while the
+//! server applies that deployment (2,000 files in one dependency chain). With
+//! `NIXOPS4_BENCH_NIL` set to a `nil` binary, the static steps run against that general Nix
+//! language server for comparison.
 //!
 //! Run through `bench/lsp-latency.sh`, which builds the release binaries first.
 
@@ -162,6 +164,60 @@ fn run(name: &str, mut client: LspClient, dir: &Path, text: &str, publishes: boo
     client.shutdown();
 }
 
+/// Completion while an apply runs, compared with the same completion when idle.
+fn during_apply(dir: &Path, text: &str) {
+    let uri = format!("file://{}/flake.nix", dir.display());
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let mut client = LspClient::start(&[], Some(dir), json!({"trusted": true}));
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    // The plan made after the open is done when the lenses are refreshed.
+    client.wait_for("the first plan", |m| {
+        m["method"] == "workspace/codeLens/refresh"
+    });
+    let (line, column) = line_of(text, "'' + resources.r1000.sha256");
+    let position = json!({"line": line, "character": column + "'' + resources.r1000.".len()});
+    let complete = |client: &mut LspClient, apply: Option<i64>| {
+        let asked = Instant::now();
+        let id = client.send_request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": position}),
+        );
+        let (at, message) = client.wait_for_timed("a completion", |m| {
+            is_response(m, id) || apply.is_some_and(|apply| is_response(m, apply))
+        });
+        (at - asked, is_response(&message, id))
+    };
+    let mut idle: Vec<Duration> = (0..200).map(|_| complete(&mut client, None).0).collect();
+    let started = Instant::now();
+    let apply = client.send_request(
+        "workspace/executeCommand",
+        json!({"command": "nixops4.apply", "arguments": [{"uri": uri, "confirmed": true}]}),
+    );
+    let mut during = Vec::new();
+    loop {
+        let (latency, answered) = complete(&mut client, Some(apply));
+        if !answered {
+            break;
+        }
+        during.push(latency);
+    }
+    let applied = started.elapsed();
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "nixops4-lsp during an apply of {RESOURCES} resources ({:.1} s): completion p50 {} p99 {} over {} requests | idle p50 {} p99 {}",
+        applied.as_secs_f64(),
+        ms(percentile(&mut during, 0.5)),
+        ms(percentile(&mut during, 0.99)),
+        during.len(),
+        ms(percentile(&mut idle, 0.5)),
+        ms(percentile(&mut idle, 0.99)),
+    );
+    client.shutdown();
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let text = deployment();
@@ -178,6 +234,7 @@ fn main() {
         &text,
         true,
     );
+    during_apply(dir.path(), &text);
     if let Some(nil) = std::env::var_os("NIXOPS4_BENCH_NIL") {
         let client =
             LspClient::start_program(Path::new(&nil), &[], Some(dir.path()), json!({}), &[]);

@@ -406,3 +406,42 @@ fn shutting_down_during_an_apply_records_what_ran() {
     let _ = apply;
     drop(client);
 }
+
+#[test]
+fn cancelling_the_progress_stops_the_apply_after_the_running_call() {
+    let env = TestEnv::new();
+    let marker = env.dir().join("first-started");
+    env.write_deployment(&format!(
+        r#"      resources.first = {{ type = "local.exec"; inputs = {{ executable = "sh"; args = [ "-c" "touch '{}'; sleep 2; echo one" ]; }}; }};
+      resources.second = {{ type = "local.file"; inputs = {{ name = "second.txt"; contents = resources.first.stdout; }}; }};"#,
+        marker.display()
+    ));
+    let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": true}));
+    open(&mut client, &env);
+    let apply = client.send_request(
+        "workspace/executeCommand",
+        json!({"command": "nixops4.apply", "arguments": [{"uri": uri(&env)}]}),
+    );
+    let begun = client.wait_for("the progress", |m| {
+        m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin"
+    });
+    let token = begun["params"]["token"].clone();
+    let deadline = std::time::Instant::now() + nixops4_tests::lsp_client::DEADLINE;
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first resource never started"
+        );
+        let _ = client.request("nixops4/documentText", json!({"uri": uri(&env)}));
+    }
+    client.notify("window/workDoneProgress/cancel", json!({"token": token}));
+    let done = client.wait_for("the apply", |m| is_response(m, apply));
+    assert_eq!(done["result"]["interrupted"], true, "{done}");
+    assert_eq!(
+        done["result"]["applied"],
+        json!({"first": "create"}),
+        "{done}"
+    );
+    assert!(!env.dir().join("second.txt").exists());
+    client.shutdown();
+}

@@ -636,6 +636,23 @@ impl Backend {
                 }
             }
         };
+        // The client collects arguments (LSP has no generic way to ask for values): name
+        // the missing ones rather than run without them.
+        let missing: Vec<&str> = operations
+            .get(&operation)
+            .and_then(|o| o.arguments.get("required"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|name| !arguments.contains_key(*name))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "`{operation}` needs the arguments {}; pass them in the command's `arguments`",
+                missing.join(", ")
+            ));
+        }
         if operations.get(&operation).is_some_and(|o| o.destructive)
             && !self
                 .confirm(
