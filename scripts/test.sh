@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, lints (warnings are errors), the whole test suite
-# against the machine's Nix, and the evaluator's tests again against current Nix (a sid
-# chroot, see setup-current-nix.sh; skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines
-# where you are not root).
+# against the machine's Nix (the Neovim plugin on Neovim 0.7.2 and 0.11.4, installed by
+# setup-neovim.sh), and the evaluator's tests again against current Nix (a sid chroot, see
+# setup-current-nix.sh; skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines where you are
+# not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+NIXOPS4_NVIM=${NIXOPS4_NVIM:-$(scripts/setup-neovim.sh)}
+export NIXOPS4_NVIM
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests, with $(nix --version)"
