@@ -54,6 +54,7 @@ impl Backend {
         let document = self.snapshot(uri)?;
         let path = uri.to_file_path()?.into_owned();
         Some(Deployment {
+            parallelism: self.project().settings.parallelism,
             flake_dir: self.project().flake_dir(&path)?,
             name: document
                 .analysis
@@ -83,7 +84,7 @@ impl Backend {
     /// After an open or a save: a plan shortly, then lenses and diagnostics refreshed. A
     /// later save aborts a plan still waiting or being made.
     pub(crate) fn plan_later(&self, uri: &Uri) {
-        if !self.project().trusted {
+        if !self.project().trusted || !self.project().settings.plan_on_save {
             return;
         }
         let Some(deployment) = self.deployment_of(uri) else {

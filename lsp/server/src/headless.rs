@@ -26,6 +26,7 @@ pub struct Options {
     pub yes: bool,
     pub plan_only: bool,
     pub json: bool,
+    pub parallelism: usize,
 }
 
 /// Where lines go: stdout, one line at a time, as text or JSON.
@@ -95,6 +96,7 @@ async fn apply(options: &Options, output: &Output) -> Result<ExitCode, EngineErr
     let flake_dir = std::path::absolute(&options.flake)
         .map_err(|e| EngineError::usage(format!("flake {}: {e}", options.flake.display())))?;
     let deployment = Deployment {
+        parallelism: options.parallelism,
         flake_dir,
         name: options.deployment.clone(),
     };

@@ -58,6 +58,9 @@ struct Arguments {
     /// Only print the plan; exit 2 when it has changes, 0 when it has none.
     #[arg(long, requires = "apply")]
     plan_only: bool,
+    /// How many provider calls may run at once.
+    #[arg(long, default_value_t = 10, requires = "apply")]
+    parallelism: usize,
     /// Print JSON lines: `{"plan": ...}`, `{"event": ...}`, `{"report": ...}`, `{"error": ...}`.
     #[arg(long, requires = "apply")]
     json: bool,
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             yes: arguments.yes,
             plan_only: arguments.plan_only,
             json: arguments.json,
+            parallelism: arguments.parallelism,
         }));
     }
     runtime.block_on(server::serve(server::Options {

@@ -33,9 +33,28 @@ struct ProviderKey {
     args: Vec<String>,
 }
 
+/// What the client asks for at initialisation (`initializationOptions`).
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Plan after every open and save (trusted workspaces only).
+    pub plan_on_save: bool,
+    /// How many provider calls a job may run at once.
+    pub parallelism: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            plan_on_save: true,
+            parallelism: 10,
+        }
+    }
+}
+
 pub struct Project {
     root: Option<PathBuf>,
     pub trusted: bool,
+    pub settings: Settings,
     /// Files on disk that are not open, analysed.
     disk: DashMap<PathBuf, Arc<Analysis>>,
     local: Arc<Schemas>,
@@ -46,12 +65,13 @@ pub struct Project {
 }
 
 impl Project {
-    pub fn new(root: Option<PathBuf>, trusted: bool) -> Project {
+    pub fn new(root: Option<PathBuf>, trusted: bool, settings: Settings) -> Project {
         let mut local = Schemas::default();
         local.add_provider("local", &nixops4_resources_local::provider().describe());
         Project {
             root: root.map(|r| r.canonicalize().unwrap_or(r)),
             trusted,
+            settings,
             disk: DashMap::new(),
             local: Arc::new(local),
             described: Mutex::new(HashMap::new()),

@@ -27,16 +27,18 @@ use tokio::sync::Notify;
 /// How long after a save the plan is made; a later save within it starts the wait over.
 const PLAN_DELAY: Duration = Duration::from_millis(300);
 
-/// One deployment of one flake.
+/// One deployment of one flake, and how many provider calls its jobs may run at once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Deployment {
     pub flake_dir: PathBuf,
     pub name: String,
+    pub parallelism: usize,
 }
 
 impl Deployment {
     fn options(&self, events: EventSink, interrupt: Arc<AtomicBool>) -> EngineOptions {
         let mut options = EngineOptions::new(&self.flake_dir, &self.name);
+        options.parallelism = self.parallelism;
         options.events = events;
         options.interrupt = interrupt;
         options

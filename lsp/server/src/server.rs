@@ -20,7 +20,7 @@ use tower_lsp_server::{Client, LanguageServer, LspService, Server, UriExt};
 
 use crate::document::Document;
 use crate::evaluated;
-use crate::project::Project;
+use crate::project::{Project, Settings};
 use crate::runner::Runner;
 
 /// How the server was started.
@@ -123,7 +123,7 @@ impl Backend {
 
     pub(crate) fn project(&self) -> &Arc<Project> {
         self.project
-            .get_or_init(|| Arc::new(Project::new(None, false)))
+            .get_or_init(|| Arc::new(Project::new(None, false, Settings::default())))
     }
 
     /// An open document as it is now.
@@ -432,7 +432,20 @@ impl LanguageServer for Backend {
             .map(|folder| folder.uri.clone())
             .or(params.root_uri)
             .and_then(|uri| uri.to_file_path().map(|p| p.into_owned()));
-        let _ = self.project.set(Arc::new(Project::new(root, trusted)));
+        let options = params.initialization_options.as_ref();
+        let setting = |name: &str| options.and_then(|o| o.get(name));
+        let defaults = Settings::default();
+        let settings = Settings {
+            plan_on_save: setting("planOnSave")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(defaults.plan_on_save),
+            parallelism: setting("parallelism")
+                .and_then(serde_json::Value::as_u64)
+                .map_or(defaults.parallelism, |n| n.max(1) as usize),
+        };
+        let _ = self
+            .project
+            .set(Arc::new(Project::new(root, trusted, settings)));
         let progress = params
             .capabilities
             .window
