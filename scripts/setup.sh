@@ -9,6 +9,7 @@ command -v nix >/dev/null || missing+=(nix-bin)
 command -v cc >/dev/null || missing+=(build-essential)
 command -v python3 >/dev/null || missing+=(python3)
 command -v git >/dev/null || missing+=(git)
+command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: please install: ${missing[*]} (apt-get install -y ${missing[*]})" >&2

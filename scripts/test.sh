@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, lints (warnings are errors), the whole test suite
 # against the machine's Nix (the Neovim plugin on Neovim 0.7.2 and 0.11.4, installed by
-# setup-neovim.sh), and the evaluator's tests again against current Nix (a sid chroot, see
-# setup-current-nix.sh; skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines where you are
-# not root).
+# setup-neovim.sh), the VS Code extension's build, unit tests and .vsix, and the
+# evaluator's tests again against current Nix (a sid chroot, see setup-current-nix.sh;
+# skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines where you are not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -16,6 +16,15 @@ echo "== tests, with $(nix --version)"
 # with integration tests, so build them all first.
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
+echo "== the VS Code extension: compile, unit tests, package"
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+(
+  cd editors/vscode
+  npm ci --no-audit --no-fund
+  npm run compile
+  NIXOPS4_LSP="$target_dir/debug/nixops4-lsp" npm test
+  npm run package
+)
 if [ "${NIXOPS4_SKIP_CURRENT_NIX:-}" = 1 ]; then
   echo "== skipped: the evaluator's tests against current Nix (NIXOPS4_SKIP_CURRENT_NIX=1)"
 else

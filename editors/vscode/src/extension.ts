@@ -1,0 +1,210 @@
+// The NixOps4 extension: starts nixops4-lsp (found by ./server) with the workspace's trust,
+// restarts it when trust is granted, and offers the commands, the plan view and a status
+// bar item with the plan's summary. Lenses, confirmations and progress come from the server
+// through vscode-languageclient; this file asks for plans and runs the server's commands.
+import * as vscode from 'vscode';
+import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
+
+import { dotted, hasChanges, resourceLabel, summaryText } from './plan';
+import { CommandArguments, PlanResult, planRequest, serverCommands } from './protocol';
+import { findServer, serverVersion } from './server';
+
+let client: LanguageClient | undefined;
+let output: vscode.OutputChannel;
+let status: vscode.StatusBarItem;
+let planView: PlanView;
+
+/** The plan view: the resources of the latest plan, with what would happen to each. */
+class PlanView implements vscode.TreeDataProvider<vscode.TreeItem> {
+  private changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private latest: PlanResult | undefined;
+
+  show(result: PlanResult | undefined): void {
+    this.latest = result;
+    this.changed.fire();
+  }
+
+  get plan(): PlanResult | undefined {
+    return this.latest;
+  }
+
+  getTreeItem(item: vscode.TreeItem): vscode.TreeItem {
+    return item;
+  }
+
+  getChildren(): vscode.TreeItem[] {
+    if (!this.latest) {
+      return [new vscode.TreeItem('No plan yet: save a deployment or run "NixOps4: Plan"')];
+    }
+    const items = this.latest.plan.resources.map((planned) => {
+      const item = new vscode.TreeItem(dotted(planned.resource));
+      item.description = resourceLabel(planned);
+      item.tooltip = `${planned.type}: ${resourceLabel(planned)}`;
+      return item;
+    });
+    for (const problem of this.latest.plan.problems) {
+      const item = new vscode.TreeItem(dotted(problem.resource));
+      item.description = `cannot be evaluated: ${problem.message}`;
+      items.push(item);
+    }
+    return items;
+  }
+}
+
+function activeNixDocument(): vscode.Uri | undefined {
+  const editor = vscode.window.activeTextEditor;
+  if (editor && editor.document.languageId === 'nix') {
+    return editor.document.uri;
+  }
+  return vscode.workspace.textDocuments.find((document) => document.languageId === 'nix')?.uri;
+}
+
+async function startServer(context: vscode.ExtensionContext): Promise<void> {
+  const settings = vscode.workspace.getConfiguration('nixops4');
+  const found = findServer(settings.get<string>('server.path', ''), context.extensionPath, process.env.PATH ?? '');
+  if ('error' in found) {
+    output.appendLine(found.error);
+    void vscode.window.showErrorMessage(`NixOps4: ${found.error}`, 'Open Settings').then((choice) => {
+      if (choice) {
+        void vscode.commands.executeCommand('workbench.action.openSettings', 'nixops4.server.path');
+      }
+    });
+    return;
+  }
+  try {
+    output.appendLine(`${await serverVersion(found.path)} (${found.path}, from ${found.source})`);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    output.appendLine(message);
+    void vscode.window.showErrorMessage(`NixOps4: the server cannot start: ${message}`);
+    return;
+  }
+  const serverOptions: ServerOptions = { command: found.path, args: ['--stdio'] };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [{ scheme: 'file', language: 'nix' }],
+    initializationOptions: {
+      trusted: vscode.workspace.isTrusted,
+      planOnSave: settings.get<boolean>('planOnSave', true),
+      parallelism: settings.get<number>('parallelism', 10),
+    },
+    outputChannel: output,
+  };
+  client = new LanguageClient('nixops4', 'NixOps4', serverOptions, clientOptions);
+  await client.start();
+}
+
+async function restartServer(context: vscode.ExtensionContext): Promise<void> {
+  if (client) {
+    const running = client;
+    client = undefined;
+    await running.stop();
+  }
+  await startServer(context);
+}
+
+async function refreshPlan(): Promise<PlanResult | undefined> {
+  const uri = activeNixDocument();
+  if (!client || !uri || !vscode.workspace.isTrusted) {
+    return undefined;
+  }
+  try {
+    const result = await client.sendRequest<PlanResult>(planRequest, { uri: uri.toString() });
+    planView.show(result);
+    status.text = `$(rocket) NixOps4 ${summaryText(result.summary)}`;
+    status.tooltip = hasChanges(result.summary)
+      ? `Deployment ${result.deployment} has changes to apply: show the plan`
+      : `Deployment ${result.deployment} is up to date`;
+    status.show();
+    return result;
+  } catch (error) {
+    output.appendLine(`plan: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
+}
+
+/** Runs one of the server's commands on the active deployment. */
+async function serverCommand(command: string, argument: Omit<CommandArguments, 'uri'>): Promise<unknown> {
+  const uri = activeNixDocument();
+  if (!client || !uri) {
+    void vscode.window.showWarningMessage('NixOps4: open a deployment (a .nix file in a flake) first.');
+    return undefined;
+  }
+  const result = await client.sendRequest(ExecuteCommandRequest.type, {
+    command,
+    arguments: [{ ...argument, uri: uri.toString() }],
+  });
+  await refreshPlan();
+  return result;
+}
+
+/** Asks which resource of the latest plan to act on. */
+async function pickResource(placeHolder: string): Promise<string[] | undefined> {
+  const result = planView.plan ?? (await refreshPlan());
+  if (!result) {
+    return undefined;
+  }
+  const picked = await vscode.window.showQuickPick(
+    result.plan.resources.map((planned) => ({
+      label: dotted(planned.resource),
+      description: resourceLabel(planned),
+      path: planned.resource,
+    })),
+    { placeHolder },
+  );
+  return picked?.path;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel('NixOps4');
+  status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left);
+  status.command = 'nixops4.showPlan';
+  planView = new PlanView();
+  context.subscriptions.push(
+    output,
+    status,
+    vscode.window.registerTreeDataProvider('nixops4.plan', planView),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => restartServer(context)),
+    vscode.workspace.onDidSaveTextDocument((document) => {
+      if (document.languageId === 'nix' && vscode.workspace.getConfiguration('nixops4').get('planOnSave', true)) {
+        void refreshPlan();
+      }
+    }),
+    vscode.commands.registerCommand('nixops4.showPlan', async () => {
+      await refreshPlan();
+      await vscode.commands.executeCommand('nixops4.plan.focus');
+    }),
+    vscode.commands.registerCommand('nixops4.applyDeployment', () => serverCommand(serverCommands.apply, {})),
+    vscode.commands.registerCommand('nixops4.applyResource', async () => {
+      const resource = await pickResource('Apply which resource (and what it depends on)?');
+      return resource && serverCommand(serverCommands.apply, { targets: [resource] });
+    }),
+    vscode.commands.registerCommand('nixops4.destroyResource', async () => {
+      const resource = await pickResource('Destroy which resource (and what depends on it)?');
+      if (!resource) {
+        return undefined;
+      }
+      const sure = await vscode.window.showWarningMessage(
+        `Destroy ${dotted(resource)} and every resource that depends on it?`,
+        { modal: true },
+        'Destroy',
+      );
+      return sure === 'Destroy' && serverCommand(serverCommands.destroy, { targets: [resource], confirmed: true });
+    }),
+    vscode.commands.registerCommand('nixops4.runOperationOnResource', async () => {
+      const resource = await pickResource('Run an operation on which resource?');
+      // Without an operation the server asks which of the resource's operations to run.
+      return resource && serverCommand(serverCommands.runOperation, { targets: [resource] });
+    }),
+    vscode.commands.registerCommand('nixops4.refreshState', () => serverCommand(serverCommands.refresh, {})),
+    vscode.commands.registerCommand('nixops4.restartServer', () => restartServer(context)),
+  );
+  await startServer(context);
+  if (vscode.workspace.isTrusted) {
+    void refreshPlan();
+  }
+}
+
+export async function deactivate(): Promise<void> {
+  await client?.stop();
+}
