@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, lints (warnings are errors), the whole test suite
 # against the machine's Nix (the Neovim plugin on Neovim 0.7.2 and 0.11.4, installed by
-# setup-neovim.sh), the VS Code extension's build, unit tests and .vsix, and the
+# setup-neovim.sh), the VS Code extension's build, unit tests, .vsix and end-to-end test
+# in code-server (editors/vscode/e2e, which refreshes docs/screenshots), and the
 # evaluator's tests again against current Nix (a sid chroot, see setup-current-nix.sh;
 # skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines where you are not root).
 set -euo pipefail
@@ -25,6 +26,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
   NIXOPS4_LSP="$target_dir/debug/nixops4-lsp" npm test
   npm run package
 )
+echo "== the VS Code extension in code-server and headless Chromium"
+editors/vscode/e2e/run.sh editors/vscode/nixops4.vsix "$target_dir/debug/nixops4-lsp"
 if [ "${NIXOPS4_SKIP_CURRENT_NIX:-}" = 1 ]; then
   echo "== skipped: the evaluator's tests against current Nix (NIXOPS4_SKIP_CURRENT_NIX=1)"
 else
