@@ -115,6 +115,10 @@ fn lenses_show_each_kind_of_change_and_apply_turns_them_to_no_changes() {
     let plan = client.request("nixops4/plan", json!({"uri": uri(&env)}));
     assert_eq!(plan["summary"]["create"], 2, "{plan}");
     assert_eq!(plan["plan"]["resources"][0]["resource"], json!(["a"]));
+    assert_eq!(
+        plan["operations"],
+        json!([{"resource": ["a"], "operations": ["backup"]}, {"resource": ["b"], "operations": ["backup"]}])
+    );
 
     let (report, progress) = command(
         &mut client,

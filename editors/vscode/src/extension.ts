@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
 
-import { dotted, hasChanges, resourceLabel, summaryText } from './plan';
+import { dotted, hasChanges, operationsOf, resourceLabel, summaryText } from './plan';
 import { CommandArguments, PlanResult, planRequest, serverCommands } from './protocol';
 import { findServer, serverVersion } from './server';
 
@@ -193,8 +193,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     vscode.commands.registerCommand('nixops4.runOperationOnResource', async () => {
       const resource = await pickResource('Run an operation on which resource?');
-      // Without an operation the server asks which of the resource's operations to run.
-      return resource && serverCommand(serverCommands.runOperation, { targets: [resource] });
+      if (!resource) {
+        return undefined;
+      }
+      const offered = operationsOf(planView.plan?.operations ?? [], resource);
+      if (offered.length === 0) {
+        void vscode.window.showInformationMessage(`NixOps4: ${dotted(resource)} has no operations.`);
+        return undefined;
+      }
+      const operation = await vscode.window.showQuickPick(offered, { placeHolder: `Run which operation on ${dotted(resource)}?` });
+      return operation && serverCommand(serverCommands.runOperation, { targets: [resource], operation });
     }),
     vscode.commands.registerCommand('nixops4.refreshState', () => serverCommand(serverCommands.refresh, {})),
     vscode.commands.registerCommand('nixops4.restartServer', () => restartServer(context)),

@@ -1,6 +1,6 @@
 // How a plan reads in the status bar and the plan view. Pure: no VS Code API, so the unit
 // tests run it under plain Node.
-import { PlannedResource, Summary } from './protocol';
+import { PlannedResource, ResourceOperations, Summary } from './protocol';
 
 /** `+2 ~1 -/+0 -0`. */
 export function summaryText(summary: Summary): string {
@@ -46,4 +46,10 @@ export function resourceLabel(planned: PlannedResource): string {
 /** Whether anything would change. */
 export function hasChanges(summary: Summary): boolean {
   return summary.create + summary.update + summary.replace + summary.delete > 0;
+}
+
+/** The operations a resource offers, by its path. */
+export function operationsOf(operations: ResourceOperations[], resource: string[]): string[] {
+  const found = operations.find((entry) => entry.resource.join('\u0000') === resource.join('\u0000'));
+  return found ? found.operations : [];
 }

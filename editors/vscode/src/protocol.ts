@@ -37,12 +37,19 @@ export interface Summary {
   delete: number;
 }
 
+/** The custom operations of a resource, from its type's schema. */
+export interface ResourceOperations {
+  resource: string[];
+  operations: string[];
+}
+
 /** The answer to `nixops4/plan`. */
 export interface PlanResult {
   deployment: string;
   flake: string;
   summary: Summary;
   plan: Plan;
+  operations: ResourceOperations[];
 }
 
 export const planRequest = 'nixops4/plan';

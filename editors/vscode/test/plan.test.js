@@ -6,7 +6,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { dotted, hasChanges, resourceLabel, summaryText } = require('../out/plan');
+const { dotted, hasChanges, operationsOf, resourceLabel, summaryText } = require('../out/plan');
 const { findServer, serverVersion } = require('../out/server');
 
 const planned = (action, changes = [], extra = {}) => ({
@@ -43,6 +43,13 @@ test('summaries and paths', () => {
   assert.strictEqual(hasChanges(summary), true);
   assert.strictEqual(hasChanges({ create: 0, update: 0, replace: 0, delete: 0 }), false);
   assert.strictEqual(dotted(['host', 'odd.name']), 'host."odd.name"');
+});
+
+test('operations are found by exact path', () => {
+  const operations = [{ resource: ['a.b'], operations: ['x'] }, { resource: ['a', 'b'], operations: ['backup'] }];
+  assert.deepStrictEqual(operationsOf(operations, ['a', 'b']), ['backup']);
+  assert.deepStrictEqual(operationsOf(operations, ['a.b']), ['x']);
+  assert.deepStrictEqual(operationsOf(operations, ['c']), []);
 });
 
 test('the server is found from the setting, then the bundle, then PATH', () => {

@@ -237,11 +237,34 @@ impl Backend {
                 .await
                 .map_err(|e| refused(e.to_string()))?,
         };
+        // The custom operations of each resource the document declares, from its type's
+        // schema, for clients that offer them in a list.
+        let operations: Vec<Value> = self
+            .context(&params.uri)
+            .map(|context| {
+                let index = &context.document.analysis.index;
+                (0..index.resources.len())
+                    .filter_map(|id| {
+                        let (type_name, _) = index.resources[id].type_name.as_ref()?;
+                        let names: Vec<&String> = context
+                            .schemas
+                            .types
+                            .get(type_name)?
+                            .operations
+                            .keys()
+                            .collect();
+                        (!names.is_empty())
+                            .then(|| json!({"resource": index.path(id), "operations": names}))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Some(json!({
             "deployment": deployment.name,
             "flake": deployment.flake_dir,
             "summary": plan.summary(),
             "plan": plan,
+            "operations": operations,
         })))
     }
 
