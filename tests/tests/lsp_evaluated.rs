@@ -64,6 +64,16 @@ fn lenses_after(client: &mut LspClient, env: &TestEnv, before: &[String]) -> Vec
     }
 }
 
+/// Waits until a resource's command has left its mark (`marker`), asking the server
+/// something meanwhile so that the wait has a deadline without sleeping.
+fn started(client: &mut LspClient, env: &TestEnv, marker: &std::path::Path, what: &str) {
+    let deadline = std::time::Instant::now() + nixops4_tests::lsp_client::DEADLINE;
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "{what} never started");
+        let _ = client.request("nixops4/documentText", json!({"uri": uri(env)}));
+    }
+}
+
 const TWO_FILES: &str = r#"      resources.a = { type = "local.file"; inputs = { name = "a.txt"; contents = "one"; }; };
       resources.b = { type = "local.file"; inputs = { name = "b.txt"; contents = resources.a.sha256; }; };"#;
 
@@ -235,14 +245,7 @@ fn completion_is_answered_while_an_apply_runs() {
         "workspace/executeCommand",
         json!({"command": "nixops4.apply", "arguments": [{"uri": uri(&env)}]}),
     );
-    let deadline = std::time::Instant::now() + nixops4_tests::lsp_client::DEADLINE;
-    while !marker.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the slow resource never started"
-        );
-        let _ = client.request("nixops4/documentText", json!({"uri": uri(&env)}));
-    }
+    started(&mut client, &env, &marker, "the slow resource");
     let text = env.read("flake.nix").unwrap();
     let line = text
         .lines()
@@ -430,14 +433,7 @@ fn cancelling_the_progress_stops_the_apply_after_the_running_call() {
         m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin"
     });
     let token = begun["params"]["token"].clone();
-    let deadline = std::time::Instant::now() + nixops4_tests::lsp_client::DEADLINE;
-    while !marker.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first resource never started"
-        );
-        let _ = client.request("nixops4/documentText", json!({"uri": uri(&env)}));
-    }
+    started(&mut client, &env, &marker, "the first resource");
     client.notify("window/workDoneProgress/cancel", json!({"token": token}));
     let done = client.wait_for("the apply", |m| is_response(m, apply));
     assert_eq!(done["result"]["interrupted"], true, "{done}");

@@ -11,13 +11,7 @@ local function wait(what, milliseconds, condition)
 end
 
 local function nixops4_attached(bufnr)
-  local attached = vim.lsp.get_clients and vim.lsp.get_clients({ bufnr = bufnr }) or vim.lsp.buf_get_clients(bufnr)
-  for _, client in pairs(attached) do
-    if client.name == 'nixops4' then
-      return true
-    end
-  end
-  return false
+  return require('nixops4').client_for(bufnr) ~= nil
 end
 
 local function lens_titles(bufnr)

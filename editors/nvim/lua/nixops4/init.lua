@@ -104,7 +104,8 @@ function M.enable()
   })
 end
 
-local function client_for(bufnr)
+-- The nixops4-lsp client attached to a buffer, if any.
+function M.client_for(bufnr)
   local attached = vim.lsp.get_clients and vim.lsp.get_clients({ bufnr = bufnr }) or vim.lsp.buf_get_clients(bufnr)
   for _, client in pairs(attached) do
     if client.name == 'nixops4' then
@@ -131,7 +132,7 @@ local function path_of(text)
 end
 
 local function execute(bufnr, command, argument, done)
-  local client = client_for(bufnr)
+  local client = M.client_for(bufnr)
   if not client then
     notify('the language server is not running for this buffer', vim.log.levels.ERROR)
     return
@@ -150,7 +151,7 @@ end
 local subcommands = {}
 
 function subcommands.plan(bufnr)
-  local client = client_for(bufnr)
+  local client = M.client_for(bufnr)
   if not client then
     return
   end
