@@ -13,12 +13,79 @@ use crate::{Analysis, Schemas, TextRange, TextSize, did_you_mean, schema_type};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub range: TextRange,
-    /// Stable, for code actions and tests: `syntax`, `unknown-type`, `unknown-input`,
-    /// `missing-input`, `wrong-type`, `unknown-resource`, `unknown-output`,
-    /// `duplicate-resource`, `dependency-cycle`.
-    pub code: &'static str,
+    pub code: DiagnosticCode,
     pub message: String,
     pub fix: Option<Fix>,
+}
+
+/// What kind of problem a diagnostic reports; its [`DiagnosticCode::as_str`] is stable,
+/// for code actions, clients and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DiagnosticCode {
+    /// The text does not parse.
+    Syntax,
+    /// A `type` its provider does not know.
+    UnknownType,
+    /// An input the type's schema does not have.
+    UnknownInput,
+    /// A required input that is not written.
+    MissingInput,
+    /// A literal of another JSON type than the schema asks for.
+    WrongType,
+    /// `resources.<name>` where no such resource is declared.
+    UnknownResource,
+    /// `resources.<name>.<output>` where the type has no such output.
+    UnknownOutput,
+    /// A resource declared twice in one scope.
+    DuplicateResource,
+    /// Resources whose inputs refer to each other in a circle.
+    DependencyCycle,
+}
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The deployment cannot be evaluated or applied as written.
+    Error,
+    /// Likely wrong, though evaluation may still tell otherwise (a schema can be out of
+    /// date, a module file may declare what this one misses).
+    Warning,
+}
+
+impl DiagnosticCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiagnosticCode::Syntax => "syntax",
+            DiagnosticCode::UnknownType => "unknown-type",
+            DiagnosticCode::UnknownInput => "unknown-input",
+            DiagnosticCode::MissingInput => "missing-input",
+            DiagnosticCode::WrongType => "wrong-type",
+            DiagnosticCode::UnknownResource => "unknown-resource",
+            DiagnosticCode::UnknownOutput => "unknown-output",
+            DiagnosticCode::DuplicateResource => "duplicate-resource",
+            DiagnosticCode::DependencyCycle => "dependency-cycle",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            DiagnosticCode::Syntax
+            | DiagnosticCode::DuplicateResource
+            | DiagnosticCode::DependencyCycle => Severity::Error,
+            DiagnosticCode::UnknownType
+            | DiagnosticCode::UnknownInput
+            | DiagnosticCode::MissingInput
+            | DiagnosticCode::WrongType
+            | DiagnosticCode::UnknownResource
+            | DiagnosticCode::UnknownOutput => Severity::Warning,
+        }
+    }
+}
+
+impl std::fmt::Display for DiagnosticCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A quick fix: edits of this file.
@@ -66,7 +133,7 @@ impl Analysis {
                 };
                 Diagnostic {
                     range,
-                    code: "syntax",
+                    code: DiagnosticCode::Syntax,
                     message: error.to_string(),
                     fix: None,
                 }
@@ -84,7 +151,7 @@ impl Analysis {
         for duplicate in decl.whole_ranges.iter().skip(1) {
             found.push(Diagnostic {
                 range: *duplicate,
-                code: "duplicate-resource",
+                code: DiagnosticCode::DuplicateResource,
                 message: format!("resource `{}` is declared more than once", decl.name),
                 fix: None,
             });
@@ -101,7 +168,7 @@ impl Analysis {
                 let suggestion = did_you_mean(type_name, schemas.types.keys().map(String::as_str));
                 found.push(Diagnostic {
                     range: *type_range,
-                    code: "unknown-type",
+                    code: DiagnosticCode::UnknownType,
                     message: with_suggestion(
                         format!("unknown resource type `{type_name}`"),
                         suggestion,
@@ -131,7 +198,7 @@ impl Analysis {
                     meant.extend(suggestion);
                     found.push(Diagnostic {
                         range: input.range,
-                        code: "unknown-input",
+                        code: DiagnosticCode::UnknownInput,
                         message: with_suggestion(
                             format!("`{type_name}` has no input `{}`", input.name),
                             suggestion,
@@ -148,7 +215,7 @@ impl Analysis {
                     {
                         found.push(Diagnostic {
                             range: input.value_range,
-                            code: "wrong-type",
+                            code: DiagnosticCode::WrongType,
                             message: format!(
                                 "input `{}` must be {}, not {literal}",
                                 input.name,
@@ -187,7 +254,7 @@ impl Analysis {
             .collect();
         found.push(Diagnostic {
             range,
-            code: "missing-input",
+            code: DiagnosticCode::MissingInput,
             message: format!("`{type_name}` needs {}", inputs_listed(&missing)),
             fix: self
                 .add_inputs_fix(decl, &to_add, properties)
@@ -291,7 +358,7 @@ impl Analysis {
                 let suggestion = did_you_mean(&reference.resource, candidates.into_iter());
                 found.push(Diagnostic {
                     range: reference.resource_range,
-                    code: "unknown-resource",
+                    code: DiagnosticCode::UnknownResource,
                     message: with_suggestion(
                         format!("there is no resource `{}`", reference.resource),
                         suggestion,
@@ -319,7 +386,7 @@ impl Analysis {
                 let suggestion = did_you_mean(output, outputs.keys().map(String::as_str));
                 found.push(Diagnostic {
                     range: *range,
-                    code: "unknown-output",
+                    code: DiagnosticCode::UnknownOutput,
                     message: with_suggestion(
                         format!("resource `{}` has no output `{output}`", decl.name),
                         suggestion,
@@ -363,7 +430,7 @@ impl Analysis {
             for (_, range) in cycle {
                 found.push(Diagnostic {
                     range,
-                    code: "dependency-cycle",
+                    code: DiagnosticCode::DependencyCycle,
                     message: format!("dependency cycle: {shown}"),
                     fix: None,
                 });

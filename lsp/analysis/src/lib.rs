@@ -8,6 +8,7 @@
 //! and `Send + Sync`, so the server parses a version once and shares it.
 
 pub mod completion;
+pub mod declarations;
 pub mod diagnostics;
 pub mod index;
 pub mod navigation;

@@ -58,10 +58,9 @@ impl Backend {
             flake_dir: self.project().flake_dir(&path)?,
             name: document
                 .analysis
-                .index
-                .deployment
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+                .deployment_name()
+                .unwrap_or("default")
+                .to_owned(),
         })
     }
 
@@ -149,10 +148,10 @@ impl Backend {
         document: &Document,
         path: &[String],
     ) -> Option<nixops4_analysis::TextRange> {
-        let index = &document.analysis.index;
-        (0..index.resources.len())
-            .find(|id| index.path(*id) == path)
-            .map(|id| index.resources[id].name_range)
+        document
+            .analysis
+            .declared_resource(path)
+            .map(|resource| resource.name_range)
     }
 
     /// Lenses: the plan's summary with "apply" at the top, and per resource its planned
@@ -242,19 +241,17 @@ impl Backend {
         let operations: Vec<Value> = self
             .context(&params.uri)
             .map(|context| {
-                let index = &context.document.analysis.index;
-                (0..index.resources.len())
-                    .filter_map(|id| {
-                        let (type_name, _) = index.resources[id].type_name.as_ref()?;
-                        let names: Vec<&String> = context
-                            .schemas
-                            .types
-                            .get(type_name)?
-                            .operations
+                let analysis = &context.document.analysis;
+                analysis
+                    .declared_resources()
+                    .into_iter()
+                    .filter_map(|resource| {
+                        let names: Vec<&String> = analysis
+                            .operations(&resource, &context.schemas)
                             .keys()
                             .collect();
                         (!names.is_empty())
-                            .then(|| json!({"resource": index.path(id), "operations": names}))
+                            .then(|| json!({"resource": resource.path, "operations": names}))
                     })
                     .collect()
             })
@@ -279,15 +276,10 @@ impl Backend {
         if !self.project().trusted {
             return Vec::new();
         }
-        let index = &document.analysis.index;
-        let Some(id) = index
-            .resources
-            .iter()
-            .position(|r| r.name_ranges.iter().any(|n| n.contains_inclusive(offset)))
-        else {
+        let Some(resource) = document.analysis.resource_named_at(offset) else {
             return Vec::new();
         };
-        let path = index.path(id);
+        let path = resource.path.clone();
         let shown = ResourcePath(path.clone()).to_string();
         let argument = |extra: Value| {
             let mut value = json!({"uri": uri.as_str(), "targets": [path.clone()]});
@@ -315,12 +307,12 @@ impl Backend {
                 json!({}),
             ),
         ];
-        let operations = index.resources[id]
-            .type_name
-            .as_ref()
-            .and_then(|(t, _)| schemas.types.get(t))
-            .map(|d| d.operations.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default();
+        let operations: Vec<String> = document
+            .analysis
+            .operations(&resource, schemas)
+            .keys()
+            .cloned()
+            .collect();
         for operation in operations {
             actions.push(command(
                 format!("Run `{operation}` on {shown}"),
@@ -625,14 +617,14 @@ impl Backend {
         arguments: Map<String, Value>,
         confirmed: bool,
     ) -> std::result::Result<Value, String> {
-        let description = self.snapshot(uri).and_then(|document| {
-            let index = &document.analysis.index;
-            let id = (0..index.resources.len()).find(|id| index.path(*id) == target.0)?;
-            let (type_name, _) = index.resources[id].type_name.clone()?;
-            let context = self.context(uri)?;
-            context.schemas.types.get(&type_name).cloned()
-        });
-        let operations = description.map(|d| d.operations).unwrap_or_default();
+        let operations = self
+            .context(uri)
+            .and_then(|context| {
+                let analysis = &context.document.analysis;
+                let resource = analysis.declared_resource(&target.0)?;
+                Some(analysis.operations(&resource, &context.schemas).clone())
+            })
+            .unwrap_or_default();
         let operation = match operation {
             Some(operation) => operation,
             None => {

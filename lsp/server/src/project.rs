@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
-use nixops4_analysis::index::ProviderDecl;
+use nixops4_analysis::declarations::DeclaredProvider;
 use nixops4_analysis::{Analysis, Recorded, Schemas};
 use nixops4_core::provider_client::{ProviderCommand, ProviderProcess};
 use nixops4_provider_protocol::{DescribeRequest, DescribeResponse, Request, Response};
@@ -181,31 +181,24 @@ impl Project {
         flake_dir: Option<&Path>,
     ) -> Vec<(String, ProviderKey)> {
         let mut declared: Vec<(String, ProviderKey)> = Vec::new();
-        for ProviderDecl {
+        for DeclaredProvider {
             name,
             executable,
             args,
-            ..
-        } in &analysis.index.providers
+        } in analysis.declared_providers()
         {
             let Some(executable) = executable else {
                 continue;
             };
-            if declared.iter().any(|(n, _)| n == name) {
+            if declared.iter().any(|(n, _)| *n == name) {
                 continue;
             }
-            let path = Path::new(executable);
+            let path = Path::new(&executable);
             let executable = match flake_dir {
                 Some(dir) if path.is_relative() && executable.contains('/') => dir.join(path),
                 _ => path.to_owned(),
             };
-            declared.push((
-                name.clone(),
-                ProviderKey {
-                    executable,
-                    args: args.clone(),
-                },
-            ));
+            declared.push((name, ProviderKey { executable, args }));
         }
         declared
     }
@@ -277,29 +270,11 @@ impl Project {
 /// `local.state_file` resource names with a literal, else the default of the deployment the
 /// file defines (`default` when it names none).
 pub fn state_file(analysis: &Analysis, flake_dir: &Path) -> PathBuf {
-    let index = &analysis.index;
-    let named: Vec<&str> = index
-        .resources
-        .iter()
-        .filter(|r| index.is_top_level(r.scope))
-        .filter(|r| {
-            r.type_name
-                .as_ref()
-                .is_some_and(|(t, _)| t == "local.state_file")
-        })
-        .filter_map(|r| {
-            r.inputs
-                .iter()
-                .find(|i| i.name == "name")?
-                .string_value
-                .as_deref()
-        })
-        .collect();
-    match named.as_slice() {
-        [name] => flake_dir.join(name),
-        _ => nixops4_core::engine::default_state_file(
+    match analysis.state_file_name() {
+        Some(name) => flake_dir.join(name),
+        None => nixops4_core::engine::default_state_file(
             flake_dir,
-            index.deployment.as_deref().unwrap_or("default"),
+            analysis.deployment_name().unwrap_or("default"),
         ),
     }
 }

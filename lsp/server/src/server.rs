@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use dashmap::DashMap;
 use nixops4_analysis::Schemas;
 use nixops4_analysis::completion::CompletionKind;
+use nixops4_analysis::diagnostics::Severity;
 use nixops4_analysis::outline::{self, TokenKind};
 use nixops4_analysis::workspace::{self, File};
 use nixops4_core::ResourcePath;
@@ -257,10 +258,9 @@ impl Backend {
         let deployment = context
             .document
             .analysis
-            .index
-            .deployment
-            .clone()
-            .unwrap_or_else(|| "default".into());
+            .deployment_name()
+            .unwrap_or("default")
+            .to_owned();
         let (from, to) = (ResourcePath(old_path), ResourcePath(new_path));
         let client = self.client.clone();
         let trusted = self.project().trusted;
@@ -330,11 +330,11 @@ fn lsp_diagnostic(
 ) -> Diagnostic {
     Diagnostic {
         range: document.range(d.range),
-        severity: Some(match d.code {
-            "syntax" | "dependency-cycle" | "duplicate-resource" => DiagnosticSeverity::ERROR,
-            _ => DiagnosticSeverity::WARNING,
+        severity: Some(match d.code.severity() {
+            Severity::Error => DiagnosticSeverity::ERROR,
+            Severity::Warning => DiagnosticSeverity::WARNING,
         }),
-        code: Some(NumberOrString::String(d.code.to_owned())),
+        code: Some(NumberOrString::String(d.code.as_str().to_owned())),
         source: Some("nixops4".into()),
         message: d.message.clone(),
         ..Diagnostic::default()
