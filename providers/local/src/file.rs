@@ -3,11 +3,16 @@
 //! Writes are atomic: the contents go to a temporary file beside the target, which is
 //! synced and renamed over it, so a reader (or a crash) sees the old file or the new one,
 //! never a mix. Concurrent writers of one path each rename a whole file; the last wins.
+//! A writer killed before its rename leaves its temporary file behind: the first write
+//! into that directory by a later provider process removes the temporary files whose
+//! writer no longer runs.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use nixops4_provider_sdk::protocol::{InputPath, Properties};
@@ -152,6 +157,7 @@ fn write_file(inputs: &FileInputs) -> Result<FileOutputs> {
         .transpose()?;
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).context(format!("creating directory {}", parent.display()))?;
+        remove_stale_temporaries(parent);
     }
     let temporary = temporary_sibling(&path);
     let written = write_synced(&temporary, inputs.contents.as_bytes(), mode).and_then(|()| {
@@ -210,6 +216,48 @@ fn temporary_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.nixops4-{}-{n}.tmp", std::process::id()))
 }
 
+/// Removes the temporary files of writers that were killed before their rename, once per
+/// directory and process: a directory of many files is read once, not once per write.
+/// A temporary file whose writer still runs (or whose process id was reused) stays.
+fn remove_stale_temporaries(directory: &Path) {
+    static SWEPT: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    let first_visit = SWEPT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(directory.to_owned());
+    if !first_visit {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let writer = name.to_str().and_then(temporary_writer);
+        if writer.is_some_and(|pid| !process_runs(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The process id in a name [`temporary_sibling`] makes: `.<name>.nixops4-<pid>-<n>.tmp`.
+fn temporary_writer(file_name: &str) -> Option<u32> {
+    let stem = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, writer) = stem.rsplit_once(".nixops4-")?;
+    let (pid, n) = writer.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+fn process_runs(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let answer = unsafe { libc::kill(pid, 0) };
+    answer == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path
         .file_name()
@@ -253,5 +301,9 @@ mod tests {
         let b = temporary_sibling(Path::new("/x/y/file.txt"));
         assert_ne!(a, b);
         assert_eq!(a.parent(), Some(Path::new("/x/y")));
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temporary_writer(name), Some(std::process::id()));
+        assert_eq!(temporary_writer(".file.txt.tmp"), None);
+        assert_eq!(temporary_writer(".file.txt.nixops4-12-x.tmp"), None);
     }
 }

@@ -669,6 +669,37 @@ fn concurrent_writes_of_one_file_never_mix() {
     );
 }
 
+/// A writer killed between writing its temporary file and renaming it leaves the file
+/// behind; the next write into that directory removes it, but never the temporary file of
+/// a writer that is still running.
+#[test]
+fn stale_temporary_files_of_killed_writers_are_removed() {
+    let dir = temp();
+    let mut exited = Command::new("true").spawn().unwrap();
+    let dead = exited.id();
+    exited.wait().unwrap();
+    let alive = std::process::id();
+    let stale = format!(".notes.txt.nixops4-{dead}-0.tmp");
+    let stale_of_another_file = format!(".other.txt.nixops4-{dead}-3.tmp");
+    let in_progress = format!(".notes.txt.nixops4-{alive}-0.tmp");
+    let not_ours = ".notes.txt.tmp";
+    for name in [&stale, &stale_of_another_file, &in_progress, not_ours] {
+        std::fs::write(dir.path().join(name), "half written").unwrap();
+    }
+    let mut p = Provider::started(dir.path());
+    let answer = p.request(create(
+        "file",
+        json!({"name": "notes.txt", "contents": "whole"}),
+        false,
+    ));
+    ok(&answer, "createResourceResponse");
+    assert!(p.finish().success());
+    assert_eq!(
+        entries(dir.path()),
+        [in_progress.as_str(), not_ours, "notes.txt"],
+    );
+}
+
 #[test]
 fn bad_input_gets_structured_errors_and_the_provider_keeps_serving() {
     let dir = temp();
