@@ -2,38 +2,19 @@
 //! (and a hand-written type where a feature needs one the local provider lacks). `$0`
 //! marks the cursor.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use std::collections::BTreeSet;
 
 use nixops4_analysis::workspace::{self, File};
 use nixops4_analysis::{Analysis, Recorded, Schemas, TextRange, TextSize};
-use nixops4_provider_protocol::Response;
 
-/// The local provider's describe, asked of the real binary once.
+/// The local provider's describe, from its library: the schemas its binary announces.
 fn schemas() -> &'static Schemas {
     static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
     SCHEMAS.get_or_init(|| {
-        let mut child = Command::new(nixops4_tests::binary("nixops4-resources-local"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the local provider");
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{{\"describeRequest\":{{}}}}").unwrap();
-        drop(stdin);
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        child.wait().unwrap();
-        let Response::DescribeResponse(description) = serde_json::from_str(&line).unwrap() else {
-            panic!("not a describe response: {line}")
-        };
         let mut schemas = Schemas::default();
-        schemas.add_provider("local", &description);
+        schemas.add_provider("local", &nixops4_resources_local::provider().describe());
         schemas
     })
 }
