@@ -10,17 +10,21 @@
 pub mod completion;
 pub mod declarations;
 pub mod diagnostics;
-pub mod index;
+#[cfg(test)]
+mod fixture;
+mod index;
 pub mod navigation;
 pub mod outline;
+mod syntax;
 pub mod workspace;
 
 use std::collections::BTreeMap;
 
 use nixops4_provider_protocol::{DescribeResponse, ResourceTypeDescription};
 pub use rnix::{TextRange, TextSize};
+pub use syntax::{attribute_name, is_identifier};
 
-use crate::index::Index;
+use crate::index::{Index, ScopeId};
 
 /// The resource types the analysis knows, by their full name (`local.file`).
 #[derive(Clone, Debug, Default)]
@@ -53,7 +57,7 @@ pub struct Analysis {
     text: String,
     green: rowan::GreenNode,
     errors: Vec<rnix::ParseError>,
-    pub index: Index,
+    index: Index,
     /// What the declarations said, for the next version's index.
     bodies: index::BodyCache,
 }
@@ -206,27 +210,23 @@ impl Analysis {
     }
 
     /// The innermost scope containing an offset.
-    pub(crate) fn scope_at(&self, offset: TextSize) -> index::ScopeId {
+    pub(crate) fn scope_at(&self, offset: TextSize) -> ScopeId {
         self.index
-            .scopes
-            .iter()
-            .enumerate()
+            .scope_ids()
             .filter(|(_, scope)| scope.range.contains_inclusive(offset))
             .min_by_key(|(_, scope)| scope.range.len())
-            .map_or(0, |(id, _)| id)
+            .map_or(ScopeId::FILE, |(id, _)| id)
     }
 }
 
 impl Analysis {
     /// The innermost scope around `offset` whose function binds `name` (`outer@{ ... }`).
-    pub(crate) fn binding_scope(&self, name: &str, offset: TextSize) -> Option<index::ScopeId> {
+    pub(crate) fn binding_scope(&self, name: &str, offset: TextSize) -> Option<ScopeId> {
         use rowan::ast::AstNode;
         let root = self.root();
-        let mut around: Vec<(index::ScopeId, &index::Scope)> = self
+        let mut around: Vec<(ScopeId, &index::Scope)> = self
             .index
-            .scopes
-            .iter()
-            .enumerate()
+            .scope_ids()
             .filter(|(_, scope)| scope.range.contains_inclusive(offset))
             .collect();
         around.sort_by_key(|(_, scope)| scope.range.len());
@@ -239,7 +239,7 @@ impl Analysis {
             node.ancestors()
                 .filter_map(rnix::ast::Lambda::cast)
                 .find(|lambda| lambda.syntax().text_range() == scope.range)
-                .filter(|lambda| index::binds(lambda, name))
+                .filter(|lambda| syntax::binds(lambda, name))
                 .map(|_| id)
         })
     }
@@ -269,41 +269,6 @@ fn with_range(error: &rnix::ParseError, range: TextRange) -> rnix::ParseError {
         DuplicatedArgs(_, name) => DuplicatedArgs(range, name.clone()),
         other => other.clone(),
     }
-}
-
-/// Whether `name` can be written bare in an attribute path (else it needs quotes).
-pub fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
-        && !matches!(
-            name,
-            "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit" | "or"
-        )
-}
-
-/// A resource name as written in an attribute path: bare, or quoted.
-pub fn attribute_name(name: &str) -> String {
-    if is_identifier(name) {
-        return name.to_owned();
-    }
-    let mut quoted = String::from("\"");
-    let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            '\n' => quoted.push_str("\\n"),
-            '\r' => quoted.push_str("\\r"),
-            '\t' => quoted.push_str("\\t"),
-            '$' if chars.peek() == Some(&'{') => quoted.push_str("\\$"),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    quoted
 }
 
 /// A property's JSON type as a schema states it (`string`, `array`, ...), if it does.

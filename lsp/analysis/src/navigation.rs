@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use crate::index::{DeclId, ResourceDecl, ScopeId};
+pub use crate::index::ScopeId;
+use crate::index::{DeclId, ResourceDecl};
 use crate::{Analysis, Recorded, Schemas, TextRange, TextSize, schema_type};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,7 +214,7 @@ impl Analysis {
     }
 
     /// The declaration of a resource in this file.
-    pub fn declaration(&self, scope: ScopeId, name: &str) -> Option<&ResourceDecl> {
+    pub(crate) fn declaration(&self, scope: ScopeId, name: &str) -> Option<&ResourceDecl> {
         self.index
             .find(scope, name)
             .map(|id| &self.index.resources[id])

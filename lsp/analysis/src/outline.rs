@@ -44,9 +44,10 @@ impl Analysis {
     /// providers.
     pub fn symbols(&self) -> Vec<Symbol> {
         let index = &self.index;
-        let mut symbols: Vec<Symbol> = (0..index.scopes.len())
-            .filter(|scope| index.is_top_level(*scope))
-            .flat_map(|scope| self.scope_symbols(scope))
+        let mut symbols: Vec<Symbol> = index
+            .scope_ids()
+            .filter(|(scope, _)| index.is_top_level(*scope))
+            .flat_map(|(scope, _)| self.scope_symbols(scope))
             .collect();
         symbols.sort_by_key(|s| s.range.start());
         symbols
