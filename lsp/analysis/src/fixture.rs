@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::workspace::File;
+use crate::workspace::{File, Location};
 use crate::{Analysis, Recorded, Schemas, TextRange, TextSize};
 
 const CURSOR: &str = "$0";
@@ -151,9 +151,35 @@ impl Fixture {
             .collect()
     }
 
+    /// `/path:line:column `text``, 1-based.
+    pub(crate) fn location(&self, location: &Location) -> String {
+        let (_, analysis) = self
+            .files
+            .iter()
+            .find(|(path, _)| *path == location.file)
+            .expect("a file of the fixture");
+        let at = show_range(analysis.text(), location.range);
+        format!("{}:{at}", location.file)
+    }
+
     /// `line:column `text`` of a range in the current file, 1-based.
     pub(crate) fn range(&self, range: TextRange) -> String {
         show_range(self.text(), range)
+    }
+
+    /// The text of a file after `edits` (of every file, by path).
+    pub(crate) fn edited(&self, path: &str, edits: &[(Location, String)]) -> String {
+        let (_, analysis) = self
+            .files
+            .iter()
+            .find(|(p, _)| p == path)
+            .expect("a file of the fixture");
+        let edits: Vec<(TextRange, String)> = edits
+            .iter()
+            .filter(|(location, _)| location.file == path)
+            .map(|(location, text)| (location.range, text.clone()))
+            .collect();
+        apply_edits(analysis.text(), &edits)
     }
 }
 
@@ -174,6 +200,20 @@ pub(crate) fn nested_deployment() -> String {
         nixops4_tests::repository_root().join("tests/fixtures/eval/nested/flake.nix"),
     )
     .expect("the evaluator's nested fixture")
+}
+
+/// `text` with each range replaced (ranges of the original text, not overlapping).
+pub(crate) fn apply_edits(text: &str, edits: &[(TextRange, String)]) -> String {
+    let mut edits = edits.to_vec();
+    edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start()));
+    let mut text = text.to_owned();
+    for (range, replacement) in edits {
+        text.replace_range(
+            usize::from(range.start())..usize::from(range.end()),
+            &replacement,
+        );
+    }
+    text
 }
 
 /// `line:column `text``, 1-based, the column in characters.

@@ -291,3 +291,55 @@ pub(crate) fn did_you_mean<'a>(
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::fixture::{local_schemas, nested_deployment};
+    use crate::workspace::{self, File};
+    use crate::{Analysis, Recorded, TextSize};
+
+    /// Every question, at every byte offset (inside multi-byte characters and past the
+    /// end too), of texts whole, half-typed and broken: answered, never a panic.
+    #[test]
+    fn any_text_at_any_offset_is_answered() {
+        let samples = [
+            nested_deployment(),
+            r#"{ outputs = { self }: { nixops4Deployments.default = { resources, ... }: {
+resources.a = { type = "local.file"; inputs = { name = "a"; contents = resources.b.path; }; }; resources.b.type = "local.exec";
+}; }; }"#
+                .to_owned(),
+            "{ resources = { a = { type = \"".to_owned(),
+            "resources.\u{e9}\u{1F600}.x = { inputs.\"\" = ${ }; }".to_owned(),
+            "{{{{ ;;; \"\\".to_owned(),
+            String::new(),
+        ];
+        let schemas = local_schemas();
+        for text in samples {
+            let analysis = Analysis::new(&text);
+            let _ = analysis.diagnostics(schemas, &BTreeSet::new());
+            let _ = (
+                analysis.symbols(),
+                analysis.folding_ranges(),
+                analysis.semantic_tokens(),
+                analysis.declared_resources(),
+                analysis.declared_providers(),
+                analysis.state_file_name(),
+            );
+            let files = [File {
+                id: "f",
+                analysis: &analysis,
+            }];
+            for offset in 0..=text.len() + 2 {
+                let offset = TextSize::from(offset as u32);
+                let _ = analysis.completions(offset, schemas);
+                let _ = analysis.hover(offset, schemas, &Recorded::new());
+                let _ = analysis.resource_named_at(offset);
+                let _ = workspace::definition(&files, "f", offset);
+                let _ = workspace::references(&files, "f", offset, true);
+                let _ = workspace::rename(&files, "f", offset, "renamed");
+            }
+        }
+    }
+}

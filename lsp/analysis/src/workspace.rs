@@ -263,3 +263,6 @@ fn quoted(name: &str) -> String {
         format!("\"{written}\"")
     }
 }
+
+#[cfg(test)]
+mod tests;
