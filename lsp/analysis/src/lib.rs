@@ -6,6 +6,12 @@
 //! Works in byte offsets ([`TextSize`]); turning them into editor positions is the
 //! server's job. Knows nothing of LSP, tokio or the engine. An [`Analysis`] is immutable
 //! and `Send + Sync`, so the server parses a version once and shares it.
+//!
+//! The API is the features, one module each, and `declarations` for what the server's
+//! evaluation-backed features need to know of a file. The index they all read (`index`:
+//! scopes, declarations, references, lowered from the tree by `index::lower`) and the
+//! syntax helpers (`syntax`) are private, so they can change shape freely. Each feature's
+//! tests sit beside it, written as fixtures (`fixture`).
 
 pub mod completion;
 pub mod declarations;
