@@ -368,3 +368,6 @@ fn is_word_char_before(text: &str, at: usize) -> bool {
         .next_back()
         .is_some_and(|c| is_word_char(c) || c == '.')
 }
+
+#[cfg(test)]
+mod tests;

@@ -125,3 +125,180 @@ impl Analysis {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Analysis;
+    use crate::fixture::{Fixture, nested_deployment};
+
+    /// Every declared resource as `path `type` at line:column`, after the deployment.
+    fn declared(text: &str) -> String {
+        let fixture = Fixture::parse(text);
+        let analysis = fixture.analysis();
+        let mut lines = vec![format!("deployment {:?}", analysis.deployment_name())];
+        lines.extend(analysis.declared_resources().into_iter().map(|resource| {
+            format!(
+                "{} {:?} at {}",
+                resource.path.join("."),
+                resource.type_name,
+                fixture.range(resource.name_range)
+            )
+        }));
+        lines.join("\n")
+    }
+
+    fn path(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_resources_of_the_evaluated_nested_deployment() {
+        insta::assert_snapshot!(declared(&nested_deployment()), @r#"
+        deployment Some("default")
+        state Some("local.state_file") at 8:11 `state`
+        ca Some("vault.ca") at 9:11 `ca`
+        host None at 10:11 `host`
+        release None at 17:11 `release`
+        odd.name Some("local.memo") at 21:11 `"odd.name"`
+        host.key Some("vault.key") at 13:15 `key`
+        host.cert Some("local.file") at 14:15 `cert`
+        release.build Some("local.exec") at 18:22 `"build"`
+        release.publish Some("local.exec") at 19:22 `"publish"`
+        "#);
+    }
+
+    #[test]
+    fn a_module_defines_no_deployment() {
+        insta::assert_snapshot!(declared(r#"
+            { resources, ... }: { resources.a.type = "local.memo"; resources."b c" = { }; }
+        "#), @r#"
+        deployment None
+        a Some("local.memo") at 1:33 `a`
+        b c None at 1:66 `"b c"`
+        "#);
+    }
+
+    #[test]
+    fn one_resource_by_its_path() {
+        let fixture = Fixture::parse(&nested_deployment());
+        let analysis = fixture.analysis();
+        let key = analysis
+            .declared_resource(&path(&["host", "key"]))
+            .expect("host.key");
+        let shown = format!(
+            "{:?} {:?} at {}",
+            key.path,
+            key.type_name,
+            fixture.range(key.name_range)
+        );
+        insta::assert_snapshot!(shown, @r#"["host", "key"] Some("vault.key") at 13:15 `key`"#);
+        assert_eq!(analysis.declared_resource(&path(&["key"])), None);
+        assert_eq!(analysis.declared_resource(&[]), None);
+    }
+
+    #[test]
+    fn the_resource_named_at_the_cursor_in_any_of_its_declarations() {
+        let named_at = |fixture: &str| {
+            let fixture = Fixture::parse(fixture);
+            let resource = fixture.analysis().resource_named_at(fixture.offset());
+            resource.map(|r| r.path.join("."))
+        };
+        let dotted = r#"{ resources, ... }: { resources.a.type = "local.memo"; resources.a$0.inputs.initialize_with = 1; }"#;
+        assert_eq!(named_at(dotted).as_deref(), Some("a"));
+        let nested = r#"{ resources, ... }: { resources.n = lib.nested ({ resources, ... }: { resources.$0k = { }; }); }"#;
+        assert_eq!(named_at(nested).as_deref(), Some("n.k"));
+        let reference = r#"{ resources, ... }: { resources.a = { }; x = resources.a$0; }"#;
+        assert_eq!(named_at(reference), None);
+    }
+
+    #[test]
+    fn operations_of_a_declared_type() {
+        let fixture = Fixture::parse(
+            r#"
+            #- /flake.nix
+            { resources, ... }: {
+              resources.f.type = "local.file";
+              resources.m.type = "local.memo";
+              resources.v.type = "vault.key";
+              resources.u.type = "unknown.type";
+            }
+            #- provider vault
+            { "key": { "inputs": {}, "operations": {
+                "rotate": { "description": "New key.", "arguments": {}, "destructive": true } } } }
+        "#,
+        );
+        let analysis = fixture.analysis();
+        let operations: Vec<String> = analysis
+            .declared_resources()
+            .iter()
+            .map(|resource| {
+                let names: Vec<&String> = analysis
+                    .operations(resource, &fixture.schemas)
+                    .keys()
+                    .collect();
+                format!("{}: {names:?}", resource.path.join("."))
+            })
+            .collect();
+        insta::assert_snapshot!(operations.join("\n"), @r#"
+        f: ["backup"]
+        m: []
+        v: ["rotate"]
+        u: []
+        "#);
+    }
+
+    #[test]
+    fn providers_in_the_order_they_are_written() {
+        let providers = Analysis::new(&nested_deployment()).declared_providers();
+        insta::assert_snapshot!(format!("{providers:#?}"), @r#"
+        [
+            DeclaredProvider {
+                name: "vault",
+                executable: Some(
+                    "/opt/vault-provider",
+                ),
+                args: [
+                    "--quiet",
+                ],
+            },
+            DeclaredProvider {
+                name: "vault",
+                executable: Some(
+                    "/opt/other-vault",
+                ),
+                args: [],
+            },
+        ]
+        "#);
+    }
+
+    fn state_file_name(text: &str) -> Option<String> {
+        Analysis::new(text).state_file_name().map(str::to_owned)
+    }
+
+    #[test]
+    fn the_one_top_level_state_file_names_the_state() {
+        assert_eq!(
+            state_file_name(&nested_deployment()).as_deref(),
+            Some("deployment.state.jsonl")
+        );
+        let dotted = r#"{ resources, ... }: { resources.s.type = "local.state_file"; resources.s.inputs.name = "s.jsonl"; }"#;
+        assert_eq!(state_file_name(dotted).as_deref(), Some("s.jsonl"));
+    }
+
+    #[test]
+    fn no_state_file_name_when_it_cannot_be_told() {
+        let none = r#"{ resources, ... }: { resources.m.type = "local.memo"; }"#;
+        let several = r#"{ resources, ... }: {
+          resources.s.type = "local.state_file"; resources.s.inputs.name = "s";
+          resources.t.type = "local.state_file"; resources.t.inputs.name = "t";
+        }"#;
+        let computed = r#"{ resources, ... }: { resources.s = { type = "local.state_file"; inputs.name = "${x}"; }; }"#;
+        let nested = r#"{ resources, ... }: { resources.n = lib.nested ({ resources, ... }: {
+          resources.s = { type = "local.state_file"; inputs.name = "inner"; };
+        }); }"#;
+        for text in [none, several, computed, nested] {
+            assert_eq!(state_file_name(text), None, "{text}");
+        }
+    }
+}

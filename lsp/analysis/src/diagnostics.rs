@@ -539,3 +539,6 @@ fn shortest_cycle(
     }
     None
 }
+
+#[cfg(test)]
+mod tests;

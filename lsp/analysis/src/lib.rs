@@ -6,21 +6,31 @@
 //! Works in byte offsets ([`TextSize`]); turning them into editor positions is the
 //! server's job. Knows nothing of LSP, tokio or the engine. An [`Analysis`] is immutable
 //! and `Send + Sync`, so the server parses a version once and shares it.
+//!
+//! The API is the features, one module each, and `declarations` for what the server's
+//! evaluation-backed features need to know of a file. The index they all read (`index`:
+//! scopes, declarations, references, lowered from the tree by `index::lower`) and the
+//! syntax helpers (`syntax`) are private, so they can change shape freely. Each feature's
+//! tests sit beside it, written as fixtures (`fixture`).
 
 pub mod completion;
 pub mod declarations;
 pub mod diagnostics;
-pub mod index;
+#[cfg(test)]
+mod fixture;
+mod index;
 pub mod navigation;
 pub mod outline;
+mod syntax;
 pub mod workspace;
 
 use std::collections::BTreeMap;
 
 use nixops4_provider_protocol::{DescribeResponse, ResourceTypeDescription};
 pub use rnix::{TextRange, TextSize};
+pub use syntax::{attribute_name, is_identifier};
 
-use crate::index::Index;
+use crate::index::{Index, ScopeId};
 
 /// The resource types the analysis knows, by their full name (`local.file`).
 #[derive(Clone, Debug, Default)]
@@ -53,7 +63,7 @@ pub struct Analysis {
     text: String,
     green: rowan::GreenNode,
     errors: Vec<rnix::ParseError>,
-    pub index: Index,
+    index: Index,
     /// What the declarations said, for the next version's index.
     bodies: index::BodyCache,
 }
@@ -206,27 +216,23 @@ impl Analysis {
     }
 
     /// The innermost scope containing an offset.
-    pub(crate) fn scope_at(&self, offset: TextSize) -> index::ScopeId {
+    pub(crate) fn scope_at(&self, offset: TextSize) -> ScopeId {
         self.index
-            .scopes
-            .iter()
-            .enumerate()
+            .scope_ids()
             .filter(|(_, scope)| scope.range.contains_inclusive(offset))
             .min_by_key(|(_, scope)| scope.range.len())
-            .map_or(0, |(id, _)| id)
+            .map_or(ScopeId::FILE, |(id, _)| id)
     }
 }
 
 impl Analysis {
     /// The innermost scope around `offset` whose function binds `name` (`outer@{ ... }`).
-    pub(crate) fn binding_scope(&self, name: &str, offset: TextSize) -> Option<index::ScopeId> {
+    pub(crate) fn binding_scope(&self, name: &str, offset: TextSize) -> Option<ScopeId> {
         use rowan::ast::AstNode;
         let root = self.root();
-        let mut around: Vec<(index::ScopeId, &index::Scope)> = self
+        let mut around: Vec<(ScopeId, &index::Scope)> = self
             .index
-            .scopes
-            .iter()
-            .enumerate()
+            .scope_ids()
             .filter(|(_, scope)| scope.range.contains_inclusive(offset))
             .collect();
         around.sort_by_key(|(_, scope)| scope.range.len());
@@ -239,7 +245,7 @@ impl Analysis {
             node.ancestors()
                 .filter_map(rnix::ast::Lambda::cast)
                 .find(|lambda| lambda.syntax().text_range() == scope.range)
-                .filter(|lambda| index::binds(lambda, name))
+                .filter(|lambda| syntax::binds(lambda, name))
                 .map(|_| id)
         })
     }
@@ -271,41 +277,6 @@ fn with_range(error: &rnix::ParseError, range: TextRange) -> rnix::ParseError {
     }
 }
 
-/// Whether `name` can be written bare in an attribute path (else it needs quotes).
-pub fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
-        && !matches!(
-            name,
-            "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit" | "or"
-        )
-}
-
-/// A resource name as written in an attribute path: bare, or quoted.
-pub fn attribute_name(name: &str) -> String {
-    if is_identifier(name) {
-        return name.to_owned();
-    }
-    let mut quoted = String::from("\"");
-    let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            '\n' => quoted.push_str("\\n"),
-            '\r' => quoted.push_str("\\r"),
-            '\t' => quoted.push_str("\\t"),
-            '$' if chars.peek() == Some(&'{') => quoted.push_str("\\$"),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    quoted
-}
-
 /// A property's JSON type as a schema states it (`string`, `array`, ...), if it does.
 pub(crate) fn schema_type(schema: &serde_json::Value) -> Vec<&str> {
     match schema.get("type") {
@@ -325,4 +296,56 @@ pub(crate) fn did_you_mean<'a>(
         .filter(|(distance, c)| *distance <= 2.max(c.len() / 4) && *distance < c.len().max(1))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::fixture::{local_schemas, nested_deployment};
+    use crate::workspace::{self, File};
+    use crate::{Analysis, Recorded, TextSize};
+
+    /// Every question, at every byte offset (inside multi-byte characters and past the
+    /// end too), of texts whole, half-typed and broken: answered, never a panic.
+    #[test]
+    fn any_text_at_any_offset_is_answered() {
+        let samples = [
+            nested_deployment(),
+            r#"{ outputs = { self }: { nixops4Deployments.default = { resources, ... }: {
+resources.a = { type = "local.file"; inputs = { name = "a"; contents = resources.b.path; }; }; resources.b.type = "local.exec";
+}; }; }"#
+                .to_owned(),
+            "{ resources = { a = { type = \"".to_owned(),
+            "resources.\u{e9}\u{1F600}.x = { inputs.\"\" = ${ }; }".to_owned(),
+            "{{{{ ;;; \"\\".to_owned(),
+            String::new(),
+        ];
+        let schemas = local_schemas();
+        for text in samples {
+            let analysis = Analysis::new(&text);
+            let _ = analysis.diagnostics(schemas, &BTreeSet::new());
+            let _ = (
+                analysis.symbols(),
+                analysis.folding_ranges(),
+                analysis.semantic_tokens(),
+                analysis.declared_resources(),
+                analysis.declared_providers(),
+                analysis.state_file_name(),
+            );
+            let files = [File {
+                id: "f",
+                analysis: &analysis,
+            }];
+            for offset in 0..=text.len() + 2 {
+                let offset = TextSize::from(offset as u32);
+                let _ = analysis.completions(offset, schemas);
+                let _ = analysis.hover(offset, schemas, &Recorded::new());
+                let _ = analysis.resource_named_at(offset);
+                let _ = workspace::definition(&files, "f", offset);
+                let _ = workspace::references(&files, "f", offset, true);
+                let _ = workspace::rename(&files, "f", offset, "renamed");
+            }
+        }
+    }
 }

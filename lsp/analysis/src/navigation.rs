@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use crate::index::{DeclId, ResourceDecl, ScopeId};
+pub use crate::index::ScopeId;
+use crate::index::{DeclId, ResourceDecl};
 use crate::{Analysis, Recorded, Schemas, TextRange, TextSize, schema_type};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,7 +214,7 @@ impl Analysis {
     }
 
     /// The declaration of a resource in this file.
-    pub fn declaration(&self, scope: ScopeId, name: &str) -> Option<&ResourceDecl> {
+    pub(crate) fn declaration(&self, scope: ScopeId, name: &str) -> Option<&ResourceDecl> {
         self.index
             .find(scope, name)
             .map(|id| &self.index.resources[id])
@@ -245,5 +246,246 @@ impl Analysis {
         }
         ranges.sort_by_key(|r| r.start());
         ranges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fixture::Fixture;
+
+    /// The hover at the cursor: the hovered text, then the markdown.
+    fn hover(fixture: &str) -> String {
+        let fixture = Fixture::parse(fixture);
+        match fixture
+            .analysis()
+            .hover(fixture.offset(), &fixture.schemas, &fixture.recorded)
+        {
+            Some(info) => format!("{}\n---\n{}", fixture.range(info.range), info.markdown),
+            None => "(none)".to_owned(),
+        }
+    }
+
+    /// What the cursor names, then every place this file names it.
+    fn target(fixture: &str) -> String {
+        let fixture = Fixture::parse(fixture);
+        let analysis = fixture.analysis();
+        let Some(target) = analysis.target(fixture.offset()) else {
+            return "(none)".to_owned();
+        };
+        let mut lines = vec![format!(
+            "{} {:?} at {}",
+            target.resource,
+            target.output,
+            fixture.range(target.range)
+        )];
+        lines.extend(
+            analysis
+                .occurrences(target.scope, &target.resource, target.output.as_deref())
+                .into_iter()
+                .map(|range| format!("  {}", fixture.range(range))),
+        );
+        lines.join("\n")
+    }
+
+    const VAULT: &str = r#"
+#- provider vault
+{ "key": {
+    "description": "A key.",
+    "inputs": { "type": "object", "required": ["algorithm"], "properties": {
+      "algorithm": { "type": "string", "description": "The algorithm." } } },
+    "outputs": { "type": "object", "properties": { "public": { "type": "string" }, "private": { "type": "string" } } },
+    "secretOutputs": ["private"],
+    "replaceOnChange": ["algorithm"] } }
+#- recorded
+{ "k": { "public": "ssh-rsa AAAA", "private": "TOP-SECRET-VALUE" } }
+"#;
+
+    /// A deployment with a key whose outputs the state recorded.
+    fn with_key(file: &str) -> String {
+        format!("#- /flake.nix\n{file}{VAULT}")
+    }
+
+    #[test]
+    fn a_known_output_past_unknown_references() {
+        insta::assert_snapshot!(hover(r#"
+            { outputs = { self }: { nixops4Deployments.default = { resources, ... }: {
+              resources.a = { type = "local.file"; inputs = { name = "a"; contents = resources.nope.x; }; };
+              resources.b = { type = "local.exec"; inputs.executable = resources.a.sha$0256; };
+            }; }; }
+        "#), @"
+        3:72 `sha256`
+        ---
+        **sha256** `string`
+
+        SHA-256 of the contents, lowercase hex.
+        ");
+    }
+
+    #[test]
+    fn a_recorded_output_shows_its_value() {
+        let hovered = hover(&with_key(
+            r#"{ resources, ... }: { resources.k.type = "vault.key"; x = resources.k.pub$0lic; }"#,
+        ));
+        insta::assert_snapshot!(hovered, @r#"
+        1:71 `public`
+        ---
+        **public** `string`
+
+        Last recorded value: `"ssh-rsa AAAA"`
+        "#);
+    }
+
+    #[test]
+    fn a_secret_output_never_shows_its_value() {
+        let hovered = hover(&with_key(
+            r#"{ resources, ... }: { resources.k.type = "vault.key"; x = resources.k.priv$0ate; }"#,
+        ));
+        assert!(!hovered.contains("TOP-SECRET"), "{hovered}");
+        insta::assert_snapshot!(hovered, @"
+        1:71 `private`
+        ---
+        **private** `string` (secret)
+
+        Last recorded value: *(secret, not shown)*
+        ");
+    }
+
+    #[test]
+    fn a_resource_shows_its_outputs_but_not_its_secrets() {
+        let hovered = hover(&with_key(
+            r#"{ resources, ... }: { resources.k.type = "vault.key"; x = resources.$0k.public; }"#,
+        ));
+        assert!(!hovered.contains("TOP-SECRET"), "{hovered}");
+        insta::assert_snapshot!(hovered, @r#"
+        1:69 `k`
+        ---
+        resource **k** `vault.key`
+
+        Last recorded outputs:
+        - `private`: *(secret, not shown)*
+        - `public`: `"ssh-rsa AAAA"`
+        "#);
+    }
+
+    #[test]
+    fn no_values_of_a_type_no_provider_describes() {
+        // None is known not to be secret.
+        let hovered = hover(
+            r#"
+            #- /flake.nix
+            { resources, ... }: { resources.k = { type = "other.key"; }; x = resources.$0k.token; }
+            #- recorded
+            { "k": { "token": "TOP-SECRET" } }
+        "#,
+        );
+        assert!(!hovered.contains("TOP-SECRET"), "{hovered}");
+        insta::assert_snapshot!(hovered, @"
+        1:76 `k`
+        ---
+        resource **k** `other.key`
+
+        Recorded in state; values are shown once its provider describes which are secret.
+        ");
+    }
+
+    #[test]
+    fn a_type_shows_its_description() {
+        insta::assert_snapshot!(hover(&with_key(
+            r#"{ resources, ... }: { resources.k.type = "vault$0.key"; }"#
+        )), @r#"
+        1:42 `"vault.key"`
+        ---
+        **vault.key**
+
+        A key.
+        "#);
+    }
+
+    #[test]
+    fn an_input_says_required_and_replacing() {
+        insta::assert_snapshot!(hover(&with_key(
+            r#"{ resources, ... }: { resources.k = { type = "vault.key"; inputs.algo$0rithm = "rsa"; }; }"#
+        )), @"
+        1:66 `algorithm`
+        ---
+        **algorithm** `string` (required, changing it replaces the resource)
+
+        The algorithm.
+        ");
+    }
+
+    #[test]
+    fn a_resource_of_a_nested_deployment_by_its_path() {
+        insta::assert_snapshot!(hover(r#"
+            { resources, ... }: { resources.host = lib.nested ({ resources, ... }: {
+              resources.key.type = "local.memo";
+              x = resources.k$0ey;
+            }); }
+        "#), @"
+        3:17 `key`
+        ---
+        resource **host.key** `local.memo`
+        ");
+    }
+
+    #[test]
+    fn a_nested_deployment_says_so() {
+        insta::assert_snapshot!(hover(r#"
+            { resources, ... }: { resources.h$0ost = lib.nested ({ resources, ... }: { }); }
+        "#), @"
+        1:33 `host`
+        ---
+        nested deployment **host**
+        ");
+    }
+
+    #[test]
+    fn a_declared_name_and_its_references() {
+        insta::assert_snapshot!(target(r#"
+            { resources, ... }: {
+              resources.a$0.type = "local.memo";
+              resources.a.inputs.initialize_with = 1;
+              resources.b.inputs.initialize_with = resources.a.value;
+            }
+        "#), @"
+        a None at 2:13 `a`
+          2:13 `a`
+          3:13 `a`
+          4:50 `a`
+        ");
+    }
+
+    #[test]
+    fn an_output_and_where_it_is_named() {
+        insta::assert_snapshot!(target(r#"
+            { resources, ... }: {
+              resources.a.type = "local.memo";
+              x = [ resources.a.value resources.a.val$0ue resources.a.other ];
+            }
+        "#), @r#"
+        a Some("value") at 3:39 `value`
+          3:21 `value`
+          3:39 `value`
+        "#);
+    }
+
+    #[test]
+    fn the_same_name_in_another_scope_is_another_resource() {
+        insta::assert_snapshot!(target(r#"
+            { resources, ... }: {
+              resources.a.type = "local.memo";
+              resources.n = lib.nested ({ resources, ... }: { resources.a.type = "local.memo"; x = resources.$0a; });
+              y = resources.a;
+            }
+        "#), @"
+        a None at 3:98 `a`
+          3:61 `a`
+          3:98 `a`
+        ");
+    }
+
+    #[test]
+    fn nothing_named_elsewhere() {
+        insta::assert_snapshot!(target("{ resources, ... }: { x$0 = 1; }"), @"(none)");
     }
 }

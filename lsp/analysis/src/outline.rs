@@ -44,9 +44,10 @@ impl Analysis {
     /// providers.
     pub fn symbols(&self) -> Vec<Symbol> {
         let index = &self.index;
-        let mut symbols: Vec<Symbol> = (0..index.scopes.len())
-            .filter(|scope| index.is_top_level(*scope))
-            .flat_map(|scope| self.scope_symbols(scope))
+        let mut symbols: Vec<Symbol> = index
+            .scope_ids()
+            .filter(|(scope, _)| index.is_top_level(*scope))
+            .flat_map(|(scope, _)| self.scope_symbols(scope))
             .collect();
         symbols.sort_by_key(|s| s.range.start());
         symbols
@@ -175,5 +176,156 @@ impl Analysis {
             kept.push((range, kind));
         }
         kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Symbol;
+    use crate::fixture::{Fixture, nested_deployment};
+    use crate::{Analysis, TextRange};
+
+    fn outline(text: &str) -> String {
+        fn show(symbols: &[Symbol], depth: usize, out: &mut Vec<String>) {
+            for symbol in symbols {
+                assert!(symbol.range.contains_range(symbol.selection), "{symbol:?}");
+                out.push(format!(
+                    "{}{} ({:?}) {}",
+                    "  ".repeat(depth),
+                    symbol.name,
+                    symbol.kind,
+                    symbol.detail
+                ));
+                show(&symbol.children, depth + 1, out);
+            }
+        }
+        let mut lines = Vec::new();
+        show(&Analysis::new(text).symbols(), 0, &mut lines);
+        lines.join("\n")
+    }
+
+    /// Each token as `line:column `text` kind`.
+    fn tokens(fixture: &str) -> String {
+        let fixture = Fixture::parse(fixture);
+        let tokens = fixture.analysis().semantic_tokens();
+        assert!(tokens.windows(2).all(|w| w[0].0.end() <= w[1].0.start()));
+        tokens
+            .iter()
+            .map(|(range, kind)| format!("{} {kind:?}", fixture.range(*range)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The first line of each range that folds (spans more than one line).
+    fn folds(text: &str) -> String {
+        Analysis::new(text)
+            .folding_ranges()
+            .into_iter()
+            .filter(|range| text[*range].contains('\n'))
+            .map(|range: TextRange| {
+                let start = usize::from(range.start());
+                let line = text[..start].matches('\n').count() + 1;
+                let first = text[range].lines().next().unwrap_or_default();
+                format!("{line}: {first}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn symbols_of_the_evaluated_nested_deployment() {
+        insta::assert_snapshot!(outline(&nested_deployment()), @"
+        vault (Provider) /opt/vault-provider
+        state (Resource) local.state_file
+          name (Input) string
+        ca (Resource) vault.ca
+          commonName (Input) string
+        host (NestedDeployment) nested deployment
+          vault (Provider) /opt/other-vault
+          key (Resource) vault.key
+            ca (Input) 
+          cert (Resource) local.file
+            name (Input) string
+            contents (Input) 
+        release (NestedDeployment) nested deployment
+          build (Resource) local.exec
+            executable (Input) string
+          publish (Resource) local.exec
+            executable (Input) string
+            args (Input) array
+        odd.name (Resource) local.memo
+          initialize_with (Input) integer
+        ");
+    }
+
+    #[test]
+    fn what_folds() {
+        insta::assert_snapshot!(folds(r#"{
+  # one line
+  resources = {
+    a = [
+      1
+    ];
+  };
+  b = ''
+    text
+  '';
+  c = let x = 1;
+    in x;
+  /* a
+     comment */
+  d = { e = 1; };
+}
+"#), @"
+        1: {
+        3: {
+        4: [
+        8: ''
+        11: let x = 1;
+        13: /* a
+        ");
+    }
+
+    #[test]
+    fn folds_of_the_evaluated_nested_deployment() {
+        insta::assert_snapshot!(folds(&nested_deployment()), @"
+        1: {
+        3: let lib = import ./nixops4-lib.nix; in
+        4: {
+        5: {
+        7: {
+        10: {
+        12: {
+        17: [
+        ");
+    }
+
+    #[test]
+    fn tokens_tell_declarations_references_outputs_types_and_inputs_apart() {
+        insta::assert_snapshot!(tokens(r#"
+            { resources, ... }: {
+              resources.a = { type = "local.file"; inputs = { name = "a"; contents = "x"; }; };
+              resources."b c".inputs.initialize_with = resources.a.path;
+            }
+        "#), @r#"
+        2:13 `a` Declaration
+        2:26 `"local.file"` Type
+        2:51 `name` Input
+        2:63 `contents` Input
+        3:13 `"b c"` Declaration
+        3:26 `initialize_with` Input
+        3:54 `a` Reference
+        3:56 `path` Output
+        "#);
+    }
+
+    #[test]
+    fn tokens_of_the_evaluated_nested_deployment_never_overlap() {
+        let tokens = Analysis::new(&nested_deployment()).semantic_tokens();
+        assert!(tokens.windows(2).all(|w| w[0].0.end() <= w[1].0.start()));
+        let mut kinds: Vec<String> = tokens.iter().map(|(_, k)| format!("{k:?}")).collect();
+        kinds.sort();
+        kinds.dedup();
+        insta::assert_snapshot!(kinds.join(" "), @"Declaration Input Output Reference Type");
     }
 }

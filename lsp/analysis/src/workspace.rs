@@ -77,9 +77,7 @@ fn occurrences(files: &[File], current_id: &str, target: &Target) -> Vec<Locatio
         for other in files.iter().filter(|f| f.id != current_id) {
             let other_index = &other.analysis.index;
             for (scope, _) in other_index
-                .scopes
-                .iter()
-                .enumerate()
+                .scope_ids()
                 .filter(|(s, _)| other_index.is_top_level(*s))
             {
                 let declared_there = other_index.find(scope, &target.resource).is_some();
@@ -265,3 +263,6 @@ fn quoted(name: &str) -> String {
         format!("\"{written}\"")
     }
 }
+
+#[cfg(test)]
+mod tests;

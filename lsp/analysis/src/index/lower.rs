@@ -1,142 +1,29 @@
-//! What a deployment file declares, read from its syntax tree alone: its scopes, the
-//! resources each declares (with their `type` literal and inputs), the providers, and every
-//! reference `resources.<name>[.<output>]`.
+//! Lowering: reads a syntax tree into the index's model. One preorder walk finds the
+//! functions that open scopes, the entries that declare resources and providers, and the
+//! references; a declaration read whole is skipped by the walk.
 //!
-//! Resources are found wherever an attribute path reaches `resources`: the set form
-//! `resources = { a = { type = ...; inputs = { ... }; }; }` and the dotted forms
-//! `resources.a = { ... }`, `resources.a.type = ...`, `resources.a.inputs.name = ...`,
-//! mixed freely. A *scope* is one deployment's namespace of resources: the file itself, a
-//! function whose argument pattern binds `resources`, a `nixops4Deployments.<name>` function,
-//! and the function given to `nested` or `mkSequence`, whose resources are nested under the
-//! resource that holds it. A reference belongs to the scope whose function binds the name it
-//! starts from: `resources.a` the innermost one binding `resources`, `outer.resources.a` the
-//! one binding `outer`. Broken files give what can be read; nothing here evaluates.
+//! Declarations whose syntax did not change since the previous version are not read
+//! again: `cache` keeps what they said, by green-node identity.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use rnix::ast::{self, HasEntry};
 use rnix::{SyntaxKind, SyntaxNode, TextRange};
 use rowan::ast::AstNode;
 
-pub type ScopeId = usize;
-pub type DeclId = usize;
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Index {
-    /// The first `nixops4Deployments.<name>` the file defines.
-    pub deployment: Option<String>,
-    /// Scope 0 is the file itself.
-    pub scopes: Vec<Scope>,
-    pub resources: Vec<ResourceDecl>,
-    pub references: Vec<Reference>,
-    pub providers: Vec<ProviderDecl>,
-    /// Resources by scope and name.
-    by_name: HashMap<ScopeId, HashMap<String, DeclId>>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scope {
-    /// The resource of the enclosing scope that this nested deployment is.
-    pub owner: Option<DeclId>,
-    pub range: TextRange,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ResourceDecl {
-    pub name: String,
-    pub scope: ScopeId,
-    /// Where the name is first written.
-    pub name_range: TextRange,
-    /// Every place the name is written in a declaration (dotted forms write it several
-    /// times); quotes included for a quoted name.
-    pub name_ranges: Vec<TextRange>,
-    /// The names of the entries that each declare the whole resource (`a = { ... }`):
-    /// more than one is a duplicate.
-    pub whole_ranges: Vec<TextRange>,
-    /// The expressions that make up the declaration.
-    pub body_ranges: Vec<TextRange>,
-    /// The `type` string literal and the range of the string, quotes included.
-    pub type_name: Option<(String, TextRange)>,
-    /// Where the `type = ...;` entry ends, to insert after it.
-    pub type_entry_end: Option<rnix::TextSize>,
-    /// Inputs written literally, in order.
-    pub inputs: Vec<InputEntry>,
-    /// The `inputs = { ... }` set, when written as one, with the ranges of its entries'
-    /// values (completion offers input names elsewhere in it).
-    pub inputs_set: Option<InputsSet>,
-    /// Whether inputs come from somewhere this index cannot see (`inputs = f x;`,
-    /// `inherit`), so that missing ones cannot be told.
-    pub inputs_open: bool,
-    /// For a nested deployment (`lib.nested ...`), the scope of its resources.
-    pub nested: Option<ScopeId>,
-    /// Whether the name is a string value (`{ name = "build"; ... }` in `mkSequence`)
-    /// rather than an attribute name, so that it stays quoted when renamed.
-    pub named_by_string: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct InputEntry {
-    pub name: String,
-    pub range: TextRange,
-    /// The JSON type of a literal value (`string`, `integer`, `boolean`, `array`,
-    /// `object`, `null`), when the value is a literal.
-    pub literal: Option<&'static str>,
-    /// The value, when it is a string without interpolation.
-    pub string_value: Option<String>,
-    pub value_range: TextRange,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct InputsSet {
-    pub range: TextRange,
-    pub value_ranges: Vec<TextRange>,
-    /// Whether it is a complete `{ ... }` set (not a half-typed one read as a pattern).
-    pub closed: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reference {
-    pub scope: ScopeId,
-    /// The innermost resource whose declaration contains the reference.
-    pub within: Option<DeclId>,
-    pub resource: String,
-    pub resource_range: TextRange,
-    pub output: Option<(String, TextRange)>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProviderDecl {
-    pub name: String,
-    pub scope: ScopeId,
-    pub name_range: TextRange,
-    /// The `executable` when written as a plain string.
-    pub executable: Option<String>,
-    /// The `args` when written as a list of plain strings.
-    pub args: Vec<String>,
-}
+use super::cache::{BodyCache, BodyFacts};
+use super::model::{DeclId, Index, InputEntry, InputsSet, ProviderDecl, Reference, ScopeId};
+use crate::syntax::{
+    StaticName, binds, literal_type, mentions, plain_string, static_names, strip_parens,
+    takes_argument,
+};
 
 impl Index {
     /// Indexes a tree. `previous` holds what an earlier version's resource declarations
     /// said; those whose syntax is unchanged (the same green node) are not read again.
     /// Returns the index and what to give the next version.
     pub(crate) fn build(root: &SyntaxNode, previous: &BodyCache) -> (Index, BodyCache) {
-        let mut builder = Builder {
-            index: Index {
-                scopes: vec![Scope {
-                    owner: None,
-                    range: root.text_range(),
-                }],
-                ..Index::default()
-            },
-            lambda_scopes: HashMap::new(),
-            nested_lambdas: HashMap::new(),
-            bodies: HashMap::new(),
-            previous,
-            cache: BodyCache::default(),
-            read_bodies: HashSet::new(),
-            binder_memo: HashMap::new(),
-        };
+        let mut builder = Builder::new(Index::of_file(root.text_range()), previous);
         let mut walk = root.preorder();
         while let Some(event) = walk.next() {
             let rowan::WalkEvent::Enter(node) = event else {
@@ -170,36 +57,10 @@ impl Index {
         }
         (builder.index, builder.cache)
     }
-
-    /// The resource a reference names, in this file.
-    pub fn resolve(&self, reference: &Reference) -> Option<DeclId> {
-        self.find(reference.scope, &reference.resource)
-    }
-
-    pub fn find(&self, scope: ScopeId, name: &str) -> Option<DeclId> {
-        self.by_name.get(&scope)?.get(name).copied()
-    }
-
-    /// A resource's full path: `host.key` for `key` nested in `host`.
-    pub fn path(&self, decl: DeclId) -> Vec<String> {
-        let mut path = vec![self.resources[decl].name.clone()];
-        let mut scope = self.resources[decl].scope;
-        while let Some(owner) = self.scopes[scope].owner {
-            path.insert(0, self.resources[owner].name.clone());
-            scope = self.resources[owner].scope;
-        }
-        path
-    }
-
-    /// Whether a scope is a deployment's top level (not nested), whose resources other
-    /// files (modules) may declare or reference.
-    pub fn is_top_level(&self, scope: ScopeId) -> bool {
-        self.scopes[scope].owner.is_none()
-    }
 }
 
-struct Builder<'a> {
-    index: Index,
+pub(super) struct Builder<'a> {
+    pub(super) index: Index,
     /// Lambdas that open a scope, by their range.
     lambda_scopes: HashMap<TextRange, ScopeId>,
     /// Lambdas given to `nested`/`mkSequence`, with the resource they are and whether
@@ -207,28 +68,33 @@ struct Builder<'a> {
     nested_lambdas: HashMap<TextRange, (DeclId, bool)>,
     /// The expressions that make up each declaration, by range.
     bodies: HashMap<TextRange, DeclId>,
-    previous: &'a BodyCache,
-    cache: BodyCache,
+    pub(super) previous: &'a BodyCache,
+    pub(super) cache: BodyCache,
     /// Declarations read whole, whose insides the walk skips.
-    read_bodies: HashSet<TextRange>,
+    pub(super) read_bodies: HashSet<TextRange>,
     /// The scope a reference's base names, by innermost function and base.
     binder_memo: HashMap<(Option<TextRange>, String), Option<ScopeId>>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    pub(super) fn new(index: Index, previous: &'a BodyCache) -> Builder<'a> {
+        Builder {
+            index,
+            lambda_scopes: HashMap::new(),
+            nested_lambdas: HashMap::new(),
+            bodies: HashMap::new(),
+            previous,
+            cache: BodyCache::default(),
+            read_bodies: HashSet::new(),
+            binder_memo: HashMap::new(),
+        }
+    }
+
     fn read_lambda(&mut self, lambda: &ast::Lambda) {
         let range = lambda.syntax().text_range();
         let nested = self.nested_lambdas.get(&range).copied();
         let owner = nested.map(|(owner, _)| owner);
-        let binds_resources = match lambda.param() {
-            Some(ast::Param::Pattern(pattern)) => pattern
-                .pat_entries()
-                .any(|e| e.ident().is_some_and(|i| ident_is(&i, "resources"))),
-            Some(ast::Param::IdentParam(param)) => {
-                param.ident().is_some_and(|i| ident_is(&i, "resources"))
-            }
-            None => false,
-        };
+        let binds_resources = takes_argument(lambda, "resources");
         let is_deployment = lambda
             .syntax()
             .parent()
@@ -240,8 +106,7 @@ impl Builder<'_> {
                     .any(|(n, _)| n.as_deref() == Some("nixops4Deployments"))
             });
         if owner.is_some() || binds_resources || is_deployment {
-            let scope = self.index.scopes.len();
-            self.index.scopes.push(Scope { owner, range });
+            let scope = self.index.add_scope(owner, range);
             self.lambda_scopes.insert(range, scope);
             if let Some((owner, is_sequence)) = nested {
                 self.index.resources[owner].nested = Some(scope);
@@ -258,29 +123,7 @@ impl Builder<'_> {
         node.ancestors()
             .filter(|n| n.kind() == SyntaxKind::NODE_LAMBDA)
             .find_map(|n| self.lambda_scopes.get(&n.text_range()).copied())
-            .unwrap_or(0)
-    }
-
-    fn decl(&mut self, scope: ScopeId, name: &str, range: TextRange) -> DeclId {
-        let resources = &mut self.index.resources;
-        let names = self.index.by_name.entry(scope).or_default();
-        let id = match names.get(name) {
-            Some(id) => *id,
-            None => {
-                resources.push(ResourceDecl {
-                    name: name.to_owned(),
-                    scope,
-                    name_range: range,
-                    ..ResourceDecl::default()
-                });
-                names.insert(name.to_owned(), resources.len() - 1);
-                resources.len() - 1
-            }
-        };
-        if !resources[id].name_ranges.contains(&range) {
-            resources[id].name_ranges.push(range);
-        }
-        id
+            .unwrap_or(ScopeId::FILE)
     }
 
     /// An entry whose path contains `resources` or `providers` declares them, unless it sits
@@ -303,7 +146,7 @@ impl Builder<'_> {
         else {
             return;
         };
-        let declares = |names: &[(Option<String>, TextRange)]| {
+        let declares = |names: &[StaticName]| {
             names.iter().any(|(n, _)| {
                 matches!(
                     n.as_deref(),
@@ -333,7 +176,7 @@ impl Builder<'_> {
         let declare = |builder: &mut Builder<'_>,
                        name: &str,
                        range: TextRange,
-                       inner_path: &[(Option<String>, TextRange)],
+                       inner_path: &[StaticName],
                        value: ast::Expr| {
             if is_providers {
                 builder.read_provider(scope, name, range, inner_path, value);
@@ -371,10 +214,10 @@ impl Builder<'_> {
         scope: ScopeId,
         name: &str,
         range: TextRange,
-        path: &[(Option<String>, TextRange)],
+        path: &[StaticName],
         value: ast::Expr,
     ) {
-        let id = self.decl(scope, name, range);
+        let id = self.index.declare(scope, name, range);
         self.add_body(id, value.syntax().text_range());
         let segments: Vec<Option<&str>> = path.iter().map(|(n, _)| n.as_deref()).collect();
         match segments.as_slice() {
@@ -394,27 +237,15 @@ impl Builder<'_> {
     /// `a = { type = ...; inputs = ...; }`, or a nested deployment `a = lib.nested (...)`.
     fn read_whole(&mut self, id: DeclId, value: ast::Expr) {
         match value {
-            ast::Expr::AttrSet(set) => {
-                let green = set.syntax().green().to_owned();
-                let key = green_key(&green);
-                // The cache holds the node, so its address names it alone.
-                let facts = match self.previous.get(&key) {
-                    Some((_, facts)) => Some(facts.clone()),
-                    None => BodyFacts::read(&set).map(Arc::new),
-                };
-                match facts {
-                    Some(facts) => {
-                        self.apply_facts(id, &set, &facts);
-                        self.cache.insert(key, (green, facts));
-                    }
-                    None => {
-                        self.read_entries(id, &set, None);
-                        if set.inherits().next().is_some() {
-                            self.index.resources[id].inputs_open = true;
-                        }
+            ast::Expr::AttrSet(set) => match BodyFacts::of(&set, self.previous, &mut self.cache) {
+                Some(facts) => self.apply_facts(id, &set, &facts),
+                None => {
+                    self.read_entries(id, &set, None);
+                    if set.inherits().next().is_some() {
+                        self.index.resources[id].inputs_open = true;
                     }
                 }
-            }
+            },
             ast::Expr::Apply(apply) => {
                 let function = apply.lambda().map(|f| f.syntax().to_string());
                 let kind = function
@@ -432,11 +263,7 @@ impl Builder<'_> {
                     }
                     Some(ast::Expr::List(list)) if kind == Some("mkSequence") => {
                         // A plain list has no function to open the scope: make one here.
-                        let scope = self.index.scopes.len();
-                        self.index.scopes.push(Scope {
-                            owner: Some(id),
-                            range: list.syntax().text_range(),
-                        });
+                        let scope = self.index.add_scope(Some(id), list.syntax().text_range());
                         self.index.resources[id].nested = Some(scope);
                         self.read_sequence(scope, &list);
                     }
@@ -463,7 +290,7 @@ impl Builder<'_> {
                 }
             });
             let Some((name, range)) = name else { continue };
-            let id = self.decl(scope, &name, range);
+            let id = self.index.declare(scope, &name, range);
             let decl = &mut self.index.resources[id];
             decl.named_by_string = true;
             decl.whole_ranges.push(range);
@@ -477,7 +304,7 @@ impl Builder<'_> {
         self.bodies.insert(range, id);
     }
 
-    fn read_entries(&mut self, id: DeclId, set: &ast::AttrSet, skip: Option<&str>) {
+    pub(super) fn read_entries(&mut self, id: DeclId, set: &ast::AttrSet, skip: Option<&str>) {
         for entry in set.attrpath_values() {
             let Some(path) = entry.attrpath().map(|p| static_names(&p)) else {
                 continue;
@@ -582,7 +409,7 @@ impl Builder<'_> {
         scope: ScopeId,
         name: &str,
         range: TextRange,
-        path: &[(Option<String>, TextRange)],
+        path: &[StaticName],
         value: ast::Expr,
     ) {
         let providers = &mut self.index.providers;
@@ -649,7 +476,12 @@ impl Builder<'_> {
 
     /// Adds a reference found at `at` (a node whose ancestors hold its binders); `within`
     /// is the resource around it when already known.
-    fn add_reference(&mut self, parts: ReferenceParts, at: &SyntaxNode, within: Option<DeclId>) {
+    pub(super) fn add_reference(
+        &mut self,
+        parts: ReferenceParts,
+        at: &SyntaxNode,
+        within: Option<DeclId>,
+    ) {
         let ReferenceParts {
             base,
             resource,
@@ -702,57 +534,19 @@ impl Builder<'_> {
             None => None,
         }
     }
-
-    /// Puts what a declaration's `{ ... }` says (read now or earlier) on resource `id`.
-    fn apply_facts(&mut self, id: DeclId, set: &ast::AttrSet, facts: &BodyFacts) {
-        let start = set.syntax().text_range().start();
-        let at = |range: TextRange| range + start;
-        let body = &facts.decl;
-        let decl = &mut self.index.resources[id];
-        if let Some(end) = body.type_entry_end {
-            decl.type_name = body.type_name.as_ref().map(|(t, r)| (t.clone(), at(*r)));
-            decl.type_entry_end = Some(end + start);
-        }
-        for input in &body.inputs {
-            if !decl.inputs.iter().any(|i| i.name == input.name) {
-                decl.inputs.push(InputEntry {
-                    range: at(input.range),
-                    value_range: at(input.value_range),
-                    ..input.clone()
-                });
-            }
-        }
-        if let Some(inputs) = &body.inputs_set {
-            decl.inputs_set = Some(InputsSet {
-                range: at(inputs.range),
-                value_ranges: inputs.value_ranges.iter().map(|r| at(*r)).collect(),
-                closed: inputs.closed,
-            });
-        }
-        decl.inputs_open |= body.inputs_open;
-        for parts in &facts.references {
-            let parts = ReferenceParts {
-                resource_range: at(parts.resource_range),
-                output: parts.output.as_ref().map(|(o, r)| (o.clone(), at(*r))),
-                ..parts.clone()
-            };
-            self.add_reference(parts, set.syntax(), Some(id));
-        }
-        self.read_bodies.insert(set.syntax().text_range());
-    }
 }
 
 /// A reference as written: `<base>.resources.<resource>.<output>` or
 /// `resources.<resource>.<output>` (base `resources`).
 #[derive(Clone, Debug, PartialEq)]
-struct ReferenceParts {
-    base: String,
-    resource: String,
-    resource_range: TextRange,
-    output: Option<(String, TextRange)>,
+pub(super) struct ReferenceParts {
+    pub(super) base: String,
+    pub(super) resource: String,
+    pub(super) resource_range: TextRange,
+    pub(super) output: Option<(String, TextRange)>,
 }
 
-fn reference_parts(select: &ast::Select) -> Option<ReferenceParts> {
+pub(super) fn reference_parts(select: &ast::Select) -> Option<ReferenceParts> {
     let ast::Expr::Ident(base) = select.expr()? else {
         return None;
     };
@@ -782,196 +576,4 @@ fn reference_parts(select: &ast::Select) -> Option<ReferenceParts> {
         resource_range,
         output,
     })
-}
-
-/// What the previous version's declarations said, by the identity of their green node.
-pub(crate) type BodyCache = HashMap<usize, (rowan::GreenNode, Arc<BodyFacts>)>;
-
-fn green_key(green: &rowan::GreenNode) -> usize {
-    let data: &rowan::GreenNodeData = green;
-    data as *const rowan::GreenNodeData as usize
-}
-
-/// What a resource's `{ ... }` says, with ranges from its start: type, inputs and the
-/// references inside. Only for declarations that hold no function and no nested
-/// declaration, so that it depends on their text alone.
-#[derive(Debug)]
-pub(crate) struct BodyFacts {
-    decl: ResourceDecl,
-    references: Vec<ReferenceParts>,
-}
-
-impl BodyFacts {
-    fn read(set: &ast::AttrSet) -> Option<BodyFacts> {
-        let mut references = Vec::new();
-        for node in set.syntax().descendants() {
-            match node.kind() {
-                SyntaxKind::NODE_LAMBDA => return None,
-                SyntaxKind::NODE_ATTRPATH_VALUE => {
-                    let declares = ast::AttrpathValue::cast(node)
-                        .and_then(|e| e.attrpath())
-                        .is_some_and(|p| {
-                            mentions(&p, &["resources", "providers", "nixops4Deployments"])
-                        });
-                    if declares {
-                        return None;
-                    }
-                }
-                SyntaxKind::NODE_SELECT => {
-                    references.extend(ast::Select::cast(node).as_ref().and_then(reference_parts));
-                }
-                _ => {}
-            }
-        }
-        let no_cache = BodyCache::default();
-        let mut scratch = Builder {
-            index: Index::default(),
-            lambda_scopes: HashMap::new(),
-            nested_lambdas: HashMap::new(),
-            bodies: HashMap::new(),
-            previous: &no_cache,
-            cache: BodyCache::default(),
-            read_bodies: HashSet::new(),
-            binder_memo: HashMap::new(),
-        };
-        let id = scratch.decl(0, "", TextRange::default());
-        scratch.read_entries(id, set, None);
-        let mut decl = scratch.index.resources.swap_remove(id);
-        decl.inputs_open |= set.inherits().next().is_some();
-        let start = set.syntax().text_range().start();
-        let from_start = |range: TextRange| range - start;
-        decl.type_name = decl.type_name.map(|(t, r)| (t, from_start(r)));
-        decl.type_entry_end = decl.type_entry_end.map(|end| end - start);
-        for input in &mut decl.inputs {
-            input.range = from_start(input.range);
-            input.value_range = from_start(input.value_range);
-        }
-        if let Some(inputs) = &mut decl.inputs_set {
-            inputs.range = from_start(inputs.range);
-            for range in &mut inputs.value_ranges {
-                *range = from_start(*range);
-            }
-        }
-        for reference in &mut references {
-            reference.resource_range = from_start(reference.resource_range);
-            if let Some((_, range)) = &mut reference.output {
-                *range = from_start(*range);
-            }
-        }
-        Some(BodyFacts { decl, references })
-    }
-}
-
-/// Whether a function's parameter binds `name`.
-pub(crate) fn binds(lambda: &ast::Lambda, name: &str) -> bool {
-    match lambda.param() {
-        Some(ast::Param::IdentParam(param)) => param.ident().is_some_and(|i| ident_is(&i, name)),
-        Some(ast::Param::Pattern(pattern)) => {
-            pattern
-                .pat_bind()
-                .and_then(|b| b.ident())
-                .is_some_and(|i| ident_is(&i, name))
-                || pattern
-                    .pat_entries()
-                    .any(|e| e.ident().is_some_and(|i| ident_is(&i, name)))
-        }
-        None => false,
-    }
-}
-
-/// Whether an attribute path names one of `names` (bare or quoted).
-fn mentions(path: &ast::Attrpath, names: &[&str]) -> bool {
-    path.attrs().any(|attr| match attr {
-        ast::Attr::Ident(ident) => ident
-            .ident_token()
-            .is_some_and(|t| names.contains(&t.text())),
-        ast::Attr::Str(string) => {
-            plain_string(&string).is_some_and(|s| names.contains(&s.as_str()))
-        }
-        ast::Attr::Dynamic(_) => false,
-    })
-}
-
-fn ident_is(ident: &ast::Ident, name: &str) -> bool {
-    ident.ident_token().is_some_and(|t| t.text() == name)
-}
-
-fn strip_parens(expr: ast::Expr) -> ast::Expr {
-    match expr {
-        ast::Expr::Paren(paren) => paren.expr().map_or(ast::Expr::Paren(paren), strip_parens),
-        other => other,
-    }
-}
-
-/// The names of an attribute path, `None` for a dynamic part (`${x}`).
-fn static_names(path: &ast::Attrpath) -> Vec<(Option<String>, TextRange)> {
-    path.attrs()
-        .map(|attr| {
-            let range = attr.syntax().text_range();
-            let name = match attr {
-                ast::Attr::Ident(ident) => ident.ident_token().map(|t| t.text().to_owned()),
-                ast::Attr::Str(string) => plain_string(&string),
-                ast::Attr::Dynamic(_) => None,
-            };
-            (name, range)
-        })
-        .collect()
-}
-
-/// The text of a string without interpolations. Read from its tokens: rnix's own
-/// `normalized_parts` panics on some broken strings.
-fn plain_string(string: &ast::Str) -> Option<String> {
-    let node = string.syntax();
-    let indented = node.first_token().is_some_and(|t| t.text() == "''");
-    let mut raw = String::new();
-    for element in node.children_with_tokens() {
-        match element {
-            rowan::NodeOrToken::Token(token) => match token.kind() {
-                SyntaxKind::TOKEN_STRING_CONTENT => raw.push_str(token.text()),
-                SyntaxKind::TOKEN_STRING_START | SyntaxKind::TOKEN_STRING_END => {}
-                _ => return None,
-            },
-            // An interpolation, or a part that did not parse.
-            rowan::NodeOrToken::Node(_) => return None,
-        }
-    }
-    if indented {
-        // Indentation stripping and `''` escapes: not worth it for names; one plain line is.
-        return (!raw.contains(['\n', '$']) && !raw.contains("''")).then_some(raw);
-    }
-    let mut text = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            text.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => text.push('\n'),
-            Some('r') => text.push('\r'),
-            Some('t') => text.push('\t'),
-            Some(other) => text.push(other),
-            None => return None,
-        }
-    }
-    Some(text)
-}
-
-fn literal_type(value: &ast::Expr) -> Option<&'static str> {
-    match value {
-        ast::Expr::Str(_) => Some("string"),
-        ast::Expr::List(_) => Some("array"),
-        ast::Expr::AttrSet(_) => Some("object"),
-        ast::Expr::Literal(literal) => match literal.syntax().first_token().map(|t| t.kind()) {
-            Some(SyntaxKind::TOKEN_INTEGER) => Some("integer"),
-            Some(SyntaxKind::TOKEN_FLOAT) => Some("number"),
-            _ => None,
-        },
-        ast::Expr::Ident(ident) => match ident.ident_token().as_ref().map(|t| t.text()) {
-            Some("true" | "false") => Some("boolean"),
-            Some("null") => Some("null"),
-            _ => None,
-        },
-        _ => None,
-    }
 }

@@ -1,0 +1,197 @@
+//! The index as plain data: scopes, the resources each declares, the providers, and
+//! every reference, with the ranges where they are written; and the questions asked of
+//! it (which resource a name or a reference means, a resource's full path).
+//!
+//! Filled by `lower`; features read it. Nothing here looks at syntax.
+
+use std::collections::HashMap;
+
+use rnix::{TextRange, TextSize};
+
+/// One deployment's namespace of resources in a file. Opaque outside the crate: it only
+/// names a scope of the analysis it came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScopeId(u32);
+
+impl ScopeId {
+    /// The file itself.
+    pub(crate) const FILE: ScopeId = ScopeId(0);
+
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+pub(crate) type DeclId = usize;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Index {
+    /// The first `nixops4Deployments.<name>` the file defines.
+    pub(crate) deployment: Option<String>,
+    /// Scope 0 is the file itself.
+    pub(crate) scopes: Vec<Scope>,
+    pub(crate) resources: Vec<ResourceDecl>,
+    pub(crate) references: Vec<Reference>,
+    pub(crate) providers: Vec<ProviderDecl>,
+    /// Resources by scope and name.
+    by_name: HashMap<ScopeId, HashMap<String, DeclId>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Scope {
+    /// The resource of the enclosing scope that this nested deployment is.
+    pub(crate) owner: Option<DeclId>,
+    pub(crate) range: TextRange,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ResourceDecl {
+    pub(crate) name: String,
+    pub(crate) scope: ScopeId,
+    /// Where the name is first written.
+    pub(crate) name_range: TextRange,
+    /// Every place the name is written in a declaration (dotted forms write it several
+    /// times); quotes included for a quoted name.
+    pub(crate) name_ranges: Vec<TextRange>,
+    /// The names of the entries that each declare the whole resource (`a = { ... }`):
+    /// more than one is a duplicate.
+    pub(crate) whole_ranges: Vec<TextRange>,
+    /// The expressions that make up the declaration.
+    pub(crate) body_ranges: Vec<TextRange>,
+    /// The `type` string literal and the range of the string, quotes included.
+    pub(crate) type_name: Option<(String, TextRange)>,
+    /// Where the `type = ...;` entry ends, to insert after it.
+    pub(crate) type_entry_end: Option<TextSize>,
+    /// Inputs written literally, in order.
+    pub(crate) inputs: Vec<InputEntry>,
+    /// The `inputs = { ... }` set, when written as one, with the ranges of its entries'
+    /// values (completion offers input names elsewhere in it).
+    pub(crate) inputs_set: Option<InputsSet>,
+    /// Whether inputs come from somewhere this index cannot see (`inputs = f x;`,
+    /// `inherit`), so that missing ones cannot be told.
+    pub(crate) inputs_open: bool,
+    /// For a nested deployment (`lib.nested ...`), the scope of its resources.
+    pub(crate) nested: Option<ScopeId>,
+    /// Whether the name is a string value (`{ name = "build"; ... }` in `mkSequence`)
+    /// rather than an attribute name, so that it stays quoted when renamed.
+    pub(crate) named_by_string: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct InputEntry {
+    pub(crate) name: String,
+    pub(crate) range: TextRange,
+    /// The JSON type of a literal value (`string`, `integer`, `boolean`, `array`,
+    /// `object`, `null`), when the value is a literal.
+    pub(crate) literal: Option<&'static str>,
+    /// The value, when it is a string without interpolation.
+    pub(crate) string_value: Option<String>,
+    pub(crate) value_range: TextRange,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct InputsSet {
+    pub(crate) range: TextRange,
+    pub(crate) value_ranges: Vec<TextRange>,
+    /// Whether it is a complete `{ ... }` set (not a half-typed one read as a pattern).
+    pub(crate) closed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Reference {
+    pub(crate) scope: ScopeId,
+    /// The innermost resource whose declaration contains the reference.
+    pub(crate) within: Option<DeclId>,
+    pub(crate) resource: String,
+    pub(crate) resource_range: TextRange,
+    pub(crate) output: Option<(String, TextRange)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ProviderDecl {
+    pub(crate) name: String,
+    pub(crate) scope: ScopeId,
+    pub(crate) name_range: TextRange,
+    /// The `executable` when written as a plain string.
+    pub(crate) executable: Option<String>,
+    /// The `args` when written as a list of plain strings.
+    pub(crate) args: Vec<String>,
+}
+
+impl Index {
+    /// An index of a file whose root spans `range`: one scope, the file's.
+    pub(crate) fn of_file(range: TextRange) -> Index {
+        Index {
+            scopes: vec![Scope { owner: None, range }],
+            ..Index::default()
+        }
+    }
+
+    /// The resource a reference names, in this file.
+    pub(crate) fn resolve(&self, reference: &Reference) -> Option<DeclId> {
+        self.find(reference.scope, &reference.resource)
+    }
+
+    pub(crate) fn find(&self, scope: ScopeId, name: &str) -> Option<DeclId> {
+        self.by_name.get(&scope)?.get(name).copied()
+    }
+
+    /// A resource's full path: `host.key` for `key` nested in `host`.
+    pub(crate) fn path(&self, decl: DeclId) -> Vec<String> {
+        let mut path = vec![self.resources[decl].name.clone()];
+        let mut scope = self.resources[decl].scope;
+        while let Some(owner) = self.scope(scope).owner {
+            path.insert(0, self.resources[owner].name.clone());
+            scope = self.resources[owner].scope;
+        }
+        path
+    }
+
+    /// Whether a scope is a deployment's top level (not nested), whose resources other
+    /// files (modules) may declare or reference.
+    pub(crate) fn is_top_level(&self, scope: ScopeId) -> bool {
+        self.scope(scope).owner.is_none()
+    }
+
+    pub(crate) fn scope(&self, scope: ScopeId) -> &Scope {
+        &self.scopes[scope.index()]
+    }
+
+    /// Every scope, the file's first.
+    pub(crate) fn scope_ids(&self) -> impl Iterator<Item = (ScopeId, &Scope)> {
+        self.scopes
+            .iter()
+            .enumerate()
+            .map(|(id, scope)| (ScopeId(id as u32), scope))
+    }
+
+    /// Opens a scope; `owner` is the resource it is the nested deployment of.
+    pub(crate) fn add_scope(&mut self, owner: Option<DeclId>, range: TextRange) -> ScopeId {
+        self.scopes.push(Scope { owner, range });
+        ScopeId((self.scopes.len() - 1) as u32)
+    }
+
+    /// The resource `name` of `scope`, declared here if it is not yet; `range` is one more
+    /// place its name is written.
+    pub(crate) fn declare(&mut self, scope: ScopeId, name: &str, range: TextRange) -> DeclId {
+        let resources = &mut self.resources;
+        let names = self.by_name.entry(scope).or_default();
+        let id = match names.get(name) {
+            Some(id) => *id,
+            None => {
+                resources.push(ResourceDecl {
+                    name: name.to_owned(),
+                    scope,
+                    name_range: range,
+                    ..ResourceDecl::default()
+                });
+                names.insert(name.to_owned(), resources.len() - 1);
+                resources.len() - 1
+            }
+        };
+        if !resources[id].name_ranges.contains(&range) {
+            resources[id].name_ranges.push(range);
+        }
+        id
+    }
+}
