@@ -9,6 +9,8 @@
 //!
 //! Invariant: this crate never prints; front ends render what it returns and emits.
 
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
+
 pub mod engine;
 pub mod error;
 pub mod events;
