@@ -1,9 +1,10 @@
 //! A provider's custom operations on a recorded resource, and refresh: reading every
 //! recorded resource back to record drift and what is gone.
 //!
-//! An operation may change the world, so it runs with the state locked. Reads change
-//! nothing; a refresh runs them through the engine's loop, with the lock only to record
-//! what they found.
+//! An operation may change the world, so it runs with the state locked and its intent
+//! recorded first (`pending: {"operation": ...}`), resolved by the next apply like an
+//! update if NixOps4 dies during it. Reads change nothing and need no intent; a refresh
+//! runs them through the engine's loop, with the lock only to record what they found.
 
 use nixops4_eval::protocol::ResourcePath;
 use serde::Serialize;
@@ -12,9 +13,10 @@ use serde_json::{Map, Value};
 use crate::calls;
 use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::provider_client::ProviderError;
 use crate::run::Run;
 use crate::schedule::Schedule;
-use crate::state::StateChange;
+use crate::state::{Pending, StateChange};
 
 /// What a refresh found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -45,20 +47,44 @@ impl Engine {
                     "resource {path} is not recorded in the state; apply it first"
                 ))
             })?;
-            let response =
-                calls::operation(&self.providers, &record, operation, arguments, mutation).await?;
-            let event = format!("operation {operation} on {path}");
-            match response.output_properties {
-                Some(outputs) => {
-                    let mut record = record.clone();
-                    record.output_properties = outputs;
-                    state
-                        .apply(&event, &[StateChange::put(path.clone(), record)])
-                        .await?;
-                }
-                None => state.note(&event).await?,
+            if let Some(pending) = record.pending() {
+                return Err(EngineError::usage(format!(
+                    "resource {path} has an unfinished {pending} from an earlier run; apply first to settle it"
+                )));
             }
-            Ok(response.result)
+            let mut intent = record.clone();
+            let mut meta = calls::meta_of(&record);
+            meta.pending = Some(Pending::Operation {
+                name: operation.to_owned(),
+            });
+            intent.nixops4 = Some(meta);
+            state
+                .apply("intent", &[StateChange::put(path.clone(), intent)])
+                .await?;
+            let event = format!("operation {operation} on {path}");
+            let mut done = record.clone();
+            match calls::operation(&self.providers, &record, operation, arguments, mutation).await
+            {
+                Ok(response) => {
+                    if let Some(outputs) = response.output_properties {
+                        done.output_properties = outputs;
+                    }
+                    state
+                        .apply(&event, &[StateChange::put(path.clone(), done)])
+                        .await?;
+                    Ok(response.result)
+                }
+                // Refused: nothing happened, so the intent goes. Without an answer the
+                // intent stays for the next apply to settle.
+                Err(error) => {
+                    if matches!(error, ProviderError::Refused { .. }) {
+                        state
+                            .apply(&event, &[StateChange::put(path.clone(), done)])
+                            .await?;
+                    }
+                    Err(error.into())
+                }
+            }
         })
         .await
     }

@@ -2,9 +2,9 @@
 //! run which was killed (or lost its provider) left in the state.
 //!
 //! A create that may have happened is read back: kept if the resource exists, forgotten
-//! if not, or where the provider cannot read. An update is read back and its outputs
-//! recorded (the apply then redoes it, as its record still has the old inputs); where the
-//! provider cannot read, the intent is cleared. A delete is done again.
+//! if not, or where the provider cannot read. An update or an operation is read back and
+//! its outputs recorded (the apply then redoes an update, whose record still has the old
+//! inputs); where the provider cannot read, the intent is cleared. A delete is done again.
 
 use nixops4_provider_protocol::{Properties, ReadResourceResponse};
 
@@ -47,16 +47,18 @@ impl Engine {
                     }
                     Err(error) => return Err(error.into()),
                 },
-                Pending::Update => match calls::read(&self.providers, &record, true).await {
-                    Ok(ReadResourceResponse::Present { output_properties }) => {
-                        StateChange::put(path, settled(&record, Some(output_properties)))
+                Pending::Update | Pending::Operation { .. } => {
+                    match calls::read(&self.providers, &record, true).await {
+                        Ok(ReadResourceResponse::Present { output_properties }) => {
+                            StateChange::put(path, settled(&record, Some(output_properties)))
+                        }
+                        Ok(ReadResourceResponse::Gone {}) => StateChange::Remove(path),
+                        Err(ProviderError::Unsupported { .. }) => {
+                            StateChange::put(path, settled(&record, None))
+                        }
+                        Err(error) => return Err(error.into()),
                     }
-                    Ok(ReadResourceResponse::Gone {}) => StateChange::Remove(path),
-                    Err(ProviderError::Unsupported { .. }) => {
-                        StateChange::put(path, settled(&record, None))
-                    }
-                    Err(error) => return Err(error.into()),
-                },
+                }
             };
             state.apply("resume", &[change]).await?;
         }

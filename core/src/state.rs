@@ -60,6 +60,19 @@ pub enum Pending {
     Update,
     /// A delete was started.
     Delete,
+    /// A custom operation was started; it may have changed the resource's outputs.
+    Operation { name: String },
+}
+
+impl std::fmt::Display for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pending::Create => f.write_str("create"),
+            Pending::Update => f.write_str("update"),
+            Pending::Delete => f.write_str("delete"),
+            Pending::Operation { name } => write!(f, "operation {name}"),
+        }
+    }
 }
 
 /// The capability to change the world: every provider call that can create, change or
@@ -266,16 +279,6 @@ impl StateStore {
             return Err(error);
         }
         Ok(())
-    }
-
-    /// Records an event that changes nothing, such as a custom operation that returned no
-    /// new outputs, so that the log shows it.
-    pub async fn note(&mut self, event: &str) -> Result<(), EngineError> {
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "test", "path": "/_type", "value": "nixopsState"}
-        ]))
-        .map_err(|e| EngineError::internal(format!("building a state patch: {e}")))?;
-        self.record_patch(event, patch).await
     }
 
     async fn record_patch(
