@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use nixops4_eval::protocol::ResourcePath;
 use serde_json::Value;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, refuse_empty};
 use crate::error::EngineError;
 use crate::state::{ResourceRecord, StateChange};
 
@@ -24,6 +24,7 @@ impl Engine {
 
     /// Forgets a resource without deleting it.
     pub async fn state_remove(&self, path: &ResourcePath) -> Result<(), EngineError> {
+        refuse_empty(std::slice::from_ref(path))?;
         self.locked("state rm", async |state, _| match state.get(path) {
             None => Err(EngineError::usage(format!(
                 "resource {path} is not recorded in the state"
@@ -44,6 +45,7 @@ impl Engine {
         from: &ResourcePath,
         to: &ResourcePath,
     ) -> Result<(), EngineError> {
+        refuse_empty(&[from.clone(), to.clone()])?;
         self.locked("state mv", async |state, _| {
             match (state.get(from), state.get(to)) {
                 (None, _) => Err(EngineError::usage(format!(

@@ -13,7 +13,7 @@ use nixops4_eval::protocol::ResourcePath;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, refuse_empty};
 use crate::error::EngineError;
 use crate::plan::{Action, Plan};
 use crate::run::Run;
@@ -69,6 +69,7 @@ impl Engine {
         approve: impl FnOnce(&Plan) -> Result<bool, EngineError>,
     ) -> Result<Option<ApplyReport>, EngineError> {
         let deployment = self.deployment()?;
+        refuse_empty(targets)?;
         self.locked("apply", async |state, mutation| {
             self.resume(state, mutation).await?;
             let mut run = self.preview(deployment, state).await?;
@@ -145,6 +146,7 @@ impl Engine {
     /// reverse dependency order.
     pub async fn destroy(&self, targets: &[ResourcePath]) -> Result<ApplyReport, EngineError> {
         let deployment = self.deployment()?;
+        refuse_empty(targets)?;
         self.locked("destroy", async |state, mutation| {
             self.resume(state, mutation).await?;
             let records = state.records();

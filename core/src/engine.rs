@@ -317,6 +317,16 @@ pub fn parse_resource_path(text: &str) -> Result<ResourcePath, EngineError> {
     Ok(ResourcePath::parse_dotted(text))
 }
 
+/// Refuses an empty resource path (which names no resource) before anything is locked.
+pub(crate) fn refuse_empty(paths: &[ResourcePath]) -> Result<(), EngineError> {
+    if paths.iter().any(|path| path.0.is_empty()) {
+        return Err(EngineError::usage(
+            "an empty resource path names no resource",
+        ));
+    }
+    Ok(())
+}
+
 pub fn default_state_file(flake_dir: &Path, deployment: &str) -> PathBuf {
     flake_dir
         .join(".nixops4")

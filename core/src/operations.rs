@@ -6,12 +6,14 @@
 //! update if NixOps4 dies during it. Reads change nothing and need no intent; a refresh
 //! runs them through the engine's loop, with the lock only to record what they found.
 
+use std::slice;
+
 use nixops4_eval::protocol::ResourcePath;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::calls;
-use crate::engine::Engine;
+use crate::engine::{Engine, refuse_empty};
 use crate::error::EngineError;
 use crate::provider_client::ProviderError;
 use crate::run::Run;
@@ -41,6 +43,7 @@ impl Engine {
         arguments: Map<String, Value>,
     ) -> Result<Value, EngineError> {
         self.deployment()?;
+        refuse_empty(slice::from_ref(path))?;
         self.locked("run", async |state, mutation| {
             let record = state.get(path).ok_or_else(|| {
                 EngineError::usage(format!(

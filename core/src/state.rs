@@ -225,7 +225,7 @@ impl StateStore {
     }
 
     pub fn get(&self, path: &ResourcePath) -> Option<ResourceRecord> {
-        let value = self.document.pointer(&pointer(path))?;
+        let value = self.document.pointer(&pointer(path).ok()?)?;
         serde_json::from_value(value.clone()).ok()
     }
 
@@ -242,7 +242,7 @@ impl StateStore {
         for change in changes {
             match change {
                 StateChange::Put(path, record) => {
-                    let at = pointer(path);
+                    let at = pointer(path)?;
                     for container in missing_containers(&self.document, path) {
                         if created.insert(container.clone()) {
                             operations.push(json!({"op": "add", "path": container, "value": {"resources": {}, "deployments": {}}}));
@@ -251,7 +251,7 @@ impl StateStore {
                     operations.push(json!({"op": "add", "path": at, "value": record}));
                 }
                 StateChange::Remove(path) => {
-                    let at = pointer(path);
+                    let at = pointer(path)?;
                     let exists = self.document.pointer(&at).is_some()
                         || operations.iter().any(|op| op["path"] == json!(at));
                     if exists {
@@ -358,9 +358,13 @@ fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// The JSON pointer of a resource's record.
-fn pointer(path: &ResourcePath) -> String {
-    let (last, parents) = path.0.split_last().expect("resource paths are not empty");
+/// The JSON pointer of a resource's record. An empty path names no resource.
+fn pointer(path: &ResourcePath) -> Result<String, EngineError> {
+    let Some((last, parents)) = path.0.split_last() else {
+        return Err(EngineError::usage(
+            "an empty resource path names no resource",
+        ));
+    };
     let mut pointer = String::new();
     for parent in parents {
         pointer.push_str("/deployments/");
@@ -368,14 +372,15 @@ fn pointer(path: &ResourcePath) -> String {
     }
     pointer.push_str("/resources/");
     pointer.push_str(&escape(last));
-    pointer
+    Ok(pointer)
 }
 
 /// The nested deployment objects a record at `path` needs that do not exist yet.
 fn missing_containers(document: &Value, path: &ResourcePath) -> Vec<String> {
     let mut missing = Vec::new();
     let mut pointer = String::new();
-    for parent in &path.0[..path.0.len() - 1] {
+    let parents = path.0.split_last().map_or(&[][..], |(_, parents)| parents);
+    for parent in parents {
         pointer.push_str("/deployments/");
         pointer.push_str(&escape(parent));
         if document.pointer(&pointer).is_none() {
@@ -482,12 +487,21 @@ mod tests {
 
     #[test]
     fn pointers_follow_upstream_nesting() {
+        let pointer = |path: &ResourcePath| match super::pointer(path) {
+            Ok(pointer) => pointer,
+            Err(error) => error.message,
+        };
         assert_eq!(pointer(&p("a")), "/resources/a");
         assert_eq!(pointer(&p("host.key")), "/deployments/host/resources/key");
         assert_eq!(
             pointer(&ResourcePath(vec!["a/b~c".into()])),
             "/resources/a~1b~0c"
         );
+        assert_eq!(
+            pointer(&ResourcePath(vec![])),
+            "an empty resource path names no resource"
+        );
+        assert!(missing_containers(&empty_document(), &ResourcePath(vec![])).is_empty());
     }
 
     #[test]

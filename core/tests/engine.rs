@@ -3,8 +3,11 @@
 
 use nixops4_core::ResourcePath;
 use nixops4_core::engine::{Engine, EngineOptions};
+use nixops4_core::error::EngineErrorKind;
 use nixops4_core::{EvalOptions, plan::Plan};
 use nixops4_tests::{TestEnv, binary};
+
+use serde_json::Map;
 
 async fn engine(env: &TestEnv) -> Engine {
     let mut options = EngineOptions::new(env.dir(), "default");
@@ -70,5 +73,42 @@ async fn a_plan_shows_each_cycle_and_an_apply_applies_what_is_outside_it() {
     );
     assert_eq!(report.applied.len(), 1);
     assert_eq!(env.read("free").as_deref(), Some("free"));
+    engine.shutdown().await;
+}
+
+/// A path with no segment names no resource; the language server can send one. It is
+/// refused before the state is locked (the lock file would be created).
+#[tokio::test]
+async fn an_empty_resource_path_is_refused_before_the_state_is_locked() {
+    let env = TestEnv::new();
+    env.write_deployment(r#"      resources.a = { type = "local.file"; inputs = { name = "a"; contents = "A"; }; };"#);
+    let engine = engine(&env).await;
+    let empty = ResourcePath(vec![]);
+    let errors = [
+        engine
+            .run_operation(&empty, "backup", Map::new())
+            .await
+            .map(drop)
+            .unwrap_err(),
+        engine
+            .apply(std::slice::from_ref(&empty), |_| Ok(true))
+            .await
+            .map(drop)
+            .unwrap_err(),
+        engine
+            .destroy(std::slice::from_ref(&empty))
+            .await
+            .map(drop)
+            .unwrap_err(),
+        engine.state_remove(&empty).await.unwrap_err(),
+    ];
+    for error in errors {
+        assert_eq!(error.kind, EngineErrorKind::Usage, "{error}");
+        assert_eq!(error.message, "an empty resource path names no resource");
+    }
+    assert!(
+        !env.dir().join(".nixops4").exists(),
+        "nothing was locked or created"
+    );
     engine.shutdown().await;
 }
