@@ -49,7 +49,7 @@ impl ProviderCommand {
         self
     }
 
-    fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         match &self.label {
             Some(label) => format!("`{label}`"),
             None => self.executable.display().to_string(),

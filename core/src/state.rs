@@ -8,6 +8,9 @@
 //! type, the provider to call for a delete, what the resource depends on, and an intent
 //! (`pending`) written before a provider is called, so that a crash between the call and
 //! its record is noticed and resolved on the next apply instead of orphaning a resource.
+//!
+//! Taking the lock is the only way to get a [`Mutation`]: the capability every provider
+//! call that can change the world requires.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -48,15 +51,45 @@ pub struct RecordMeta {
     pub pending: Option<Pending>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Pending {
     /// A create was started; the resource may or may not exist.
     Create,
-    /// An update was started from the recorded inputs to `input_properties`.
+    /// An update was started; the record still has the inputs and outputs from before it.
     Update,
     /// A delete was started.
     Delete,
+    /// A custom operation was started; it may have changed the resource's outputs.
+    Operation { name: String },
+}
+
+impl std::fmt::Display for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pending::Create => f.write_str("create"),
+            Pending::Update => f.write_str("update"),
+            Pending::Delete => f.write_str("delete"),
+            Pending::Operation { name } => write!(f, "operation {name}"),
+        }
+    }
+}
+
+/// The capability to change the world: every provider call that can create, change or
+/// delete something takes one. Only [`StateStore::open_for_changes`], which takes the
+/// state's lock, makes it, so a plan (which reads the state without the lock) cannot
+/// start such a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mutation {
+    _private: (),
+}
+
+impl Mutation {
+    /// For tests of code that decides about changes without making them.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Mutation {
+        Mutation { _private: () }
+    }
 }
 
 impl ResourceRecord {
@@ -77,8 +110,8 @@ impl ResourceRecord {
         }
     }
 
-    pub fn pending(&self) -> Option<Pending> {
-        self.nixops4.as_ref().and_then(|m| m.pending)
+    pub fn pending(&self) -> Option<&Pending> {
+        self.nixops4.as_ref().and_then(|m| m.pending.as_ref())
     }
 
     pub fn depends_on(&self) -> &[ResourcePath] {
@@ -99,8 +132,14 @@ impl ResourceRecord {
 /// One change to the state document.
 #[derive(Clone, Debug)]
 pub enum StateChange {
-    Put(ResourcePath, ResourceRecord),
+    Put(ResourcePath, Box<ResourceRecord>),
     Remove(ResourcePath),
+}
+
+impl StateChange {
+    pub fn put(path: ResourcePath, record: ResourceRecord) -> StateChange {
+        StateChange::Put(path, Box::new(record))
+    }
 }
 
 /// The state of one deployment, stored through a provider process.
@@ -114,13 +153,14 @@ pub struct StateStore {
 
 impl StateStore {
     /// Opens the state in `file` for changes: takes the lock, creates the file if needed
-    /// (through the local provider's `state_file`) and reads it.
+    /// (through the local provider's `state_file`) and reads it. The lock is held until
+    /// [`StateStore::close`]; the [`Mutation`] capability is good while it is.
     pub async fn open_for_changes(
         local: &ProviderCommand,
         file: &Path,
         holder: &str,
         timeout: Duration,
-    ) -> Result<StateStore, EngineError> {
+    ) -> Result<(StateStore, Mutation), EngineError> {
         let lock = StateLock::acquire(file, holder)?;
         let mut provider = ProviderProcess::start(local, timeout).await?;
         let inputs = state_file_inputs(file);
@@ -137,13 +177,14 @@ impl StateStore {
             output_properties: Some(Properties::new()),
         };
         let document = read_document(&mut provider, &resource).await?;
-        Ok(StateStore {
+        let store = StateStore {
             file: file.to_owned(),
             provider: Some(provider),
             resource,
             document,
             _lock: Some(lock),
-        })
+        };
+        Ok((store, Mutation { _private: () }))
     }
 
     /// Reads the state in `file` without locking it or creating it: a missing file is an
@@ -184,7 +225,7 @@ impl StateStore {
     }
 
     pub fn get(&self, path: &ResourcePath) -> Option<ResourceRecord> {
-        let value = self.document.pointer(&pointer(path))?;
+        let value = self.document.pointer(&pointer(path).ok()?)?;
         serde_json::from_value(value.clone()).ok()
     }
 
@@ -201,20 +242,20 @@ impl StateStore {
         for change in changes {
             match change {
                 StateChange::Put(path, record) => {
+                    let at = pointer(path)?;
                     for container in missing_containers(&self.document, path) {
                         if created.insert(container.clone()) {
                             operations.push(json!({"op": "add", "path": container, "value": {"resources": {}, "deployments": {}}}));
                         }
                     }
-                    operations.push(json!({"op": "add", "path": pointer(path), "value": record}));
+                    operations.push(json!({"op": "add", "path": at, "value": record}));
                 }
                 StateChange::Remove(path) => {
-                    let exists = self.document.pointer(&pointer(path)).is_some()
-                        || operations
-                            .iter()
-                            .any(|op| op["path"] == json!(pointer(path)));
+                    let at = pointer(path)?;
+                    let exists = self.document.pointer(&at).is_some()
+                        || operations.iter().any(|op| op["path"] == json!(at));
                     if exists {
-                        operations.push(json!({"op": "remove", "path": pointer(path)}));
+                        operations.push(json!({"op": "remove", "path": at}));
                     }
                 }
             }
@@ -238,26 +279,6 @@ impl StateStore {
             return Err(error);
         }
         Ok(())
-    }
-
-    /// Records an event that changes nothing, such as a custom operation that returned no
-    /// new outputs, so that the log shows it.
-    pub async fn note(&mut self, event: &str) -> Result<(), EngineError> {
-        self.record_event(
-            event,
-            vec![json!({"op": "test", "path": "/_type", "value": "nixopsState"})],
-        )
-        .await
-    }
-
-    async fn record_event(
-        &mut self,
-        event: &str,
-        operations: Vec<Value>,
-    ) -> Result<(), EngineError> {
-        let patch: json_patch::Patch = serde_json::from_value(Value::Array(operations))
-            .map_err(|e| EngineError::internal(format!("building a state patch: {e}")))?;
-        self.record_patch(event, patch).await
     }
 
     async fn record_patch(
@@ -337,9 +358,13 @@ fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// The JSON pointer of a resource's record.
-fn pointer(path: &ResourcePath) -> String {
-    let (last, parents) = path.0.split_last().expect("resource paths are not empty");
+/// The JSON pointer of a resource's record. An empty path names no resource.
+fn pointer(path: &ResourcePath) -> Result<String, EngineError> {
+    let Some((last, parents)) = path.0.split_last() else {
+        return Err(EngineError::usage(
+            "an empty resource path names no resource",
+        ));
+    };
     let mut pointer = String::new();
     for parent in parents {
         pointer.push_str("/deployments/");
@@ -347,14 +372,15 @@ fn pointer(path: &ResourcePath) -> String {
     }
     pointer.push_str("/resources/");
     pointer.push_str(&escape(last));
-    pointer
+    Ok(pointer)
 }
 
 /// The nested deployment objects a record at `path` needs that do not exist yet.
 fn missing_containers(document: &Value, path: &ResourcePath) -> Vec<String> {
     let mut missing = Vec::new();
     let mut pointer = String::new();
-    for parent in &path.0[..path.0.len() - 1] {
+    let parents = path.0.split_last().map_or(&[][..], |(_, parents)| parents);
+    for parent in parents {
         pointer.push_str("/deployments/");
         pointer.push_str(&escape(parent));
         if document.pointer(&pointer).is_none() {
@@ -461,12 +487,21 @@ mod tests {
 
     #[test]
     fn pointers_follow_upstream_nesting() {
+        let pointer = |path: &ResourcePath| match super::pointer(path) {
+            Ok(pointer) => pointer,
+            Err(error) => error.message,
+        };
         assert_eq!(pointer(&p("a")), "/resources/a");
         assert_eq!(pointer(&p("host.key")), "/deployments/host/resources/key");
         assert_eq!(
             pointer(&ResourcePath(vec!["a/b~c".into()])),
             "/resources/a~1b~0c"
         );
+        assert_eq!(
+            pointer(&ResourcePath(vec![])),
+            "an empty resource path names no resource"
+        );
+        assert!(missing_containers(&empty_document(), &ResourcePath(vec![])).is_empty());
     }
 
     #[test]

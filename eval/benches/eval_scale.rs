@@ -1,6 +1,7 @@
 //! Evaluator scale: time to load, list and evaluate generated deployments of 1,000 and
 //! 10,000 independent resources, and the cost of one unblocking round (a chain where each
-//! resource waits for the previous one's outputs).
+//! resource waits for the previous one's outputs), with the requests the engine's loop
+//! sends for them. The loop's own cost is measured by `bench/engine-scale.sh`.
 //!
 //! Run with `bench/eval-scale.sh`. `NIXOPS4_TEST_NIX` picks the Nix command. Compare
 //! ratios within one run; absolute times depend on the machine's load.
@@ -9,8 +10,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use nixops4_eval::client::{EvalClient, EvalOptions};
-use nixops4_eval::protocol::Evaluation;
-use nixops4_eval::resolve::evaluate_all;
+use nixops4_eval::protocol::{BatchItem, Evaluation, ResourcePath};
 use serde_json::json;
 
 fn flake(independent: usize, chain: usize) -> tempfile::TempDir {
@@ -76,22 +76,38 @@ async fn measure(independent: usize, chain: usize) {
             ms(evaluate) / independent as f64
         );
     } else {
+        // The rounds the engine's loop makes on a chain: everything at once (only the
+        // first link is ready), then each link once the previous one's outputs are there.
         let start = Instant::now();
-        let resolution = evaluate_all(&client, "default", |path, _| {
-            json!({"path": format!("/out/{path}")})
-                .as_object()
-                .unwrap()
-                .clone()
-        })
-        .await
-        .unwrap();
+        let first = client.evaluate_resources("default", &paths).await.unwrap();
+        let mut evaluations = paths.len();
+        assert_eq!(
+            first
+                .iter()
+                .filter(|item| matches!(item, BatchItem::Ready { .. }))
+                .count(),
+            1
+        );
+        for n in 0..chain {
+            let link = ResourcePath(vec![format!("c{n}")]);
+            let outputs = json!({"path": format!("/out/{link}")});
+            client
+                .provide_outputs("default", &link, outputs.as_object().unwrap().clone())
+                .await
+                .unwrap();
+            if n + 1 < chain {
+                let next = ResourcePath(vec![format!("c{}", n + 1)]);
+                let evaluation = client.evaluate_resource("default", &next).await.unwrap();
+                assert!(matches!(evaluation, Evaluation::Ready { .. }));
+                evaluations += 1;
+            }
+        }
         let total = start.elapsed();
-        assert_eq!(resolution.ready.len(), chain);
         println!(
             "{chain:>6}-link chain Nix {:<7} {:?}  {} evaluations  total {:>8.1} ms  ({:.3} ms per unblocking round)",
             loaded.nix_version,
             loaded.strategy,
-            resolution.evaluations,
+            evaluations,
             ms(total),
             ms(total) / chain as f64
         );

@@ -9,4 +9,3 @@
 
 pub mod client;
 pub mod protocol;
-pub mod resolve;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use nixops4_eval::client::{EvalClient, EvalOptions};
 use nixops4_eval::protocol::*;
-use nixops4_eval::resolve::evaluate_all;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -118,6 +117,12 @@ async fn waiting(h: &Harness, resource: &str) -> Vec<ResourcePath> {
     }
 }
 
+/// The resources of the default deployment, as dotted paths.
+async fn resource_names(h: &Harness) -> Vec<String> {
+    let resources = h.client.list_resources("default").await.unwrap();
+    resources.iter().map(ToString::to_string).collect()
+}
+
 async fn provide(h: &Harness, resource: &str) {
     let resource = path(resource);
     h.client
@@ -155,8 +160,7 @@ async fn lists_deployments_and_resources() {
     let h = loaded("chain").await;
     assert_eq!(h.loaded.deployments, ["default", "empty"]);
     assert!(h.loaded.flake.starts_with("path:"), "{}", h.loaded.flake);
-    let resources = h.client.list_resources("default").await.unwrap();
-    let names: Vec<String> = resources.iter().map(ToString::to_string).collect();
+    let names = resource_names(&h).await;
     assert_eq!(
         names,
         [
@@ -208,43 +212,63 @@ async fn evaluates_plain_inputs_with_their_position() {
     assert_eq!(independent.inputs["args"], json!(["1", 2]));
 }
 
+/// Evaluates resources in one batch; each item as `name: ready`, `name: waits for a, b`
+/// or `name: failed`, one a line.
+async fn round(h: &Harness, names: &[&str]) -> (String, BTreeMap<String, BatchItem>) {
+    let paths: Vec<ResourcePath> = names.iter().map(|n| path(n)).collect();
+    let items = h
+        .client
+        .evaluate_resources("default", &paths)
+        .await
+        .unwrap();
+    let mut shown = String::new();
+    let mut by_name = BTreeMap::new();
+    for (name, item) in names.iter().zip(items) {
+        let status = match &item {
+            BatchItem::Ready { .. } => "ready".to_owned(),
+            BatchItem::Waiting { resources } => format!(
+                "waits for {}",
+                resources
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            BatchItem::Failed { .. } => "failed".to_owned(),
+        };
+        shown.push_str(&format!("{name}: {status}\n"));
+        by_name.insert((*name).to_owned(), item);
+    }
+    (shown, by_name)
+}
+
+fn contents(items: &BTreeMap<String, BatchItem>, name: &str) -> Value {
+    match &items[name] {
+        BatchItem::Ready { value } => value.inputs["contents"].clone(),
+        other => panic!("{name}: expected ready, got {other:?}"),
+    }
+}
+
+/// The protocol round by round, as the engine drives it: what waits answers with what it
+/// waits for, and is ready once those outputs are provided; an error stays with its
+/// resource.
 #[tokio::test]
 async fn chains_and_diamonds_unblock_in_order_and_errors_stay_local() {
     let mut h = loaded("chain").await;
     let evaluator = h.client.process_id().unwrap();
     let repl_before = children(evaluator);
-    let mut order = Vec::new();
-    let resolution = evaluate_all(&h.client, "default", |path, _| {
-        order.push(path.to_string());
-        made_up_outputs(path)
-    })
-    .await
-    .unwrap();
-
-    let position = |name: &str| {
-        order
-            .iter()
-            .position(|p| p == name)
-            .unwrap_or_else(|| panic!("{name} never became ready"))
+    let listed = resource_names(&h).await;
+    let all: Vec<&str> = listed.iter().map(String::as_str).collect();
+    let (shown, items) = round(&h, &all).await;
+    assert_eq!(
+        shown,
+        "a: ready\nafterBroken: waits for broken\nb: waits for a\nbottom: waits for left\n\
+         broken: failed\nc: waits for b\nindependent: ready\nleft: waits for top\n\
+         right: waits for top\ntop: ready\n"
+    );
+    let BatchItem::Failed { error: broken } = &items["broken"] else {
+        panic!("{:?}", items["broken"])
     };
-    assert!(position("a") < position("b") && position("b") < position("c"));
-    assert!(position("top") < position("left") && position("top") < position("right"));
-    assert!(position("left") < position("bottom") && position("right") < position("bottom"));
-    assert_eq!(
-        resolution.ready[&path("c")].inputs["contents"]
-            .as_str()
-            .unwrap()
-            .split(' ')
-            .next(),
-        Some("/out/b")
-    );
-    assert_eq!(
-        resolution.ready[&path("bottom")].inputs["contents"],
-        "/out/left/out/right"
-    );
-
-    // One broken resource: its own error, its dependent blocked, everything else ready.
-    let broken = &resolution.failed[&path("broken")];
     assert_eq!(broken.kind, EvalErrorKind::Expression);
     assert!(
         broken
@@ -255,12 +279,36 @@ async fn chains_and_diamonds_unblock_in_order_and_errors_stay_local() {
     );
     assert_eq!(broken.position.as_ref().unwrap().file, flake_file(&h));
     assert_eq!(broken.position.as_ref().unwrap().line, 24);
+
+    for ready in ["a", "independent", "top"] {
+        provide(&h, ready).await;
+    }
+    let (shown, items) = round(&h, &["b", "bottom", "left", "right"]).await;
     assert_eq!(
-        resolution.blocked,
-        BTreeMap::from([(path("afterBroken"), vec![path("broken")])])
+        shown,
+        "b: ready\nbottom: waits for left\nleft: ready\nright: ready\n"
     );
-    assert_eq!(resolution.ready.len(), 8);
-    assert!(resolution.cycles.is_empty());
+    assert!(
+        contents(&items, "b")
+            .as_str()
+            .unwrap()
+            .starts_with("/out/a ")
+    );
+
+    for ready in ["b", "left", "right"] {
+        provide(&h, ready).await;
+    }
+    let (shown, items) = round(&h, &["afterBroken", "bottom", "c"]).await;
+    assert_eq!(
+        shown,
+        "afterBroken: waits for broken\nbottom: ready\nc: ready\n"
+    );
+    assert_eq!(
+        contents(&items, "c").as_str().unwrap().split(' ').next(),
+        Some("/out/b")
+    );
+    assert_eq!(contents(&items, "bottom"), "/out/left/out/right");
+    provide(&h, "c").await;
 
     // The laziness bar: a value shared by b and c is evaluated once across all rounds when
     // it lives outside the deployment function, on every Nix; inside it, once per
@@ -317,14 +365,7 @@ async fn outputs_wait_for_what_they_use() {
 #[tokio::test]
 async fn nested_deployments_providers_state_and_sequences() {
     let h = loaded("nested").await;
-    let names: Vec<String> = h
-        .client
-        .list_resources("default")
-        .await
-        .unwrap()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let names = resource_names(&h).await;
     assert_eq!(
         names,
         [
@@ -391,18 +432,16 @@ async fn nested_deployments_providers_state_and_sequences() {
     assert_eq!(odd.state, Some(path("state")));
 }
 
+/// Each member of a cycle waits for the next; finding the cycle is the engine's part
+/// (`core/src/schedule.rs`).
 #[tokio::test]
-async fn cycles_are_reported_with_their_members() {
+async fn a_cycle_waits_around_and_what_is_outside_it_is_ready() {
     let h = loaded("cycle").await;
-    let resolution = evaluate_all(&h.client, "default", |path, _| made_up_outputs(path))
-        .await
-        .unwrap();
+    let (shown, _) = round(&h, &["a", "b", "c", "free", "waitsOnCycle"]).await;
     assert_eq!(
-        resolution.cycles,
-        vec![vec![path("a"), path("b"), path("c")]]
+        shown,
+        "a: waits for b\nb: waits for c\nc: waits for a\nfree: ready\nwaitsOnCycle: waits for a\n"
     );
-    assert!(resolution.ready.contains_key(&path("free")));
-    assert_eq!(resolution.blocked.len(), 4, "{:?}", resolution.blocked);
 }
 
 #[tokio::test]
@@ -652,14 +691,7 @@ async fn module_system_deployments_with_a_nixpkgs_lib() {
         "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
     );
     let h = loaded("modules").await;
-    let names: Vec<String> = h
-        .client
-        .list_resources("default")
-        .await
-        .unwrap()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let names = resource_names(&h).await;
     assert_eq!(names, ["extra", "link", "site"]);
     assert_eq!(
         ready(&h, "default", "site").await.inputs["contents"],

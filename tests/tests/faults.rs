@@ -1,5 +1,6 @@
 //! Crash safety: `nixops4 apply` killed with SIGKILL at many points, interrupted with
-//! Ctrl-C, and the next apply converging without duplicating or orphaning a resource.
+//! Ctrl-C, an operation that gets no answer, and the next apply converging without
+//! duplicating or orphaning a resource.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -168,4 +169,42 @@ fn ctrl_c_finishes_running_calls_and_records_them() {
     assert!(pending.is_empty());
     env.run(&["apply"]).success();
     assert_eq!(env.read("later").as_deref(), Some("done\n"));
+}
+
+#[test]
+fn an_operation_without_an_answer_leaves_its_intent_for_the_next_apply() {
+    let env = TestEnv::new();
+    env.write_deployment(
+        r#"
+      resources.job = { type = "local.exec"; inputs = { executable = "sh"; args = [ "-c" "if [ -e hang ]; then while [ ! -e release ]; do sleep 0.05; done; fi; echo ran" ]; }; };"#,
+    );
+    env.run(&["apply"]).success();
+    env.write("hang", "");
+    let lost = env.run(&["--provider-timeout", "1", "run", "job", "rerun"]);
+    assert_eq!(lost.code(), Some(1), "{lost}");
+    assert!(lost.stderr.contains("did not answer within 1 s"), "{lost}");
+    assert_eq!(
+        env.run(&["state", "list"]).success().stdout,
+        "job  local.exec  (pending operation rerun)\n"
+    );
+    env.write("release", "");
+    std::fs::remove_file(env.dir().join("hang")).unwrap();
+    let refused = env.run(&["run", "job", "rerun"]);
+    assert!(
+        refused
+            .stderr
+            .contains("resource job has an unfinished operation rerun from an earlier run; apply first to settle it"),
+        "{refused}"
+    );
+    // `local.exec` cannot be read back: the apply clears the intent and keeps the record.
+    env.run(&["apply"]).success();
+    assert_eq!(
+        env.run(&["state", "list"]).success().stdout,
+        "job  local.exec\n"
+    );
+    assert_eq!(
+        env.run(&["plan"]).success().stdout,
+        "No changes. 1 resource up to date.\n"
+    );
+    env.run(&["run", "job", "rerun"]).success();
 }

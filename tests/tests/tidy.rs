@@ -135,3 +135,33 @@ fn crates_depend_only_along_allowed_edges() {
         violations.join("\n")
     );
 }
+
+/// `nixops4-core` never prints: its root denies the print lints (which also catch
+/// `eprint!` and `dbg!`), and no file reaches for the process's stdout or stderr.
+#[test]
+fn core_never_prints() {
+    let root = repository_root();
+    let lib = std::fs::read_to_string(root.join("core/src/lib.rs")).unwrap();
+    assert!(
+        lib.lines().any(|line| line.trim()
+            == "#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]"),
+        "core/src/lib.rs must deny clippy::print_stdout, clippy::print_stderr and clippy::dbg_macro"
+    );
+    let mut files = Vec::new();
+    rust_files(&root.join("core/src"), &mut files);
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            ["io::stdout", "io::stderr"]
+                .iter()
+                .any(|stream| text.contains(stream))
+        })
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "nixops4-core writes to the terminal; return values or emit events instead:\n{}",
+        offenders.join("\n")
+    );
+}

@@ -31,7 +31,7 @@ pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, Engin
             for (path, record) in records {
                 let pending = record
                     .pending()
-                    .map(|p| format!("  (pending {p:?})"))
+                    .map(|p| format!("  (pending {p})"))
                     .unwrap_or_default();
                 crate::render::stdout_line(&format!("{path}  {}{pending}", record.type_name()));
             }

@@ -1,0 +1,68 @@
+//! State administration: show and list the records, forget a resource without deleting
+//! it (`state rm`), and move a record after a rename (`state mv`). No provider is called.
+
+use std::collections::BTreeMap;
+
+use nixops4_eval::protocol::ResourcePath;
+use serde_json::Value;
+
+use crate::engine::{Engine, refuse_empty};
+use crate::error::EngineError;
+use crate::state::{ResourceRecord, StateChange};
+
+impl Engine {
+    /// The recorded state document.
+    pub async fn state_document(&self) -> Result<Value, EngineError> {
+        Ok(self.read_state().await?.document().clone())
+    }
+
+    pub async fn state_records(
+        &self,
+    ) -> Result<BTreeMap<ResourcePath, ResourceRecord>, EngineError> {
+        Ok(self.read_state().await?.records())
+    }
+
+    /// Forgets a resource without deleting it.
+    pub async fn state_remove(&self, path: &ResourcePath) -> Result<(), EngineError> {
+        refuse_empty(std::slice::from_ref(path))?;
+        self.locked("state rm", async |state, _| match state.get(path) {
+            None => Err(EngineError::usage(format!(
+                "resource {path} is not recorded in the state"
+            ))),
+            Some(_) => {
+                let event = format!("forget {path}");
+                state
+                    .apply(&event, &[StateChange::Remove(path.clone())])
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// Moves a record to a new path, for a resource that was renamed in the expression.
+    pub async fn state_move(
+        &self,
+        from: &ResourcePath,
+        to: &ResourcePath,
+    ) -> Result<(), EngineError> {
+        refuse_empty(&[from.clone(), to.clone()])?;
+        self.locked("state mv", async |state, _| {
+            match (state.get(from), state.get(to)) {
+                (None, _) => Err(EngineError::usage(format!(
+                    "resource {from} is not recorded in the state"
+                ))),
+                (_, Some(_)) => Err(EngineError::usage(format!(
+                    "resource {to} is already recorded in the state"
+                ))),
+                (Some(record), None) => {
+                    let changes = [
+                        StateChange::Remove(from.clone()),
+                        StateChange::put(to.clone(), record),
+                    ];
+                    state.apply(&format!("move {from} to {to}"), &changes).await
+                }
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,171 @@
+//! Plan, apply and destroy: which goals a run gets, and when it may change the world.
+//!
+//! A plan is a preview: the deployment's resources to apply and the records no longer
+//! declared to delete, run without the capability to change anything. An apply locks
+//! the state, resumes what a crashed run left, makes that same preview against the
+//! locked state, has its plan approved, and then lets the very same run go on with the
+//! capability, for the targets and what they need or for everything: what it applies is
+//! the plan that was approved. A destroy deletes recorded resources, dependents first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nixops4_eval::protocol::ResourcePath;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{Engine, refuse_empty};
+use crate::error::EngineError;
+use crate::plan::{Action, Plan};
+use crate::run::Run;
+use crate::schedule::Schedule;
+use crate::state::{ResourceRecord, StateStore};
+
+/// What an apply or destroy did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    #[serde(serialize_with = "by_dotted_path")]
+    pub applied: BTreeMap<ResourcePath, Action>,
+    pub unchanged: usize,
+    #[serde(serialize_with = "by_dotted_path")]
+    pub failed: BTreeMap<ResourcePath, String>,
+    #[serde(serialize_with = "by_dotted_path")]
+    pub skipped: BTreeMap<ResourcePath, String>,
+    pub interrupted: bool,
+}
+
+/// JSON object keys are strings: resources are keyed by their dotted path there.
+fn by_dotted_path<S: serde::Serializer, V: Serialize>(
+    map: &BTreeMap<ResourcePath, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().map(|(path, value)| (path.to_string(), value)))
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
+    }
+}
+
+impl Engine {
+    /// Plans the deployment against its state, without changing anything.
+    pub async fn plan(&self) -> Result<Plan, EngineError> {
+        let deployment = self.deployment()?;
+        let mut state = self.read_state().await?;
+        let run = self.preview(deployment, &mut state).await?;
+        Ok(run.plan(state.document()))
+    }
+
+    /// Applies the deployment: creates, updates, replaces and (without targets) deletes.
+    /// With targets, only they and what they depend on are applied.
+    ///
+    /// The state is locked first and the plan made against it; `approve` sees that plan
+    /// (to show it, ask, or compare it with a saved one) and says whether to go on. So
+    /// what is applied is exactly what was approved. `None` when it was not approved.
+    pub async fn apply(
+        &self,
+        targets: &[ResourcePath],
+        approve: impl FnOnce(&Plan) -> Result<bool, EngineError>,
+    ) -> Result<Option<ApplyReport>, EngineError> {
+        let deployment = self.deployment()?;
+        refuse_empty(targets)?;
+        self.locked("apply", async |state, mutation| {
+            self.resume(state, mutation).await?;
+            let mut run = self.preview(deployment, state).await?;
+            if !approve(&run.plan(state.document()))? {
+                return Ok(None);
+            }
+            if let Some(target) = targets.iter().find(|t| !run.declares(t)) {
+                return Err(EngineError::usage(format!(
+                    "there is no resource {target} in deployment `{deployment}`"
+                )));
+            }
+            run.grant(mutation, targets);
+            run.drive(state).await?;
+            Ok(Some(run.conclude()))
+        })
+        .await
+    }
+
+    /// The run of a plan, settled: the declared resources evaluated and decided, those
+    /// that change planned, and the records no longer declared planned for deletion.
+    async fn preview(
+        &self,
+        deployment: &str,
+        state: &mut StateStore,
+    ) -> Result<Run<'_>, EngineError> {
+        let paths = self.managed_resources(deployment).await?;
+        self.provide_state_outputs(deployment, state).await?;
+        let records = state.records();
+        let declared: BTreeSet<&ResourcePath> = paths.iter().collect();
+        let mut schedule = Schedule::new(self.options.parallelism);
+        schedule.apply(paths.iter().cloned());
+        schedule.delete(
+            records
+                .iter()
+                .filter(|(path, _)| !declared.contains(path))
+                .map(|(path, record)| (path.clone(), record.depends_on().to_vec())),
+        );
+        let secrets = self.secret_values(&records).await;
+        let mut run = Run::new(self, deployment, schedule, records, "apply");
+        run.keep_out_of_plans(secrets);
+        run.drive(state).await?;
+        Ok(run)
+    }
+
+    /// Secret output values recorded in state, to keep out of plans.
+    async fn secret_values(
+        &self,
+        records: &BTreeMap<ResourcePath, ResourceRecord>,
+    ) -> BTreeSet<String> {
+        let mut secrets = BTreeSet::new();
+        for record in records.values() {
+            let Some(meta) = &record.nixops4 else {
+                continue;
+            };
+            let Ok(facts) = self.type_facts(&meta.provider, &record.resource_type).await else {
+                continue;
+            };
+            for name in &facts.secret_outputs {
+                match record.output_properties.get(name) {
+                    Some(Value::String(value)) => {
+                        secrets.insert(value.clone());
+                    }
+                    Some(other) => {
+                        secrets.insert(other.to_string());
+                    }
+                    None => {}
+                }
+            }
+        }
+        secrets
+    }
+
+    /// Deletes the recorded resources (or the targets and what depends on them), in
+    /// reverse dependency order.
+    pub async fn destroy(&self, targets: &[ResourcePath]) -> Result<ApplyReport, EngineError> {
+        let deployment = self.deployment()?;
+        refuse_empty(targets)?;
+        self.locked("destroy", async |state, mutation| {
+            self.resume(state, mutation).await?;
+            let records = state.records();
+            if let Some(target) = targets.iter().find(|t| !records.contains_key(*t)) {
+                return Err(EngineError::usage(format!(
+                    "resource {target} is not recorded in the state"
+                )));
+            }
+            let mut schedule = Schedule::new(self.options.parallelism);
+            schedule.delete(
+                records
+                    .iter()
+                    .map(|(path, record)| (path.clone(), record.depends_on().to_vec())),
+            );
+            let mut run = Run::new(self, deployment, schedule, records, "destroy");
+            run.grant(mutation, targets);
+            run.drive(state).await?;
+            Ok(run.conclude())
+        })
+        .await
+    }
+}

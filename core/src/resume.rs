@@ -1,0 +1,79 @@
+//! Crash resume: before an apply or destroy plans anything, it settles the intents that a
+//! run which was killed (or lost its provider) left in the state.
+//!
+//! A create that may have happened is read back: kept if the resource exists, forgotten
+//! if not, or where the provider cannot read. An update or an operation is read back and
+//! its outputs recorded (the apply then redoes an update, whose record still has the old
+//! inputs); where the provider cannot read, the intent is cleared. A delete is done again.
+
+use nixops4_provider_protocol::{Properties, ReadResourceResponse};
+
+use crate::calls;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::provider_client::ProviderError;
+use crate::state::{Mutation, Pending, ResourceRecord, StateChange, StateStore};
+
+impl Engine {
+    pub(crate) async fn resume(
+        &self,
+        state: &mut StateStore,
+        mutation: Mutation,
+    ) -> Result<(), EngineError> {
+        for (path, record) in state.records() {
+            let Some(pending) = record.pending() else {
+                continue;
+            };
+            let change = match pending {
+                Pending::Delete => {
+                    calls::delete(&self.providers, &record, mutation)
+                        .await
+                        .map_err(|error| {
+                            let mut error = EngineError::from(error);
+                            error.message = format!(
+                                "{}; remove the record with `nixops4 state rm` if it is gone",
+                                error.message
+                            );
+                            error
+                        })?;
+                    StateChange::Remove(path)
+                }
+                Pending::Create => match calls::read(&self.providers, &record, false).await {
+                    Ok(ReadResourceResponse::Present { output_properties }) => {
+                        StateChange::put(path, settled(&record, Some(output_properties)))
+                    }
+                    Ok(ReadResourceResponse::Gone {}) | Err(ProviderError::Unsupported { .. }) => {
+                        StateChange::Remove(path)
+                    }
+                    Err(error) => return Err(error.into()),
+                },
+                Pending::Update | Pending::Operation { .. } => {
+                    match calls::read(&self.providers, &record, true).await {
+                        Ok(ReadResourceResponse::Present { output_properties }) => {
+                            StateChange::put(path, settled(&record, Some(output_properties)))
+                        }
+                        Ok(ReadResourceResponse::Gone {}) => StateChange::Remove(path),
+                        Err(ProviderError::Unsupported { .. }) => {
+                            StateChange::put(path, settled(&record, None))
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+            };
+            state.apply("resume", &[change]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The record without its intent, with the outputs read back when there are some.
+fn settled(record: &ResourceRecord, outputs: Option<Properties>) -> ResourceRecord {
+    let mut record = record.clone();
+    if let Some(outputs) = outputs {
+        record.output_properties = outputs;
+    }
+    if let Some(meta) = &mut record.nixops4 {
+        meta.pending = None;
+    }
+    record
+}

@@ -1,0 +1,575 @@
+//! The engine's one loop: evaluate, wait, decide, perform, record, provide outputs. Plan,
+//! apply, destroy and refresh all run it; they differ in the goals they give the
+//! [`Schedule`] and in whether it holds the capability to change the world.
+//!
+//! [`Run::drive`] performs what the schedule decides. It evaluates in batches, decides
+//! each evaluated resource's work against its record and its provider's schema, records
+//! the intents of the calls it starts (one state event), runs the calls concurrently,
+//! records the results that arrived by then (one event), and only then gives their
+//! outputs to the evaluator, so nothing depends on a result that is not in state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nixops4_eval::protocol::{Evaluation, ResourceSpec};
+use nixops4_provider_protocol::{Properties, ReadResourceResponse};
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use crate::ResourcePath;
+use crate::apply::ApplyReport;
+use crate::calls;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::events::{Event, EventSink, emit};
+use crate::operations::RefreshReport;
+use crate::plan::{self, Action, Change, Plan, PlannedResource, Problem};
+use crate::provider_client::ProviderError;
+use crate::providers::ProviderPool;
+use crate::schedule::{Call, Ended, Evaluated, Schedule, Settled, Step, Work, render_cycle};
+use crate::state::{Mutation, Pending, RecordMeta, ResourceRecord, StateChange, StateStore};
+
+pub(crate) struct Run<'a> {
+    engine: &'a Engine,
+    deployment: String,
+    schedule: Schedule,
+    /// The records when the run began; a resource's record changes only by its own calls.
+    records: BTreeMap<ResourcePath, ResourceRecord>,
+    /// What each evaluated resource is, for its calls and its plan entry.
+    specs: BTreeMap<ResourcePath, ResourceSpec>,
+    changes: BTreeMap<ResourcePath, Vec<Change>>,
+    /// Why resources could not be evaluated, with where, for plans.
+    problems: BTreeMap<ResourcePath, Problem>,
+    /// Recorded secret outputs, kept out of plans.
+    secrets: BTreeSet<String>,
+    /// Front ends hear of a run only once it may change the world.
+    events: EventSink,
+    /// The name of the state events that record results.
+    recorded_as: &'static str,
+    refreshed: RefreshReport,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        deployment: &str,
+        schedule: Schedule,
+        records: BTreeMap<ResourcePath, ResourceRecord>,
+        recorded_as: &'static str,
+    ) -> Run<'a> {
+        Run {
+            engine,
+            deployment: deployment.to_owned(),
+            schedule,
+            records,
+            specs: BTreeMap::new(),
+            changes: BTreeMap::new(),
+            problems: BTreeMap::new(),
+            secrets: BTreeSet::new(),
+            events: None,
+            recorded_as,
+            refreshed: RefreshReport::default(),
+        }
+    }
+
+    pub(crate) fn keep_out_of_plans(&mut self, secrets: BTreeSet<String>) {
+        self.secrets = secrets;
+    }
+
+    /// Whether the deployment declares the resource, to be applied.
+    pub(crate) fn declares(&self, path: &ResourcePath) -> bool {
+        self.schedule.declares(path)
+    }
+
+    /// From now on the run may change the world, for `targets` and what they need (all
+    /// when there are none). Failures found before are reported now.
+    pub(crate) fn grant(&mut self, mutation: Mutation, targets: &[ResourcePath]) {
+        self.schedule.grant(mutation, targets);
+        self.events = self.engine.options.events.clone();
+        let failures: Vec<(ResourcePath, String)> = self
+            .schedule
+            .failures()
+            .map(|(path, error)| (path.clone(), error.to_owned()))
+            .collect();
+        for (resource, error) in failures {
+            self.emit(Event::Failed { resource, error });
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        emit(&self.events, event);
+    }
+
+    /// Runs the loop until nothing more can happen.
+    pub(crate) async fn drive(&mut self, state: &mut StateStore) -> Result<(), EngineError> {
+        let mut running: JoinSet<Finished> = JoinSet::new();
+        loop {
+            // A preview is not cut short: a plan shows everything or fails.
+            if self.schedule.holds_mutation() && self.engine.interrupted() {
+                self.schedule.interrupt();
+            }
+            let batch = self.schedule.evaluate_now();
+            if !batch.is_empty() {
+                self.evaluate(&batch).await?;
+                continue;
+            }
+            let calls = self.schedule.start();
+            if !calls.is_empty() {
+                self.start(state, calls, &mut running).await?;
+            }
+            if running.is_empty() {
+                return Ok(());
+            }
+            let finished = finished_calls(&mut running).await?;
+            self.record(state, finished).await?;
+        }
+    }
+
+    async fn evaluate(&mut self, batch: &[ResourcePath]) -> Result<(), EngineError> {
+        for (path, evaluation) in self
+            .engine
+            .eval
+            .evaluate_each(&self.deployment, batch)
+            .await?
+        {
+            let evaluated = match evaluation {
+                Ok(Evaluation::Ready { value }) => self.decide(&path, value).await?,
+                Ok(Evaluation::Waiting { resources }) => Evaluated::Waiting(resources),
+                Err(error) => {
+                    let message = format!("could not evaluate {path}: {error}");
+                    self.problem(&path, error.message, error.position);
+                    Evaluated::Failed(message)
+                }
+            };
+            if let Evaluated::Failed(error) = &evaluated {
+                self.emit(Event::Failed {
+                    resource: path.clone(),
+                    error: error.clone(),
+                });
+            }
+            self.schedule.evaluated(&path, evaluated);
+        }
+        Ok(())
+    }
+
+    fn problem(&mut self, path: &ResourcePath, message: String, position: Option<crate::Position>) {
+        let problem = Problem {
+            resource: path.clone(),
+            message,
+            position,
+        };
+        self.problems.insert(path.clone(), problem);
+    }
+
+    /// What an evaluated resource needs, against its record and its provider's schema.
+    /// A resource that needs nothing gives its recorded outputs to the evaluator.
+    async fn decide(
+        &mut self,
+        path: &ResourcePath,
+        spec: ResourceSpec,
+    ) -> Result<Evaluated, EngineError> {
+        let facts = match self
+            .engine
+            .type_facts(&spec.provider, &spec.resource_type)
+            .await
+        {
+            Ok(facts) => facts,
+            Err(error) => {
+                let message = format!(
+                    "could not ask provider `{}` about {path}: {error}",
+                    spec.provider.name
+                );
+                self.problem(path, error.message, spec.position);
+                return Ok(Evaluated::Failed(message));
+            }
+        };
+        let record = self.records.get(path);
+        let (action, mut changes) = plan::decide(
+            &spec.inputs,
+            &spec.type_name,
+            record,
+            &facts.replace_on_change,
+        );
+        plan::redact(&mut changes, &self.secrets);
+        let work = match (action, record) {
+            (Action::NoChange, Some(record)) => {
+                self.engine
+                    .eval
+                    .provide_outputs(&self.deployment, path, record.output_properties.clone())
+                    .await?;
+                Work::Keep
+            }
+            (Action::Update, Some(_)) => Work::Update,
+            (Action::Replace, Some(_)) => Work::Replace,
+            _ => Work::Create,
+        };
+        let after = spec.depends_on.clone();
+        self.changes.insert(path.clone(), changes);
+        self.specs.insert(path.clone(), spec);
+        Ok(Evaluated::Ready { work, after })
+    }
+
+    /// Records the intents of these calls as one event, announces them, and starts them.
+    async fn start(
+        &mut self,
+        state: &mut StateStore,
+        calls: Vec<Call>,
+        running: &mut JoinSet<Finished>,
+    ) -> Result<(), EngineError> {
+        let mut prepared = Vec::new();
+        let mut intents = Vec::new();
+        for call in calls {
+            let request = self.prepare(&call)?;
+            intents.extend(self.intent(&call, &request));
+            prepared.push((call, request));
+        }
+        state.apply("intent", &intents).await?;
+        for (call, request) in prepared {
+            if let Some(action) = call.announced() {
+                self.emit(Event::Started {
+                    resource: call.path.clone(),
+                    action,
+                });
+            }
+            running.spawn(perform(self.engine.providers.clone(), call, request));
+        }
+        Ok(())
+    }
+
+    /// The call with the spec or record it needs.
+    fn prepare(&self, call: &Call) -> Result<Prepared, EngineError> {
+        let spec = || self.specs.get(&call.path).cloned();
+        let record = || self.records.get(&call.path).cloned();
+        let prepared = match call.step {
+            Step::Create(mutation) => spec().map(|s| Prepared::Create(Box::new(s), mutation)),
+            Step::Update(mutation) => spec()
+                .zip(record())
+                .map(|both| Prepared::Update(Box::new(both), mutation)),
+            Step::Delete(mutation) => record().map(|r| Prepared::Delete(Box::new(r), mutation)),
+            Step::Read => record().map(|r| Prepared::Read(Box::new(r))),
+        };
+        prepared
+            .ok_or_else(|| EngineError::internal(format!("{} has nothing to call with", call.path)))
+    }
+
+    /// The record to write before a call that can change the world, so that a crash
+    /// during it is noticed.
+    fn intent(&self, call: &Call, request: &Prepared) -> Option<StateChange> {
+        let (mut record, pending) = match request {
+            Prepared::Create(spec, _) => (
+                self.record_of(&call.path, spec, Properties::new()),
+                Pending::Create,
+            ),
+            Prepared::Update(both, _) => (both.1.clone(), Pending::Update),
+            Prepared::Delete(record, _) => ((**record).clone(), Pending::Delete),
+            Prepared::Read(_) => return None,
+        };
+        let mut meta = calls::meta_of(&record);
+        meta.pending = Some(pending);
+        record.nixops4 = Some(meta);
+        Some(StateChange::put(call.path.clone(), record))
+    }
+
+    fn record_of(
+        &self,
+        path: &ResourcePath,
+        spec: &ResourceSpec,
+        outputs: Properties,
+    ) -> ResourceRecord {
+        let depends_on: BTreeSet<ResourcePath> = spec
+            .depends_on
+            .iter()
+            .chain(self.schedule.observed(path))
+            .cloned()
+            .collect();
+        ResourceRecord {
+            resource_type: spec.resource_type.clone(),
+            input_properties: spec.inputs.clone(),
+            output_properties: outputs,
+            nixops4: Some(RecordMeta {
+                type_name: spec.type_name.clone(),
+                provider: spec.provider.clone(),
+                depends_on: depends_on.into_iter().collect(),
+                pending: None,
+            }),
+        }
+    }
+
+    /// Records what these calls did as one event; then gives new outputs to the
+    /// evaluator and tells the schedule.
+    async fn record(
+        &mut self,
+        state: &mut StateStore,
+        finished: Vec<Finished>,
+    ) -> Result<(), EngineError> {
+        let mut changes = Vec::new();
+        let mut results: Vec<(Call, Result<Option<Properties>, String>)> = Vec::new();
+        for Finished { call, result } in finished {
+            let path = call.path.clone();
+            let result = match result {
+                Ok(Answer::Outputs(outputs)) => match self.specs.get(&path) {
+                    Some(spec) => {
+                        let record = self.record_of(&path, spec, outputs.clone());
+                        changes.push(StateChange::put(path, record));
+                        Ok(Some(outputs))
+                    }
+                    None => return Err(EngineError::internal(format!("{path} has no spec"))),
+                },
+                Ok(Answer::Deleted) => {
+                    changes.push(StateChange::Remove(path));
+                    Ok(None)
+                }
+                Ok(Answer::Read(read)) => {
+                    changes.extend(self.refreshed(&path, read));
+                    Ok(None)
+                }
+                Err(ProviderError::Unsupported { .. }) if call.step == Step::Read => {
+                    self.refreshed.unreadable.push(path);
+                    Ok(None)
+                }
+                Err(error) => {
+                    // A provider that answered with an error did not do the work: undo
+                    // the intent. Without an answer (crash, timeout) the outcome is
+                    // unknown: the intent stays, and the next apply reads it back.
+                    if matches!(error, ProviderError::Refused { .. }) {
+                        changes.extend(self.undo_intent(&call));
+                    }
+                    let verb = call.announced().map_or("read", infinitive);
+                    let message = format!("could not {verb} {path}: {error}");
+                    if call.step == Step::Read {
+                        self.refreshed.failed.push((path.clone(), message.clone()));
+                    }
+                    self.emit(Event::Failed {
+                        resource: path,
+                        error: message.clone(),
+                    });
+                    Err(message)
+                }
+            };
+            results.push((call, result));
+        }
+        state.apply(self.recorded_as, &changes).await?;
+        for (call, result) in results {
+            let result = match result {
+                Ok(Some(outputs)) => {
+                    self.engine
+                        .eval
+                        .provide_outputs(&self.deployment, &call.path, outputs)
+                        .await?;
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(message) => Err(message),
+            };
+            let done = self.schedule.finished(&call.path, result);
+            if let Some(action) = done.and_then(Work::action) {
+                self.emit(Event::Finished {
+                    resource: call.path,
+                    action,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn undo_intent(&self, call: &Call) -> Option<StateChange> {
+        match call.step {
+            Step::Create(_) => Some(StateChange::Remove(call.path.clone())),
+            Step::Update(_) | Step::Delete(_) => self
+                .records
+                .get(&call.path)
+                .map(|record| StateChange::put(call.path.clone(), record.clone())),
+            Step::Read => None,
+        }
+    }
+
+    /// What a read found: drift is recorded, a resource that is gone is forgotten.
+    fn refreshed(
+        &mut self,
+        path: &ResourcePath,
+        read: ReadResourceResponse,
+    ) -> Option<StateChange> {
+        let record = self.records.get(path)?;
+        match read {
+            ReadResourceResponse::Present { output_properties } => {
+                if output_properties == record.output_properties {
+                    self.refreshed.unchanged += 1;
+                    return None;
+                }
+                let mut record = record.clone();
+                record.output_properties = output_properties;
+                self.refreshed.changed.push(path.clone());
+                Some(StateChange::put(path.clone(), record))
+            }
+            ReadResourceResponse::Gone {} => {
+                self.refreshed.gone.push(path.clone());
+                Some(StateChange::Remove(path.clone()))
+            }
+        }
+    }
+
+    /// Ends an apply or destroy: what did not finish is reported failed or skipped.
+    pub(crate) fn conclude(&mut self) -> ApplyReport {
+        if self.engine.interrupted() {
+            self.schedule.interrupt();
+        }
+        for (resource, ended) in self.schedule.conclude() {
+            self.emit(match ended {
+                Ended::Failed(error) => Event::Failed { resource, error },
+                Ended::Skipped(reason) => Event::Skipped { resource, reason },
+            });
+        }
+        self.schedule.report()
+    }
+
+    /// What a refresh found, in path order.
+    pub(crate) fn refresh_report(mut self) -> RefreshReport {
+        let mut report = std::mem::take(&mut self.refreshed);
+        report.changed.sort();
+        report.gone.sort();
+        report.unreadable.sort();
+        report.failed.sort();
+        report
+    }
+
+    /// The plan: where the preview left each resource. `document` is the state it was
+    /// made against.
+    pub(crate) fn plan(&self, document: &Value) -> Plan {
+        let mut resources = Vec::new();
+        let mut problems = Vec::new();
+        let mut evaluated = plan::Evaluated::new();
+        for (path, _, settled) in self.schedule.settled() {
+            let record = self.records.get(&path);
+            let problem = |message: String| Problem {
+                resource: path.clone(),
+                message,
+                position: None,
+            };
+            match settled {
+                Settled::Done(work) | Settled::Planned(work) => {
+                    let Some(action) = work.action() else {
+                        continue;
+                    };
+                    let spec = self.specs.get(&path);
+                    if let Some(spec) = spec {
+                        evaluated.insert(
+                            path.clone(),
+                            Some((spec.type_name.clone(), spec.inputs.clone())),
+                        );
+                    }
+                    resources.push(PlannedResource {
+                        resource: path.clone(),
+                        type_name: spec.map_or_else(
+                            || record.map(|r| r.type_name().to_owned()).unwrap_or_default(),
+                            |s| s.type_name.clone(),
+                        ),
+                        action,
+                        changes: self.changes.get(&path).cloned().unwrap_or_default(),
+                        inputs_known: true,
+                        waiting_for: Vec::new(),
+                        position: spec.and_then(|s| s.position.clone()),
+                    });
+                }
+                // Its inputs are known after the apply of what it waits for.
+                Settled::Waiting(needs) => {
+                    evaluated.insert(path.clone(), None);
+                    resources.push(PlannedResource {
+                        resource: path.clone(),
+                        type_name: record.map(|r| r.type_name().to_owned()).unwrap_or_default(),
+                        action: if record.is_some() {
+                            Action::Update
+                        } else {
+                            Action::Create
+                        },
+                        changes: Vec::new(),
+                        inputs_known: false,
+                        waiting_for: needs,
+                        position: None,
+                    });
+                }
+                Settled::Failed(message) | Settled::Skipped(message) => problems.push(
+                    self.problems
+                        .get(&path)
+                        .cloned()
+                        .unwrap_or_else(|| problem(message)),
+                ),
+                Settled::Cycle(members) => problems.push(problem(format!(
+                    "dependency cycle: {}",
+                    render_cycle(&members)
+                ))),
+                Settled::Blocked(culprit) => problems.push(problem(format!(
+                    "needs the outputs of {culprit}, which cannot be evaluated"
+                ))),
+                Settled::NotEvaluated => problems.push(problem("not evaluated".to_owned())),
+            }
+        }
+        Plan {
+            deployment: self.deployment.clone(),
+            resources,
+            problems,
+            fingerprint: plan::fingerprint(&evaluated, document),
+        }
+    }
+}
+
+/// A call with the spec or record it is made with.
+enum Prepared {
+    Create(Box<ResourceSpec>, Mutation),
+    Update(Box<(ResourceSpec, ResourceRecord)>, Mutation),
+    Delete(Box<ResourceRecord>, Mutation),
+    Read(Box<ResourceRecord>),
+}
+
+enum Answer {
+    Outputs(Properties),
+    Deleted,
+    Read(ReadResourceResponse),
+}
+
+struct Finished {
+    call: Call,
+    result: Result<Answer, ProviderError>,
+}
+
+async fn perform(providers: ProviderPool, call: Call, request: Prepared) -> Finished {
+    let result = match request {
+        Prepared::Create(spec, mutation) => calls::create(&providers, &spec, mutation)
+            .await
+            .map(Answer::Outputs),
+        Prepared::Update(both, mutation) => calls::update(&providers, &both.0, &both.1, mutation)
+            .await
+            .map(Answer::Outputs),
+        Prepared::Delete(record, mutation) => calls::delete(&providers, &record, mutation)
+            .await
+            .map(|()| Answer::Deleted),
+        Prepared::Read(record) => calls::read(&providers, &record, true)
+            .await
+            .map(Answer::Read),
+    };
+    Finished { call, result }
+}
+
+/// Waits for one call to finish and takes every other that has finished by then, so
+/// that their results are recorded together.
+async fn finished_calls(running: &mut JoinSet<Finished>) -> Result<Vec<Finished>, EngineError> {
+    let joined = |result: Result<Finished, tokio::task::JoinError>| {
+        result.map_err(|e| EngineError::internal(format!("a provider call ended abnormally: {e}")))
+    };
+    let mut finished = Vec::new();
+    if let Some(result) = running.join_next().await {
+        finished.push(joined(result)?);
+    }
+    while let Some(result) = running.try_join_next() {
+        finished.push(joined(result)?);
+    }
+    Ok(finished)
+}
+
+fn infinitive(action: Action) -> &'static str {
+    match action {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Replace => "replace",
+        Action::Delete => "delete",
+        Action::NoChange => "check",
+    }
+}
