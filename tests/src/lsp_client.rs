@@ -112,8 +112,18 @@ impl LspClient {
     }
 
     pub fn send(&mut self, message: Value) {
-        let body = message.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        self.send_body(message.to_string().as_bytes());
+    }
+
+    /// Sends any bytes as a message's body, correctly framed.
+    pub fn send_body(&mut self, body: &[u8]) {
+        write!(self.stdin, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        self.send_bytes(body);
+    }
+
+    /// Sends bytes as they are, framed or not.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).unwrap();
         self.stdin.flush().unwrap();
     }
 

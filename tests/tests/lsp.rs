@@ -67,6 +67,31 @@ fn diagnostics_and_completion_follow_edits() {
 }
 
 #[test]
+fn an_edit_and_a_hover_sent_back_to_back() {
+    let mut client = LspClient::start(&[], None, json!({}));
+    let text = "{ resources = {\n  a = { type = \"local.file\"; inputs = { name = \"é😀\"; contents = \"ü\"; }; };\n}; }\n";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    // Renames the input `name` to `mode`, then hovers the new word at once: the hover
+    // must see the edit (it documents `mode`, not `name`).
+    let (_, start) = marked(&text.replacen("name =", "$0name =", 1));
+    let end = json!({"line": start["line"], "character": start["character"].as_u64().unwrap() + 4});
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": URI, "version": 2}, "contentChanges": [{"range": {"start": start, "end": end}, "text": "mode"}]}),
+    );
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": URI}, "position": start}),
+    );
+    let shown = hover["contents"]["value"].as_str().unwrap();
+    assert!(shown.starts_with("**mode**"), "{shown}");
+    client.shutdown();
+}
+
+#[test]
 fn completes_types_resources_and_outputs() {
     let mut client = LspClient::start(&[], None, json!({}));
     let (text, position) = marked(

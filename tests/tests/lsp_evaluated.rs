@@ -1,7 +1,8 @@
 //! The evaluation-backed side of the real `nixops4-lsp`, with real Nix and the real local
-//! provider: plan lenses after a save for every kind of change, `nixops4/plan`, apply from
-//! a command with progress, destroy with confirmation, an operation, completion answered
-//! while an apply runs, and an untrusted workspace that runs nothing.
+//! provider: plan lenses after a save for every kind of change, `nixops4/plan`, apply
+//! from a command with progress, destroy with confirmation, an operation, completion
+//! answered while an apply runs, cancelling by progress and by request, and an untrusted
+//! workspace that runs nothing.
 
 use std::cell::RefCell;
 
@@ -443,5 +444,66 @@ fn cancelling_the_progress_stops_the_apply_after_the_running_call() {
         "{done}"
     );
     assert!(!env.dir().join("second.txt").exists());
+    client.shutdown();
+}
+
+#[test]
+fn cancelling_the_request_interrupts_an_apply() {
+    let env = TestEnv::new();
+    let marker = env.dir().join("first-started");
+    env.write_deployment(&format!(
+        r#"      resources.first = {{ type = "local.exec"; inputs = {{ executable = "sh"; args = [ "-c" "touch '{}'; sleep 2; echo one" ]; }}; }};
+      resources.second = {{ type = "local.file"; inputs = {{ name = "second.txt"; contents = resources.first.stdout; }}; }};"#,
+        marker.display()
+    ));
+    let mut client = LspClient::start(
+        &[],
+        Some(env.dir()),
+        json!({"trusted": true, "planOnSave": false}),
+    );
+    open(&mut client, &env);
+    // A job: interrupted, and answered with what it did.
+    let apply = client.send_request(
+        "workspace/executeCommand",
+        json!({"command": "nixops4.apply", "arguments": [{"uri": uri(&env)}]}),
+    );
+    started(&mut client, &env, &marker, "the first resource");
+    client.notify("$/cancelRequest", json!({"id": apply}));
+    let done = client.wait_for("the apply", |m| is_response(m, apply));
+    assert_eq!(done["result"]["interrupted"], true, "{done}");
+    assert_eq!(
+        done["result"]["applied"],
+        json!({"first": "create"}),
+        "{done}"
+    );
+    assert!(!env.dir().join("second.txt").exists());
+    client.shutdown();
+}
+
+#[test]
+fn cancelling_a_plan_request_answers_it_at_once() {
+    let env = TestEnv::new();
+    // Reading a FIFO nobody writes to blocks: this plan would never be made.
+    let fifo = env.dir().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    env.write_deployment(
+        r#"      resources.stuck = { type = "local.file"; inputs = { name = "x"; contents = builtins.readFile (builtins.getEnv "NIXOPS4_TEST_FIFO"); }; };"#,
+    );
+    let mut client = LspClient::start_program(
+        &nixops4_tests::binary("nixops4-lsp"),
+        &[],
+        Some(env.dir()),
+        json!({"trusted": true, "planOnSave": false}),
+        &[("NIXOPS4_TEST_FIFO", fifo.to_str().unwrap())],
+    );
+    open(&mut client, &env);
+    let plan = client.send_request("nixops4/plan", json!({"uri": uri(&env)}));
+    client.notify("$/cancelRequest", json!({"id": plan}));
+    let cancelled = client.wait_for("the plan", |m| is_response(m, plan));
+    assert_eq!(cancelled["error"]["code"], -32800, "{cancelled}");
     client.shutdown();
 }

@@ -53,8 +53,8 @@ impl Default for Settings {
 
 pub struct Project {
     root: Option<PathBuf>,
-    pub trusted: bool,
-    pub settings: Settings,
+    trusted: bool,
+    settings: Settings,
     /// Files on disk that are not open, analysed.
     disk: DashMap<PathBuf, Arc<Analysis>>,
     local: Arc<Schemas>,
@@ -79,7 +79,18 @@ impl Project {
         }
     }
 
-    /// Whether the server may read `path`: always inside the workspace, anywhere when trusted.
+    /// Whether the workspace is trusted: then it may run `nix` and providers, and read
+    /// files anywhere.
+    pub fn trusted(&self) -> bool {
+        self.trusted
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Whether the server may look at `path` (a directory it walks up): always inside the
+    /// workspace as written, anywhere when trusted.
     fn readable(&self, path: &Path) -> bool {
         self.trusted
             || self
