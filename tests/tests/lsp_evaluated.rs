@@ -1,8 +1,8 @@
 //! The evaluation-backed side of the real `nixops4-lsp`, with real Nix and the real local
 //! provider: plan lenses after a save for every kind of change, `nixops4/plan`, apply
-//! from a command with progress, destroy with confirmation, an operation, completion
-//! answered while an apply runs, cancelling by progress and by request, and an untrusted
-//! workspace that runs nothing.
+//! from a command with progress, destroy with confirmation, an operation, commands refused
+//! at the boundary, completion answered while an apply runs, cancelling by progress and by
+//! request, and an untrusted workspace that runs nothing.
 
 use std::cell::RefCell;
 
@@ -444,6 +444,57 @@ fn cancelling_the_progress_stops_the_apply_after_the_running_call() {
         "{done}"
     );
     assert!(!env.dir().join("second.txt").exists());
+    client.shutdown();
+}
+
+/// A `nix` that leaves a mark when it runs, for a server that must not run it.
+fn marking_nix(env: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ran = env.dir().join("nix-ran");
+    let nix = env.dir().join("nix.sh");
+    std::fs::write(
+        &nix,
+        format!("#!/bin/sh\ntouch '{}'\nexec nix \"$@\"\n", ran.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&nix, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (nix, ran)
+}
+
+#[test]
+fn commands_whose_targets_are_not_resource_paths_are_refused_before_anything_starts() {
+    let env = TestEnv::new();
+    env.write_deployment(TWO_FILES);
+    let (nix, ran) = marking_nix(&env);
+    let mut client = LspClient::start_program(
+        &nixops4_tests::binary("nixops4-lsp"),
+        &[],
+        Some(env.dir()),
+        json!({"trusted": true, "planOnSave": false}),
+        &[("NIXOPS4_NIX", nix.to_str().unwrap())],
+    );
+    open(&mut client, &env);
+    for (command, targets) in [
+        ("nixops4.runOperation", json!([[]])),
+        ("nixops4.runOperation", json!([[""]])),
+        ("nixops4.destroy", json!([["a", ""]])),
+        ("nixops4.apply", json!([["a"], []])),
+        ("nixops4.apply", json!("a")),
+    ] {
+        let id = client.send_request(
+            "workspace/executeCommand",
+            json!({"command": command, "arguments": [{"uri": uri(&env), "targets": targets, "operation": "backup", "confirmed": true}]}),
+        );
+        let refused = client.wait_for(command, |m| is_response(m, id));
+        assert_eq!(
+            refused["error"]["code"], -32602,
+            "{command} {targets}: {refused}"
+        );
+    }
+    // Still serving; nothing was evaluated, and the state was not even opened.
+    client.request("nixops4/documentText", json!({"uri": uri(&env)}));
+    assert!(!ran.exists(), "nix ran");
+    assert!(!env.dir().join(".nixops4").exists(), "the state was opened");
     client.shutdown();
 }
 

@@ -178,5 +178,8 @@ export interface Summary {
   update: number;
 }
 
-/** A resource's path, `["host", "key"]`. */
+/**
+ * A resource's path, `["host", "key"]`: a non-empty list of non-empty names. Anything else
+ * is refused when the command's argument is read, before any work starts.
+ */
 export type Target = string[];

@@ -228,11 +228,26 @@ pub struct CommandArguments {
     pub confirmed: bool,
 }
 
-/// A resource's path, `["host", "key"]`.
+/// A resource's path, `["host", "key"]`: a non-empty list of non-empty names. Anything else
+/// is refused when the command's argument is read, before any work starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "Vec<String>")]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Target(Vec<String>);
+
+impl TryFrom<Vec<String>> for Target {
+    type Error = &'static str;
+
+    fn try_from(names: Vec<String>) -> Result<Target, Self::Error> {
+        if names.is_empty() {
+            return Err("a target is a resource's path, a non-empty list of names");
+        }
+        if names.iter().any(String::is_empty) {
+            return Err("a target's names are not empty");
+        }
+        Ok(Target(names))
+    }
+}
 
 impl Target {
     pub fn into_names(self) -> Vec<String> {
@@ -300,6 +315,26 @@ pub struct OperationResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_non_empty_paths_of_non_empty_names() {
+        let read = |value: Value| {
+            serde_json::from_value::<CommandArguments>(value).map(|a| a.targets.len())
+        };
+        assert_eq!(
+            read(serde_json::json!({"uri": "file:///f.nix", "targets": [["a", "b"]]})).ok(),
+            Some(1)
+        );
+        for bad in [
+            serde_json::json!([[]]),
+            serde_json::json!([[""]]),
+            serde_json::json!([["a", ""]]),
+            serde_json::json!(["a"]),
+        ] {
+            let error = read(serde_json::json!({"uri": "file:///f.nix", "targets": bad}));
+            assert!(error.is_err(), "{bad} was accepted");
+        }
+    }
 
     #[test]
     fn command_names_round_trip() {
