@@ -1,6 +1,6 @@
 //! The real `nixops4-lsp` over stdio: initialize, diagnostics after open and after
 //! incremental edits, completion at positions in non-ASCII text, an edit and a request sent
-//! back to back, and a clean shutdown.
+//! back to back, the files an untrusted workspace may open, and a clean shutdown.
 
 use std::process::Command;
 
@@ -456,4 +456,57 @@ fn hover_shows_recorded_state_and_rename_offers_the_state_move() {
         }
         client.shutdown();
     }
+}
+
+#[test]
+fn an_untrusted_workspace_never_opens_a_file_outside_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let workspace = nixops4_tests::TestEnv::new();
+    workspace.write_deployment("");
+    let outside = tempfile::tempdir().unwrap();
+    // Opening a FIFO for reading blocks until someone opens it for writing: this thread
+    // does, so it learns whether the server opened it.
+    let fifo = outside.path().join("module.nix");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (done, opened) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let writer = {
+        let (fifo, done, opened) = (fifo.clone(), done.clone(), opened.clone());
+        std::thread::spawn(move || {
+            let file = std::fs::OpenOptions::new().write(true).open(&fifo);
+            if !done.load(Ordering::SeqCst) {
+                opened.store(true, Ordering::SeqCst);
+            }
+            if let Ok(mut file) = file {
+                use std::io::Write;
+                let _ = file.write_all(b"{ }");
+            }
+        })
+    };
+    let mut client = LspClient::start(&[], Some(workspace.dir()), json!({"trusted": false}));
+    // Closing a document makes the server read it from disk again, if it may.
+    client.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": uri(&fifo)}}),
+    );
+    // Answered after the close was handled.
+    client.request("nixops4/documentText", json!({"uri": uri(&fifo)}));
+    done.store(true, Ordering::SeqCst);
+    if !opened.load(Ordering::SeqCst) {
+        // Lets the writer's open return.
+        let _ = std::fs::File::open(&fifo);
+    }
+    writer.join().unwrap();
+    assert!(
+        !opened.load(Ordering::SeqCst),
+        "an untrusted workspace opened a file outside it"
+    );
+    client.shutdown();
 }
