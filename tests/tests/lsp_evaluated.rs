@@ -1,8 +1,9 @@
 //! The evaluation-backed side of the real `nixops4-lsp`, with real Nix and the real local
-//! provider: plan lenses after a save for every kind of change, `nixops4/plan`, apply
-//! from a command with progress, destroy with confirmation, an operation, commands refused
-//! at the boundary, completion answered while an apply runs, cancelling by progress and by
-//! request, and an untrusted workspace that runs nothing.
+//! provider: plan lenses after a save for every kind of change, `nixops4/plan` and
+//! `nixops4/planChanged`, apply from a command with progress, destroy with confirmation,
+//! an operation, commands refused at the boundary, completion answered while an apply
+//! runs, cancelling by progress and by request, and an untrusted workspace that runs
+//! nothing.
 
 use std::cell::RefCell;
 
@@ -495,6 +496,73 @@ fn commands_whose_targets_are_not_resource_paths_are_refused_before_anything_sta
     client.request("nixops4/documentText", json!({"uri": uri(&env)}));
     assert!(!ran.exists(), "nix ran");
     assert!(!env.dir().join(".nixops4").exists(), "the state was opened");
+    client.shutdown();
+}
+
+/// Sends a request and waits for its answer and for a `nixops4/planChanged`, in
+/// whichever order they come; the plan `nixops4/plan` then answers.
+fn answer_and_plan_changed(client: &mut LspClient, env: &TestEnv, id: Option<i64>) -> Value {
+    let (mut answered, mut changed) = (id.is_none(), false);
+    while !(answered && changed) {
+        let message = client.wait_for("an answer and nixops4/planChanged", |m| {
+            id.is_some_and(|id| is_response(m, id)) || m["method"] == "nixops4/planChanged"
+        });
+        if message["method"] == "nixops4/planChanged" {
+            assert_eq!(
+                message["params"],
+                json!({"deployment": "default", "flake": env.dir()}),
+            );
+            changed = true;
+        } else {
+            assert!(message.get("error").is_none(), "{message}");
+            answered = true;
+        }
+    }
+    client.request("nixops4/plan", json!({"uri": uri(env)}))
+}
+
+fn labels(plan: &Value) -> Vec<&str> {
+    plan["plan"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_client_is_told_when_a_plan_changes_and_gets_it_with_its_labels() {
+    let env = TestEnv::new();
+    env.write_deployment(TWO_FILES);
+    let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": true}));
+    open(&mut client, &env);
+    let opened = answer_and_plan_changed(&mut client, &env, None);
+    assert_eq!(opened["summaryText"], "+2 ~0 -/+0 -0", "{opened}");
+    assert_eq!(
+        labels(&opened),
+        ["+ create", "+ create, waiting for resources.a"]
+    );
+    // After an apply (from a lens, say): told, and the plan says so.
+    let apply = client.send_request(
+        "workspace/executeCommand",
+        json!({"command": "nixops4.apply", "arguments": [{"uri": uri(&env)}]}),
+    );
+    let applied = answer_and_plan_changed(&mut client, &env, Some(apply));
+    assert_eq!(applied["summaryText"], "+0 ~0 -/+0 -0", "{applied}");
+    assert_eq!(labels(&applied), ["no changes", "no changes"]);
+    // After a save: told once the new plan exists, never the one from before.
+    save(
+        &mut client,
+        &env,
+        &TWO_FILES.replace("\"a.txt\"", "\"c.txt\""),
+        2,
+    );
+    let saved = answer_and_plan_changed(&mut client, &env, None);
+    assert_eq!(saved["summaryText"], "+0 ~1 -/+1 -0", "{saved}");
+    assert_eq!(
+        labels(&saved),
+        ["-/+ replace: name", "~ update, waiting for resources.a"]
+    );
     client.shutdown();
 }
 

@@ -5,6 +5,7 @@ import * as lc from 'vscode-languageclient/node';
 
 export const plan = new lc.RequestType<PlanParams, PlanResult, void>('nixops4/plan');
 export const documentText = new lc.RequestType<DocumentTextParams, DocumentText | null, void>('nixops4/documentText');
+export const planChanged = new lc.NotificationType<PlanChangedParams>('nixops4/planChanged');
 
 /** The commands of `workspace/executeCommand`; each takes one `CommandArguments`. */
 export const commands = {
@@ -98,6 +99,13 @@ export interface Plan {
   /** Resources that could not be planned. */
   problems: Problem[];
   resources: PlannedResource[];
+}
+
+export interface PlanChangedParams {
+  /** The deployment's name. */
+  deployment: string;
+  /** The directory of its flake. */
+  flake: string;
 }
 
 export interface PlanParams {

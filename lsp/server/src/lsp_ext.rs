@@ -1,5 +1,6 @@
 //! NixOps4's additions to LSP, typed once: the `nixops4/plan` and `nixops4/documentText`
-//! requests, and the `workspace/executeCommand` commands with their argument and results. `editors/vscode/src/lsp_ext.ts` is generated
+//! requests, the `nixops4/planChanged` notification, and the `workspace/executeCommand`
+//! commands with their argument and results. `editors/vscode/src/lsp_ext.ts` is generated
 //! from these types by this module's test, so the two cannot drift apart.
 //!
 //! These are wire types only: what they say is computed elsewhere (labels in
@@ -8,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use lsp_types::Uri;
+use lsp_types::notification::Notification;
 use lsp_types::request::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -34,6 +36,15 @@ impl Request for DocumentTextRequest {
     const METHOD: &'static str = "nixops4/documentText";
 }
 
+/// `nixops4/planChanged`: a deployment has a new plan (after a save, a job, or a
+/// `nixops4/plan` that made one); ask `nixops4/plan` for it.
+pub enum PlanChanged {}
+
+impl Notification for PlanChanged {
+    type Params = PlanChangedParams;
+    const METHOD: &'static str = "nixops4/planChanged";
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PlanParams {
@@ -56,6 +67,15 @@ pub struct DocumentText {
     pub text: String,
     /// Whether the analysis is of exactly this text.
     pub analysed: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct PlanChangedParams {
+    /// The deployment's name.
+    pub deployment: String,
+    /// The directory of its flake.
+    pub flake: String,
 }
 
 /// The answer to `nixops4/plan` (and the result of the `nixops4.plan` command).

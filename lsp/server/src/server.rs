@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::diagnostics;
+use crate::lsp_ext::{PlanChanged, PlanChangedParams};
 use crate::router;
 use crate::snapshot::{Documents, Event, Session, Snapshot};
 use crate::transport::{self, Incoming, Message};
@@ -102,10 +103,14 @@ impl State {
             return;
         };
         match event {
-            Event::PlanStored => {
+            Event::PlanStored(deployment) => {
                 let client = self.client.clone();
                 tokio::spawn(async move {
                     let _ = client.request::<CodeLensRefresh>(()).await;
+                });
+                self.client.notify::<PlanChanged>(PlanChangedParams {
+                    deployment: deployment.name,
+                    flake: deployment.flake_dir.display().to_string(),
                 });
                 tokio::spawn(async move { publish_all(&snap) });
             }

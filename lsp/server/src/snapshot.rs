@@ -26,8 +26,8 @@ pub type Documents = HashMap<Uri, Document>;
 
 /// What tasks ask of the main loop, which alone sees the documents as they are now.
 pub enum Event {
-    /// A deployment's plan was stored: refresh the lenses and diagnostics.
-    PlanStored,
+    /// A deployment's plan was stored: refresh the lenses and diagnostics, tell the client.
+    PlanStored(Deployment),
     /// What diagnostics depend on changed (schemas learned, files read): publish those of
     /// this document again, or of all when `None`.
     Republish(Option<Uri>),
@@ -58,8 +58,8 @@ impl Session {
         Session {
             client,
             project,
-            runner: Runner::new(move |_| {
-                let _ = plans.send(Event::PlanStored);
+            runner: Runner::new(move |deployment| {
+                let _ = plans.send(Event::PlanStored(deployment.clone()));
             }),
             client_progress,
             told_untrusted: AtomicBool::new(false),

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use lsp_types::notification::Notification;
 use lsp_types::request::Request;
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -37,6 +38,18 @@ where
     )
 }
 
+fn notification<N: Notification>(generator: &mut SchemaGenerator) -> String
+where
+    N::Params: JsonSchema,
+{
+    let params = name_of(&generator.subschema_for::<N::Params>().to_value());
+    format!(
+        "export const {} = new lc.NotificationType<{params}>('{}');\n",
+        short(N::METHOD),
+        N::METHOD
+    )
+}
+
 /// `nixops4/planChanged` → `planChanged`.
 fn short(name: &str) -> &str {
     name.rsplit(['/', '.']).next().unwrap_or(name)
@@ -59,6 +72,7 @@ fn render() -> String {
     out.push('\n');
     out.push_str(&request::<PlanRequest>(&mut generator));
     out.push_str(&request::<DocumentTextRequest>(&mut generator));
+    out.push_str(&notification::<PlanChanged>(&mut generator));
     out.push_str(
         "\n/** The commands of `workspace/executeCommand`; each takes one `CommandArguments`. */\nexport const commands = {\n",
     );
