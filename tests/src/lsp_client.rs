@@ -19,6 +19,8 @@ pub struct LspClient {
     /// Each message with the moment it was read.
     messages: Receiver<(Instant, Value)>,
     next_id: i64,
+    /// What the server answered to `initialize`.
+    initialized: Value,
 }
 
 impl LspClient {
@@ -89,6 +91,7 @@ impl LspClient {
             stdin,
             messages,
             next_id: 1,
+            initialized: Value::Null,
         };
         let root_uri = root.map(|r| format!("file://{}", r.display()));
         let result = client.request(
@@ -108,7 +111,13 @@ impl LspClient {
             "{result}"
         );
         client.notify("initialized", json!({}));
+        client.initialized = result;
         client
+    }
+
+    /// The server's capabilities, as it answered `initialize`.
+    pub fn capabilities(&self) -> &Value {
+        &self.initialized["capabilities"]
     }
 
     pub fn send(&mut self, message: Value) {

@@ -535,6 +535,8 @@ fn the_client_is_told_when_a_plan_changes_and_gets_it_with_its_labels() {
     let env = TestEnv::new();
     env.write_deployment(TWO_FILES);
     let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": true}));
+    // Editors send `didSave`, which starts a plan, only to a server that asks for it.
+    assert_eq!(client.capabilities()["textDocumentSync"]["save"], true);
     open(&mut client, &env);
     let opened = answer_and_plan_changed(&mut client, &env, None);
     assert_eq!(opened["summaryText"], "+2 ~0 -/+0 -0", "{opened}");
