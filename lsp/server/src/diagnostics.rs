@@ -1,7 +1,7 @@
 //! A document's diagnostics: the analysis' (with the resources the deployment's other
 //! files declare) and the evaluation errors the latest plan found in it.
 
-use lsp_types::{Diagnostic, Position, Range, Uri};
+use lsp_types::{Diagnostic, Uri};
 use nixops4_analysis::diagnostics;
 use nixops4_analysis::workspace::{self, File};
 
@@ -63,11 +63,7 @@ fn evaluation(snap: &Snapshot, uri: &Uri, document: &Document) -> Vec<Diagnostic
                     if deployment.flake_dir.join(&position.file) != path {
                         return None;
                     }
-                    let start = Position {
-                        line: position.line.saturating_sub(1),
-                        character: position.column.saturating_sub(1),
-                    };
-                    Range { start, end: start }
+                    to_proto::nix_position(position)
                 }
                 None => {
                     let declared = document.analysis().declared_resource(&problem.resource.0)?;

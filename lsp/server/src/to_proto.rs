@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use lsp_types::{
-    CodeLens, Command, CompletionItem, CompletionItemKind, Diagnostic, DiagnosticSeverity,
-    DocumentSymbol, Documentation, FoldingRange, FoldingRangeKind, Hover, HoverContents,
-    InsertTextFormat, Location, MarkupContent, MarkupKind, NumberOrString, Position, Range,
-    SemanticToken, SemanticTokenModifier, SemanticTokenType, SemanticTokens, SemanticTokensLegend,
-    SymbolKind, TextEdit, Uri, WorkspaceEdit,
+    CodeAction, CodeActionKind, CodeLens, Command, CompletionItem, CompletionItemKind, Diagnostic,
+    DiagnosticSeverity, DocumentSymbol, Documentation, FoldingRange, FoldingRangeKind, Hover,
+    HoverContents, InsertTextFormat, Location, MarkupContent, MarkupKind, NumberOrString, Position,
+    Range, SemanticToken, SemanticTokenModifier, SemanticTokenType, SemanticTokens,
+    SemanticTokensLegend, SymbolKind, TextEdit, Uri, WorkspaceEdit,
 };
 use nixops4_analysis::completion::{Completion, CompletionKind};
 use nixops4_analysis::diagnostics::{self, Severity};
@@ -70,6 +70,15 @@ pub fn diagnostic(document: &Document, found: &diagnostics::Diagnostic) -> Diagn
         message: found.message.clone(),
         ..Diagnostic::default()
     }
+}
+
+/// Where Nix reports something (1-based line and column), as an empty range there.
+pub fn nix_position(position: &nixops4_core::Position) -> Range {
+    let start = Position {
+        line: position.line.saturating_sub(1),
+        character: position.column.saturating_sub(1),
+    };
+    Range { start, end: start }
 }
 
 /// An error the evaluation of the deployment found.
@@ -276,12 +285,25 @@ pub fn workspace_edit(
     }
 }
 
-/// Edits of one document.
-pub fn document_edit(
+/// A diagnostic's quick fix, as a code action.
+pub fn quick_fix(
     uri: &Uri,
     document: &Document,
-    edits: Vec<(TextRange, String)>,
-) -> WorkspaceEdit {
+    found: &diagnostics::Diagnostic,
+) -> Option<CodeAction> {
+    let fix = found.fix.clone()?;
+    Some(CodeAction {
+        title: fix.title,
+        kind: Some(CodeActionKind::QUICKFIX),
+        diagnostics: Some(vec![diagnostic(document, found)]),
+        edit: Some(document_edit(uri, document, fix.edits)),
+        is_preferred: Some(true),
+        ..CodeAction::default()
+    })
+}
+
+/// Edits of one document.
+fn document_edit(uri: &Uri, document: &Document, edits: Vec<(TextRange, String)>) -> WorkspaceEdit {
     let edits = edits
         .into_iter()
         .map(|(replaced, new_text)| TextEdit {

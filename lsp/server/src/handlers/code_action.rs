@@ -2,9 +2,7 @@
 //! resource named under the cursor (trusted workspaces) apply it, destroy it, and run its
 //! operations.
 
-use lsp_types::{
-    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Uri,
-};
+use lsp_types::{CodeActionOrCommand, CodeActionParams, CodeActionResponse, Uri};
 use nixops4_analysis::{Schemas, TextSize};
 use nixops4_core::ResourcePath;
 use serde_json::json;
@@ -25,17 +23,8 @@ pub fn code_action(snap: Snapshot, params: CodeActionParams) -> Result<Option<Co
     let mut actions: Vec<CodeActionOrCommand> = diagnostics::analysis(&snap, &uri, &context)
         .into_iter()
         .filter(|found| found.range.intersect(wanted).is_some())
-        .filter_map(|found| {
-            let fix = found.fix.clone()?;
-            Some(CodeActionOrCommand::CodeAction(CodeAction {
-                title: fix.title,
-                kind: Some(CodeActionKind::QUICKFIX),
-                diagnostics: Some(vec![to_proto::diagnostic(document, &found)]),
-                edit: Some(to_proto::document_edit(&uri, document, fix.edits)),
-                is_preferred: Some(true),
-                ..CodeAction::default()
-            }))
-        })
+        .filter_map(|found| to_proto::quick_fix(&uri, document, &found))
+        .map(CodeActionOrCommand::CodeAction)
         .collect();
     if snap.project().trusted() {
         actions.extend(resource_actions(
