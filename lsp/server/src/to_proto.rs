@@ -379,39 +379,37 @@ fn source_position(position: &nixops4_core::Position) -> lsp_ext::SourcePosition
 pub fn plan(plan: &plan::Plan) -> lsp_ext::Plan {
     lsp_ext::Plan {
         deployment: plan.deployment.clone(),
-        resources: plan
-            .resources
-            .iter()
-            .map(|planned| lsp_ext::PlannedResource {
-                resource: planned.resource.0.clone(),
-                type_name: planned.type_name.clone(),
-                action: action(planned.action),
-                changes: planned
-                    .changes
-                    .iter()
-                    .map(|change| lsp_ext::Change {
-                        input: change.input.clone(),
-                        before: change.before.clone(),
-                        after: change.after.clone(),
-                        forces_replacement: change.forces_replacement,
-                    })
-                    .collect(),
-                inputs_known: planned.inputs_known,
-                waiting_for: planned.waiting_for.iter().map(|p| p.0.clone()).collect(),
-                position: planned.position.as_ref().map(source_position),
-                label: render::label(planned),
-            })
-            .collect(),
-        problems: plan
-            .problems
-            .iter()
-            .map(|problem| lsp_ext::Problem {
-                resource: problem.resource.0.clone(),
-                message: problem.message.clone(),
-                position: problem.position.as_ref().map(source_position),
-            })
-            .collect(),
+        resources: plan.resources.iter().map(planned_resource).collect(),
+        problems: plan.problems.iter().map(problem).collect(),
         fingerprint: plan.fingerprint.clone(),
+    }
+}
+
+/// A planned resource, with its label.
+fn planned_resource(planned: &plan::PlannedResource) -> lsp_ext::PlannedResource {
+    let change = |change: &plan::Change| lsp_ext::Change {
+        input: change.input.clone(),
+        before: change.before.clone(),
+        after: change.after.clone(),
+        forces_replacement: change.forces_replacement,
+    };
+    lsp_ext::PlannedResource {
+        resource: planned.resource.0.clone(),
+        type_name: planned.type_name.clone(),
+        action: action(planned.action),
+        changes: planned.changes.iter().map(change).collect(),
+        inputs_known: planned.inputs_known,
+        waiting_for: planned.waiting_for.iter().map(|p| p.0.clone()).collect(),
+        position: planned.position.as_ref().map(source_position),
+        label: render::label(planned),
+    }
+}
+
+fn problem(problem: &plan::Problem) -> lsp_ext::Problem {
+    lsp_ext::Problem {
+        resource: problem.resource.0.clone(),
+        message: problem.message.clone(),
+        position: problem.position.as_ref().map(source_position),
     }
 }
 
