@@ -16,7 +16,6 @@ use nixops4_core::events::{Event, EventSink};
 use nixops4_provider_protocol::OperationDescription;
 use serde_json::{Map, Value, json};
 
-use crate::handlers::plan::operations;
 use crate::lsp_ext::{ApplyResult, Command, DestroyResult, OperationResult};
 use crate::runner::{self, Deployment};
 use crate::snapshot::Snapshot;
@@ -43,7 +42,8 @@ pub async fn run(snap: &Snapshot, job: Job, interrupt: Arc<AtomicBool>) -> Resul
     let result = match (job.command, job.targets.as_slice()) {
         (Command::Plan, _) => match snap.runner().plan_now(deployment).await {
             Ok(plan) => {
-                let result = to_proto::plan_result(deployment, &plan, operations(snap, &job.uri));
+                let result =
+                    to_proto::plan_result(deployment, &plan, snap.resource_operations(&job.uri));
                 Ok(json!(result))
             }
             Err(error) => Err(error.to_string()),

@@ -25,6 +25,7 @@ mod router;
 mod runner;
 mod server;
 mod snapshot;
+mod state;
 mod to_proto;
 mod transport;
 
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
             parallelism: arguments.parallelism,
         }));
     }
-    let code = runtime.block_on(server::serve(server::Options {
+    let code = runtime.block_on(server::serve(state::Options {
         trust_workspace: arguments.trust_workspace,
     }));
     // Tasks still running (a request the client did not wait for) end with the process.

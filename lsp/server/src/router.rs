@@ -28,8 +28,8 @@ use lsp_types::request::{
 use crate::client::{Client, InFlight};
 use crate::handlers::{self, *};
 use crate::lsp_ext::{DocumentTextRequest, PlanRequest};
-use crate::server::{Phase, State};
 use crate::snapshot::Snapshot;
+use crate::state::{Phase, State};
 use crate::transport::{Notification, Request, RequestId, ResponseError, code};
 
 pub fn request(state: &mut State, request: Request) {

@@ -1,4 +1,4 @@
-//! The main loop, and the one place the server's state is changed. It takes messages one
+//! The main loop, which alone holds the server's [`State`]. It takes messages one
 //! at a time, in the order the client sent them: a notification that changes documents
 //! (`didOpen`, `didChange`, `didClose`) is applied here, synchronously, before the next
 //! message is read; a request is given a [`Snapshot`] of the documents as they are then
@@ -10,7 +10,6 @@
 //! what is not a message, a handler's panic is answered as an internal error.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use lsp_types::notification::Notification;
 use lsp_types::request::CodeLensRefresh;
@@ -20,56 +19,22 @@ use crate::client::Client;
 use crate::diagnostics;
 use crate::lsp_ext::{PlanChanged, PlanChangedParams};
 use crate::router;
-use crate::snapshot::{Documents, Event, Session, Snapshot};
+use crate::snapshot::{Event, Snapshot};
+use crate::state::{Options, Phase, State};
 use crate::transport::{self, Incoming, Message};
-
-/// How the server was started.
-#[derive(Clone, Copy)]
-pub struct Options {
-    /// Trust the workspace unless the client says otherwise at initialisation.
-    pub trust_workspace: bool,
-}
-
-/// Where the server is in its life (LSP's lifecycle).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Before `initialize`: only it is answered.
-    Starting,
-    Running,
-    /// After `shutdown`: requests are refused, `exit` ends the loop.
-    ShuttingDown,
-}
-
-/// The server's state, owned by the main loop.
-pub struct State {
-    options: Options,
-    client: Client,
-    events: mpsc::UnboundedSender<Event>,
-    /// Copied on write: a snapshot keeps the map it was taken from.
-    documents: Arc<Documents>,
-    session: Option<Arc<Session>>,
-    phase: Phase,
-}
 
 pub async fn serve(options: Options) -> ExitCode {
     let mut incoming = transport::read_stdin();
     let client = Client::new(transport::write_stdout());
     let (events, mut from_tasks) = mpsc::unbounded_channel();
-    let mut state = State {
-        options,
-        client: client.clone(),
-        events,
-        documents: Arc::default(),
-        session: None,
-        phase: Phase::Starting,
-    };
+    let mut state = State::new(options, client.clone(), events);
     loop {
         tokio::select! {
-            Some(event) = from_tasks.recv() => state.on_event(event),
+            Some(event) = from_tasks.recv() => on_event(&mut state, event),
             message = incoming.recv() => match message {
                 Some(Incoming::Message(Message::Notification(n)))
                     if n.method == lsp_types::notification::Exit::METHOD => break,
-                Some(Incoming::Message(message)) => state.on_message(message),
+                Some(Incoming::Message(message)) => on_message(&mut state, message),
                 Some(Incoming::Malformed(id, error)) => client.answer(id, Err(error)),
                 None => break,
             },
@@ -77,84 +42,48 @@ pub async fn serve(options: Options) -> ExitCode {
     }
     // Also when the client left without `shutdown`: running jobs stop starting provider
     // calls and record what they started before the process ends.
-    if let Some(session) = &state.session {
+    if let Some(session) = state.session() {
         session.runner().shut_down().await;
     }
     client.flush();
     // LSP: exit code 0 only after a shutdown request.
-    if state.phase == Phase::ShuttingDown {
+    if state.phase() == Phase::ShuttingDown {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
-impl State {
-    fn on_message(&mut self, message: Message) {
-        match message {
-            Message::Request(request) => router::request(self, request),
-            Message::Notification(notification) => router::notification(self, notification),
-            Message::Response(response) => self.client.complete(response),
+fn on_message(state: &mut State, message: Message) {
+    match message {
+        Message::Request(request) => router::request(state, request),
+        Message::Notification(notification) => router::notification(state, notification),
+        Message::Response(response) => state.client().complete(response),
+    }
+}
+
+fn on_event(state: &mut State, event: Event) {
+    let Some(snap) = state.snapshot() else {
+        return;
+    };
+    match event {
+        Event::PlanStored(deployment) => {
+            let client = state.client().clone();
+            tokio::spawn(async move {
+                let _ = client.request::<CodeLensRefresh>(()).await;
+            });
+            state.client().notify::<PlanChanged>(PlanChangedParams {
+                deployment: deployment.name,
+                flake: deployment.flake_dir.display().to_string(),
+            });
+            tokio::spawn(async move { publish_all(&snap) });
         }
-    }
-
-    fn on_event(&mut self, event: Event) {
-        let Some(snap) = self.snapshot() else {
-            return;
-        };
-        match event {
-            Event::PlanStored(deployment) => {
-                let client = self.client.clone();
-                tokio::spawn(async move {
-                    let _ = client.request::<CodeLensRefresh>(()).await;
-                });
-                self.client.notify::<PlanChanged>(PlanChangedParams {
-                    deployment: deployment.name,
-                    flake: deployment.flake_dir.display().to_string(),
-                });
-                tokio::spawn(async move { publish_all(&snap) });
-            }
-            Event::Republish(None) => {
-                tokio::spawn(async move { publish_all(&snap) });
-            }
-            Event::Republish(Some(uri)) => {
-                tokio::spawn(async move { diagnostics::publish(&snap, &uri) });
-            }
+        Event::Republish(None) => {
+            tokio::spawn(async move { publish_all(&snap) });
         }
-    }
-
-    pub fn options(&self) -> Options {
-        self.options
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// The documents and the session as they are now; `None` before initialisation.
-    pub fn snapshot(&self) -> Option<Snapshot> {
-        let session = self.session.clone()?;
-        Some(Snapshot::new(self.documents.clone(), session))
-    }
-
-    /// The documents, to change (copying the map if a snapshot still holds it).
-    pub fn documents_mut(&mut self) -> &mut Documents {
-        Arc::make_mut(&mut self.documents)
-    }
-
-    /// Starts the session, at `initialize`.
-    pub fn start(&mut self, make: impl FnOnce(Client, mpsc::UnboundedSender<Event>) -> Session) {
-        self.session = Some(Arc::new(make(self.client.clone(), self.events.clone())));
-        self.phase = Phase::Running;
-    }
-
-    /// At `shutdown`: from now on requests are refused.
-    pub fn shut_down(&mut self) {
-        self.phase = Phase::ShuttingDown;
+        Event::Republish(Some(uri)) => {
+            tokio::spawn(async move { diagnostics::publish(&snap, &uri) });
+        }
     }
 }
 

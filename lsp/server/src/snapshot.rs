@@ -19,6 +19,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::client::Client;
 use crate::document::Document;
 use crate::from_proto;
+use crate::lsp_ext::ResourceOperations;
 use crate::project::Project;
 use crate::runner::{Deployment, Runner};
 
@@ -191,6 +192,30 @@ impl Snapshot {
                 .unwrap_or("default")
                 .to_owned(),
         })
+    }
+
+    /// The custom operations of each resource the document declares, from its type's schema,
+    /// for clients that offer them in a list.
+    pub fn resource_operations(&self, uri: &Uri) -> Vec<ResourceOperations> {
+        let Some(context) = self.context(uri) else {
+            return Vec::new();
+        };
+        let analysis = context.document.analysis();
+        analysis
+            .declared_resources()
+            .into_iter()
+            .filter_map(|resource| {
+                let operations: Vec<String> = analysis
+                    .operations(&resource, &context.schemas)
+                    .keys()
+                    .cloned()
+                    .collect();
+                (!operations.is_empty()).then_some(ResourceOperations {
+                    resource: resource.path,
+                    operations,
+                })
+            })
+            .collect()
     }
 
     /// Whether evaluation may run; if not, says why (once).

@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::Result;
 use crate::lsp_ext::Command;
 use crate::project::{Project, Settings};
-use crate::server::State;
 use crate::snapshot::{Event, Session};
+use crate::state::State;
 use crate::{from_proto, to_proto};
 
 pub fn initialize(state: &mut State, params: InitializeParams) -> Ready<Result<InitializeResult>> {

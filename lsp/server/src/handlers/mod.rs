@@ -1,6 +1,6 @@
 //! One handler per LSP method, each in its own file, as plain functions: requests take a
 //! [`crate::snapshot::Snapshot`] and their parameters and return their result;
-//! notifications change the [`crate::server::State`] and cannot `.await`.
+//! notifications change the [`crate::state::State`] and cannot `.await`.
 //! [`crate::router`] says which method goes where.
 
 pub mod code_action;

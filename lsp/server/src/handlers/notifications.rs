@@ -11,8 +11,8 @@ use lsp_types::{
 
 use super::plan::plan_later;
 use crate::document::Document;
-use crate::server::State;
 use crate::snapshot::{Event, Snapshot};
+use crate::state::State;
 use crate::transport::RequestId;
 use crate::{diagnostics, from_proto};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lsp_types::Uri;
 
 use super::{Result, invalid_params, refused};
-use crate::lsp_ext::{PlanParams, PlanResult, ResourceOperations};
+use crate::lsp_ext::{PlanParams, PlanResult};
 use crate::runner::PlanStatus;
 use crate::snapshot::Snapshot;
 use crate::to_proto;
@@ -32,32 +32,8 @@ pub async fn plan(snap: Snapshot, params: PlanParams) -> Result<PlanResult> {
     Ok(to_proto::plan_result(
         &deployment,
         &made,
-        operations(&snap, &params.uri),
+        snap.resource_operations(&params.uri),
     ))
-}
-
-/// The custom operations of each resource the document declares, from its type's schema,
-/// for clients that offer them in a list.
-pub fn operations(snap: &Snapshot, uri: &Uri) -> Vec<ResourceOperations> {
-    let Some(context) = snap.context(uri) else {
-        return Vec::new();
-    };
-    let analysis = context.document.analysis();
-    analysis
-        .declared_resources()
-        .into_iter()
-        .filter_map(|resource| {
-            let operations: Vec<String> = analysis
-                .operations(&resource, &context.schemas)
-                .keys()
-                .cloned()
-                .collect();
-            (!operations.is_empty()).then_some(ResourceOperations {
-                resource: resource.path,
-                operations,
-            })
-        })
-        .collect()
 }
 
 /// After an open or a save (trusted workspaces, unless `planOnSave` is off): a plan
