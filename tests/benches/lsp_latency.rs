@@ -1,7 +1,8 @@
 //! Latency and memory of `nixops4-lsp` on a generated deployment of 2,000 resources
 //! (about 20,000 lines), over the real protocol: time to open (until the first
-//! diagnostics), p50/p99 of diagnostics, completion and hover after a keystroke, and the
-//! resident memory after open. Then, in a trusted session, completion latency while the
+//! diagnostics), p50/p99 of diagnostics, completion and hover after a keystroke, the
+//! server's CPU time per keystroke (which other load on the machine does not inflate as it
+//! does latencies), and the resident memory after open. Then, in a trusted session, completion latency while the
 //! server applies that deployment (2,000 files in one dependency chain). With
 //! `NIXOPS4_BENCH_NIL` set to a `nil` binary, the static steps run against that general Nix
 //! language server for comparison.
@@ -48,6 +49,23 @@ fn resident_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The CPU time (user and system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 a second on Linux).
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 fn line_of(text: &str, needle: &str) -> (usize, usize) {
     let at = text.find(needle).unwrap();
     let line = text[..at].matches('\n').count();
@@ -86,6 +104,7 @@ fn run(name: &str, mut client: LspClient, dir: &Path, text: &str, publishes: boo
     };
     let open_time = at - opened;
     let memory = resident_kib(client.pid());
+    let cpu_before = cpu_time(client.pid());
     let (mut diagnostics, mut completion, mut hover) = (Vec::new(), Vec::new(), Vec::new());
     for k in 0..KEYSTROKES {
         let i = 1 + (k * 7919) % (RESOURCES - 1);
@@ -142,6 +161,7 @@ fn run(name: &str, mut client: LspClient, dir: &Path, text: &str, publishes: boo
             diagnostics.push(published.unwrap() - sent);
         }
     }
+    let cpu = (cpu_time(client.pid()) - cpu_before) / KEYSTROKES as u32;
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
     let diagnostics = if publishes {
         format!(
@@ -153,9 +173,10 @@ fn run(name: &str, mut client: LspClient, dir: &Path, text: &str, publishes: boo
         "not published per version".to_owned()
     };
     println!(
-        "{name}: open {} | memory after open {:.1} MiB | diagnostics after a keystroke {diagnostics} | completion p50 {} p99 {} | hover p50 {} p99 {}",
+        "{name}: open {} | memory after open {:.1} MiB | CPU per keystroke {} | diagnostics after a keystroke {diagnostics} | completion p50 {} p99 {} | hover p50 {} p99 {}",
         ms(open_time),
         memory as f64 / 1024.0,
+        ms(cpu),
         ms(percentile(&mut completion, 0.5)),
         ms(percentile(&mut completion, 0.99)),
         ms(percentile(&mut hover, 0.5)),

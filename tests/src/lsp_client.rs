@@ -19,6 +19,8 @@ pub struct LspClient {
     /// Each message with the moment it was read.
     messages: Receiver<(Instant, Value)>,
     next_id: i64,
+    /// What the server answered to `initialize`.
+    initialized: Value,
 }
 
 impl LspClient {
@@ -89,6 +91,7 @@ impl LspClient {
             stdin,
             messages,
             next_id: 1,
+            initialized: Value::Null,
         };
         let root_uri = root.map(|r| format!("file://{}", r.display()));
         let result = client.request(
@@ -108,12 +111,28 @@ impl LspClient {
             "{result}"
         );
         client.notify("initialized", json!({}));
+        client.initialized = result;
         client
     }
 
+    /// The server's capabilities, as it answered `initialize`.
+    pub fn capabilities(&self) -> &Value {
+        &self.initialized["capabilities"]
+    }
+
     pub fn send(&mut self, message: Value) {
-        let body = message.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        self.send_body(message.to_string().as_bytes());
+    }
+
+    /// Sends any bytes as a message's body, correctly framed.
+    pub fn send_body(&mut self, body: &[u8]) {
+        write!(self.stdin, "Content-Length: {}\r\n\r\n", body.len()).unwrap();
+        self.send_bytes(body);
+    }
+
+    /// Sends bytes as they are, framed or not.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).unwrap();
         self.stdin.flush().unwrap();
     }
 

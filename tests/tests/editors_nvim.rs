@@ -1,8 +1,9 @@
 //! The Neovim plugin (editors/nvim) in real headless Neovim, on every version named in
 //! `NIXOPS4_NVIM` (colon-separated paths; scripts/test.sh sets Debian's 0.7.2 and 0.11.4),
 //! against the real `nixops4-lsp`, real Nix and the local provider: the server attaches,
-//! diagnostics and completion arrive, a saved fix gets plan lenses, `:NixOps4 apply`
-//! creates the resources, and `:checkhealth nixops4` reports.
+//! diagnostics and completion arrive, a saved fix gets plan lenses (asked for when the
+//! server sends `nixops4/planChanged`), `:NixOps4 apply` creates the resources, and
+//! `:checkhealth nixops4` reports.
 
 use std::process::Command;
 
@@ -94,6 +95,11 @@ fn the_plugin_completes_diagnoses_plans_and_applies_on_every_neovim() {
             .map(|l| l.as_str().unwrap())
             .collect();
         assert!(lenses.contains(&"+ create"), "Neovim {version}: {lenses:?}");
+        // The lenses came after the server said the plan changed, which the plugin kept.
+        assert_eq!(
+            seen["plan_changed"]["deployment"], "default",
+            "Neovim {version}: {seen:#}"
+        );
         assert_eq!(
             seen["report"]["applied"]["a"], "create",
             "Neovim {version}: {seen:#}"

@@ -1,6 +1,6 @@
 //! The real `nixops4-lsp` over stdio: initialize, diagnostics after open and after
 //! incremental edits, completion at positions in non-ASCII text, an edit and a request sent
-//! back to back, and a clean shutdown.
+//! back to back, the files an untrusted workspace may open, and a clean shutdown.
 
 use std::process::Command;
 
@@ -63,6 +63,31 @@ fn diagnostics_and_completion_follow_edits() {
         json!({"textDocument": {"uri": URI}, "position": position}),
     );
     assert_eq!(labels(&items), ["mode"]);
+    client.shutdown();
+}
+
+#[test]
+fn an_edit_and_a_hover_sent_back_to_back() {
+    let mut client = LspClient::start(&[], None, json!({}));
+    let text = "{ resources = {\n  a = { type = \"local.file\"; inputs = { name = \"é😀\"; contents = \"ü\"; }; };\n}; }\n";
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "nix", "version": 1, "text": text}}),
+    );
+    // Renames the input `name` to `mode`, then hovers the new word at once: the hover
+    // must see the edit (it documents `mode`, not `name`).
+    let (_, start) = marked(&text.replacen("name =", "$0name =", 1));
+    let end = json!({"line": start["line"], "character": start["character"].as_u64().unwrap() + 4});
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": URI, "version": 2}, "contentChanges": [{"range": {"start": start, "end": end}, "text": "mode"}]}),
+    );
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": URI}, "position": start}),
+    );
+    let shown = hover["contents"]["value"].as_str().unwrap();
+    assert!(shown.starts_with("**mode**"), "{shown}");
     client.shutdown();
 }
 
@@ -431,4 +456,57 @@ fn hover_shows_recorded_state_and_rename_offers_the_state_move() {
         }
         client.shutdown();
     }
+}
+
+#[test]
+fn an_untrusted_workspace_never_opens_a_file_outside_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let workspace = nixops4_tests::TestEnv::new();
+    workspace.write_deployment("");
+    let outside = tempfile::tempdir().unwrap();
+    // Opening a FIFO for reading blocks until someone opens it for writing: this thread
+    // does, so it learns whether the server opened it.
+    let fifo = outside.path().join("module.nix");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (done, opened) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let writer = {
+        let (fifo, done, opened) = (fifo.clone(), done.clone(), opened.clone());
+        std::thread::spawn(move || {
+            let file = std::fs::OpenOptions::new().write(true).open(&fifo);
+            if !done.load(Ordering::SeqCst) {
+                opened.store(true, Ordering::SeqCst);
+            }
+            if let Ok(mut file) = file {
+                use std::io::Write;
+                let _ = file.write_all(b"{ }");
+            }
+        })
+    };
+    let mut client = LspClient::start(&[], Some(workspace.dir()), json!({"trusted": false}));
+    // Closing a document makes the server read it from disk again, if it may.
+    client.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": uri(&fifo)}}),
+    );
+    // Answered after the close was handled.
+    client.request("nixops4/documentText", json!({"uri": uri(&fifo)}));
+    done.store(true, Ordering::SeqCst);
+    if !opened.load(Ordering::SeqCst) {
+        // Lets the writer's open return.
+        let _ = std::fs::File::open(&fifo);
+    }
+    writer.join().unwrap();
+    assert!(
+        !opened.load(Ordering::SeqCst),
+        "an untrusted workspace opened a file outside it"
+    );
+    client.shutdown();
 }

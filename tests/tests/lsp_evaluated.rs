@@ -1,7 +1,9 @@
 //! The evaluation-backed side of the real `nixops4-lsp`, with real Nix and the real local
-//! provider: plan lenses after a save for every kind of change, `nixops4/plan`, apply from
-//! a command with progress, destroy with confirmation, an operation, completion answered
-//! while an apply runs, and an untrusted workspace that runs nothing.
+//! provider: plan lenses after a save for every kind of change, `nixops4/plan` and
+//! `nixops4/planChanged`, apply from a command with progress, destroy with confirmation,
+//! an operation, commands refused at the boundary, completion answered while an apply
+//! runs, cancelling by progress and by request, and an untrusted workspace that runs
+//! nothing.
 
 use std::cell::RefCell;
 
@@ -443,5 +445,186 @@ fn cancelling_the_progress_stops_the_apply_after_the_running_call() {
         "{done}"
     );
     assert!(!env.dir().join("second.txt").exists());
+    client.shutdown();
+}
+
+/// A `nix` that leaves a mark when it runs, for a server that must not run it.
+fn marking_nix(env: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ran = env.dir().join("nix-ran");
+    let nix = env.dir().join("nix.sh");
+    std::fs::write(
+        &nix,
+        format!("#!/bin/sh\ntouch '{}'\nexec nix \"$@\"\n", ran.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&nix, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (nix, ran)
+}
+
+#[test]
+fn commands_whose_targets_are_not_resource_paths_are_refused_before_anything_starts() {
+    let env = TestEnv::new();
+    env.write_deployment(TWO_FILES);
+    let (nix, ran) = marking_nix(&env);
+    let mut client = LspClient::start_program(
+        &nixops4_tests::binary("nixops4-lsp"),
+        &[],
+        Some(env.dir()),
+        json!({"trusted": true, "planOnSave": false}),
+        &[("NIXOPS4_NIX", nix.to_str().unwrap())],
+    );
+    open(&mut client, &env);
+    for (command, targets) in [
+        ("nixops4.runOperation", json!([[]])),
+        ("nixops4.runOperation", json!([[""]])),
+        ("nixops4.destroy", json!([["a", ""]])),
+        ("nixops4.apply", json!([["a"], []])),
+        ("nixops4.apply", json!("a")),
+    ] {
+        let id = client.send_request(
+            "workspace/executeCommand",
+            json!({"command": command, "arguments": [{"uri": uri(&env), "targets": targets, "operation": "backup", "confirmed": true}]}),
+        );
+        let refused = client.wait_for(command, |m| is_response(m, id));
+        assert_eq!(
+            refused["error"]["code"], -32602,
+            "{command} {targets}: {refused}"
+        );
+    }
+    // Still serving; nothing was evaluated, and the state was not even opened.
+    client.request("nixops4/documentText", json!({"uri": uri(&env)}));
+    assert!(!ran.exists(), "nix ran");
+    assert!(!env.dir().join(".nixops4").exists(), "the state was opened");
+    client.shutdown();
+}
+
+/// Sends a request and waits for its answer and for a `nixops4/planChanged`, in
+/// whichever order they come; the plan `nixops4/plan` then answers.
+fn answer_and_plan_changed(client: &mut LspClient, env: &TestEnv, id: Option<i64>) -> Value {
+    let (mut answered, mut changed) = (id.is_none(), false);
+    while !(answered && changed) {
+        let message = client.wait_for("an answer and nixops4/planChanged", |m| {
+            id.is_some_and(|id| is_response(m, id)) || m["method"] == "nixops4/planChanged"
+        });
+        if message["method"] == "nixops4/planChanged" {
+            assert_eq!(
+                message["params"],
+                json!({"deployment": "default", "flake": env.dir()}),
+            );
+            changed = true;
+        } else {
+            assert!(message.get("error").is_none(), "{message}");
+            answered = true;
+        }
+    }
+    client.request("nixops4/plan", json!({"uri": uri(env)}))
+}
+
+fn labels(plan: &Value) -> Vec<&str> {
+    plan["plan"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_client_is_told_when_a_plan_changes_and_gets_it_with_its_labels() {
+    let env = TestEnv::new();
+    env.write_deployment(TWO_FILES);
+    let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": true}));
+    // Editors send `didSave`, which starts a plan, only to a server that asks for it.
+    assert_eq!(client.capabilities()["textDocumentSync"]["save"], true);
+    open(&mut client, &env);
+    let opened = answer_and_plan_changed(&mut client, &env, None);
+    assert_eq!(opened["summaryText"], "+2 ~0 -/+0 -0", "{opened}");
+    assert_eq!(
+        labels(&opened),
+        ["+ create", "+ create, waiting for resources.a"]
+    );
+    // After an apply (from a lens, say): told, and the plan says so.
+    let apply = client.send_request(
+        "workspace/executeCommand",
+        json!({"command": "nixops4.apply", "arguments": [{"uri": uri(&env)}]}),
+    );
+    let applied = answer_and_plan_changed(&mut client, &env, Some(apply));
+    assert_eq!(applied["summaryText"], "+0 ~0 -/+0 -0", "{applied}");
+    assert_eq!(labels(&applied), ["no changes", "no changes"]);
+    // After a save: told once the new plan exists, never the one from before.
+    save(
+        &mut client,
+        &env,
+        &TWO_FILES.replace("\"a.txt\"", "\"c.txt\""),
+        2,
+    );
+    let saved = answer_and_plan_changed(&mut client, &env, None);
+    assert_eq!(saved["summaryText"], "+0 ~1 -/+1 -0", "{saved}");
+    assert_eq!(
+        labels(&saved),
+        ["-/+ replace: name", "~ update, waiting for resources.a"]
+    );
+    client.shutdown();
+}
+
+#[test]
+fn cancelling_the_request_interrupts_an_apply() {
+    let env = TestEnv::new();
+    let marker = env.dir().join("first-started");
+    env.write_deployment(&format!(
+        r#"      resources.first = {{ type = "local.exec"; inputs = {{ executable = "sh"; args = [ "-c" "touch '{}'; sleep 2; echo one" ]; }}; }};
+      resources.second = {{ type = "local.file"; inputs = {{ name = "second.txt"; contents = resources.first.stdout; }}; }};"#,
+        marker.display()
+    ));
+    let mut client = LspClient::start(
+        &[],
+        Some(env.dir()),
+        json!({"trusted": true, "planOnSave": false}),
+    );
+    open(&mut client, &env);
+    // A job: interrupted, and answered with what it did.
+    let apply = client.send_request(
+        "workspace/executeCommand",
+        json!({"command": "nixops4.apply", "arguments": [{"uri": uri(&env)}]}),
+    );
+    started(&mut client, &env, &marker, "the first resource");
+    client.notify("$/cancelRequest", json!({"id": apply}));
+    let done = client.wait_for("the apply", |m| is_response(m, apply));
+    assert_eq!(done["result"]["interrupted"], true, "{done}");
+    assert_eq!(
+        done["result"]["applied"],
+        json!({"first": "create"}),
+        "{done}"
+    );
+    assert!(!env.dir().join("second.txt").exists());
+    client.shutdown();
+}
+
+#[test]
+fn cancelling_a_plan_request_answers_it_at_once() {
+    let env = TestEnv::new();
+    // Reading a FIFO nobody writes to blocks: this plan would never be made.
+    let fifo = env.dir().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    env.write_deployment(
+        r#"      resources.stuck = { type = "local.file"; inputs = { name = "x"; contents = builtins.readFile (builtins.getEnv "NIXOPS4_TEST_FIFO"); }; };"#,
+    );
+    let mut client = LspClient::start_program(
+        &nixops4_tests::binary("nixops4-lsp"),
+        &[],
+        Some(env.dir()),
+        json!({"trusted": true, "planOnSave": false}),
+        &[("NIXOPS4_TEST_FIFO", fifo.to_str().unwrap())],
+    );
+    open(&mut client, &env);
+    let plan = client.send_request("nixops4/plan", json!({"uri": uri(&env)}));
+    client.notify("$/cancelRequest", json!({"id": plan}));
+    let cancelled = client.wait_for("the plan", |m| is_response(m, plan));
+    assert_eq!(cancelled["error"]["code"], -32800, "{cancelled}");
     client.shutdown();
 }

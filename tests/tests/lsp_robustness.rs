@@ -1,6 +1,7 @@
 //! The real `nixops4-lsp` under thousands of random incremental edits, requests at random
-//! (also invalid) positions, and malformed messages: it must answer everything, never
-//! exit, and after every edit hold exactly the text the client holds.
+//! (also invalid) positions, and malformed messages (also bodies that are not JSON, or
+//! not a message): it must answer everything, never exit, and after every edit hold
+//! exactly the text the client holds.
 
 use nixops4_tests::lsp_client::LspClient;
 use proptest::prelude::*;
@@ -59,7 +60,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(at, delete, insert)| Step::Edit { at, delete, insert }),
         3 => (0..8usize, 0..40u32, 0..120u32)
             .prop_map(|(method, line, character)| Step::Request { method, line, character }),
-        1 => (0..6usize).prop_map(Step::Malformed),
+        1 => (0..9usize).prop_map(Step::Malformed),
     ]
 }
 
@@ -117,8 +118,60 @@ fn malformed(client: &mut LspClient, kind: usize) {
         2 => client.notify("textDocument/didChange", json!({"textDocument": {"uri": "file:///not/open.nix", "version": 3}, "contentChanges": [{"text": "x"}]})),
         3 => client.notify("textDocument/didChange", json!({"textDocument": {"uri": URI}, "contentChanges": "not a list"})),
         4 => client.send(json!({"jsonrpc": "2.0", "id": 999_997, "method": "textDocument/completion", "params": {"textDocument": {"uri": URI}, "position": {"line": -1, "character": "x"}}})),
-        _ => client.send(json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 123_456}})),
+        5 => client.send(json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 123_456}})),
+        6 => client.send_body(b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"textDocument/hov"),
+        7 => client.send_body(b"[\"not\", \"a\", \"message\"]"),
+        _ => client.send_bytes(b"Content-Length: many\r\n\r\n"),
     }
+}
+
+/// Waits for the answer to a message that could not be read: an error without an id.
+fn error_without_id(client: &mut LspClient) -> Value {
+    let answer = client.wait_for("an error answer", |m| {
+        m.get("method").is_none() && m.get("error").is_some()
+    });
+    assert_eq!(answer["id"], Value::Null, "{answer}");
+    answer["error"]["code"].clone()
+}
+
+#[test]
+fn a_body_that_is_not_a_message_is_answered_and_the_server_goes_on() {
+    let mut client = LspClient::start(&[], None, json!({}));
+    let not_json: [&[u8]; 3] = [
+        b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"textDocument/hov",
+        b"Content-Length: 12",
+        b"\xff\xfe{}",
+    ];
+    for body in not_json {
+        client.send_body(body);
+        assert_eq!(error_without_id(&mut client), json!(-32700));
+    }
+    for body in [
+        &b"[1, 2, 3]"[..],
+        b"{\"jsonrpc\": \"2.0\"}",
+        b"{\"id\": {}}",
+        b"7",
+    ] {
+        client.send_body(body);
+        assert_eq!(error_without_id(&mut client), json!(-32600));
+    }
+    // Its id is known, so the answer carries it.
+    client.send_body(b"{\"jsonrpc\": \"2.0\", \"id\": 41, \"method\": 7}");
+    let answer = client.wait_for("the answer to 41", |m| m["id"] == 41);
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    // Headers without a usable length: answered, and the next frame is read.
+    client.send_bytes(b"Content-Length: many\r\n\r\n");
+    assert_eq!(error_without_id(&mut client), json!(-32700));
+    client.send_bytes(b"garbage\r\n\r\n");
+    assert_eq!(error_without_id(&mut client), json!(-32700));
+    // Still serving, with the documents it had.
+    client.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "nix", "version": 1, "text": "{ }"}}),
+    );
+    let held = client.request("nixops4/documentText", json!({"uri": URI}));
+    assert_eq!(held["text"], "{ }");
+    client.shutdown();
 }
 
 #[test]

@@ -1,6 +1,7 @@
 -- Drives the plugin in headless Neovim for tests/tests/editors_nvim.rs: waits for the
 -- server to attach, takes the diagnostics of a file with a typo, completes inputs, fixes
--- the typo and saves, waits for the plan's code lenses, runs :NixOps4 apply and
+-- the typo and saves, waits for the plan's code lenses (which the plugin asks for when the
+-- server says the plan changed), runs :NixOps4 apply and
 -- :checkhealth nixops4, and writes what it saw as JSON to $NIXOPS4_RESULT.
 local result = { version = string.format('%d.%d.%d', vim.version().major, vim.version().minor, vim.version().patch) }
 
@@ -61,8 +62,8 @@ local ok, problem = pcall(function()
   wait('the diagnostics to clear', 20000, function()
     return #vim.diagnostic.get(bufnr) == 0
   end)
+  -- The plugin asks for the lenses when the server says the plan changed.
   wait('the plan lenses', 60000, function()
-    vim.lsp.codelens.refresh()
     for _, title in ipairs(lens_titles(bufnr)) do
       if title:find('create', 1, true) then
         return true
@@ -71,6 +72,7 @@ local ok, problem = pcall(function()
     return false
   end)
   result.lenses = lens_titles(bufnr)
+  result.plan_changed = vim.g.nixops4_plan_changed
 
   vim.cmd('NixOps4 apply')
   wait('the apply', 60000, function()

@@ -1,8 +1,10 @@
 // End-to-end test of the extension in real VS Code (code-server) driven in headless
 // Chromium by Playwright: in a trusted workspace, completion of an input from the suggest
-// widget, a plan code lens, Apply from the lens, the lens turning to "no changes" and the
-// file existing; in an untrusted one, completion works and no apply is offered. Takes the
-// screenshots under docs/screenshots as it goes. Run by e2e/run.sh, which installs
+// widget, a plan code lens and the plan's summary in the status bar, a saved edit that adds
+// a resource (the status bar then shows the new plan), Apply from the lens, the lens
+// turning to "no changes" and the status bar with it, and the files existing; in an
+// untrusted one, completion works and no apply is offered. Takes the screenshots under
+// docs/screenshots as it goes. Run by e2e/run.sh, which installs
 // code-server, Node 24 and Chromium.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,6 +36,7 @@ function deployment(directory) {
 
         };
       };
+      # resources.second = { type = "local.file"; inputs = { name = "second.txt"; contents = "Hello again"; }; };
     };
   };
 }
@@ -113,7 +116,7 @@ async function session(name, trusted, check) {
       // What the page showed when it failed, for whoever reads the log.
       const shot = path.join(os.tmpdir(), `nixops4-e2e-${name}-failure.png`);
       await page.screenshot({ path: shot });
-      console.error(`the ${name} session failed; the page then: ${shot}; lenses: ${JSON.stringify(await lensTexts(page))}`);
+      console.error(`the ${name} session failed; the page then: ${shot}; lenses: ${JSON.stringify(await lensTexts(page))}; status: ${JSON.stringify(await statusText(page))}`);
       throw error;
     }
   } finally {
@@ -173,20 +176,57 @@ function lensTexts(page) {
   return page.locator('.codelens-decoration').allInnerTexts();
 }
 
+/** The NixOps4 item of the status bar, or '' while there is none. */
+async function statusText(page) {
+  const item = page.locator('.statusbar-item', { hasText: /NixOps4 \+/ });
+  return (await item.count()) > 0 ? (await item.first().innerText()).trim() : '';
+}
+
+async function untilStatus(page, summary) {
+  await until(`the status bar to say ${summary}`, async () => (await statusText(page)).endsWith(summary));
+}
+
+/** Uncomments `resources.second` (line 12) and saves. */
+async function addSecondResourceAndSave(page) {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+G');
+  await page.keyboard.type('12');
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Home');
+  await page.keyboard.press('Delete');
+  await page.keyboard.press('Delete');
+  await page.keyboard.press('Control+S');
+}
+
 await session('trusted', true, async (page, workspace) => {
   await completeInputs(page);
   await page.screenshot({ path: path.join(screenshots, 'vscode-1-completion.png') });
   await undoTyping(page);
   await until('the plan lens', async () => (await lensTexts(page)).some((t) => t.includes('+ create')));
+  await untilStatus(page, '+1 ~0 -/+0 -0');
+  // The status bar follows the plan made after the save, not the one from before it.
+  await addSecondResourceAndSave(page);
+  await until('the lenses of two resources', async () => {
+    const lenses = await lensTexts(page);
+    return lenses.filter((t) => t.includes('+ create')).length === 2 && lenses.some((t) => t.includes('(+2 ~0 -/+0 -0)'));
+  });
+  await untilStatus(page, '+2 ~0 -/+0 -0');
   await page.screenshot({ path: path.join(screenshots, 'vscode-2-plan-lens.png') });
   await page.locator('.codelens-decoration a', { hasText: 'Apply deployment' }).first().click();
-  await until('the lens to say no changes', async () => (await lensTexts(page)).some((t) => t.includes('no changes')));
+  await until('the lenses to say no changes', async () => {
+    const lenses = await lensTexts(page);
+    return lenses.filter((t) => t.includes('no changes')).length === 2 && lenses.some((t) => t.includes('(+0 ~0 -/+0 -0)'));
+  });
+  // An apply from the lens, which the extension did not start: the status bar follows too.
+  await untilStatus(page, '+0 ~0 -/+0 -0');
   await page.screenshot({ path: path.join(screenshots, 'vscode-3-applied.png') });
-  const created = fs.readFileSync(path.join(workspace, 'hello.txt'), 'utf8');
-  if (created !== 'Hello from NixOps4') {
-    throw new Error(`hello.txt holds ${JSON.stringify(created)}`);
+  for (const [file, contents] of [['hello.txt', 'Hello from NixOps4'], ['second.txt', 'Hello again']]) {
+    const created = fs.readFileSync(path.join(workspace, file), 'utf8');
+    if (created !== contents) {
+      throw new Error(`${file} holds ${JSON.stringify(created)}`);
+    }
   }
-  console.log('trusted: completion, plan lens, apply from the lens, no changes after: ok');
+  console.log('trusted: completion, plan lens and status bar, after a save, apply from the lens, no changes after: ok');
 });
 
 await session('untrusted', false, async (page, workspace) => {

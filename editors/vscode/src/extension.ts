@@ -1,12 +1,14 @@
 // The NixOps4 extension: starts nixops4-lsp (found by ./server) with the workspace's trust,
 // restarts it when trust is granted, and offers the commands, the plan view and a status
 // bar item with the plan's summary. Lenses, confirmations and progress come from the server
-// through vscode-languageclient; this file asks for plans and runs the server's commands.
+// through vscode-languageclient; this file asks for the plan whenever the server says it
+// changed (nixops4/planChanged) and runs the server's commands (./lsp_ext, generated from
+// the server's types).
 import * as vscode from 'vscode';
 import { ExecuteCommandRequest, LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
 
-import { dotted, hasChanges, operationsOf, resourceLabel, summaryText } from './plan';
-import { CommandArguments, PlanResult, planRequest, serverCommands } from './protocol';
+import { CommandArguments, CommandResults, PlanResult, commands, plan, planChanged } from './lsp_ext';
+import { dotted, operationsOf, rows, status as statusOf } from './plan';
 import { findServer, serverVersion } from './server';
 
 let client: LanguageClient | undefined;
@@ -37,18 +39,12 @@ class PlanView implements vscode.TreeDataProvider<vscode.TreeItem> {
     if (!this.latest) {
       return [new vscode.TreeItem('No plan yet: save a deployment or run "NixOps4: Plan"')];
     }
-    const items = this.latest.plan.resources.map((planned) => {
-      const item = new vscode.TreeItem(dotted(planned.resource));
-      item.description = resourceLabel(planned);
-      item.tooltip = `${planned.type}: ${resourceLabel(planned)}`;
+    return rows(this.latest).map((row) => {
+      const item = new vscode.TreeItem(row.label);
+      item.description = row.description;
+      item.tooltip = row.tooltip;
       return item;
     });
-    for (const problem of this.latest.plan.problems) {
-      const item = new vscode.TreeItem(dotted(problem.resource));
-      item.description = `cannot be evaluated: ${problem.message}`;
-      items.push(item);
-    }
-    return items;
   }
 }
 
@@ -91,6 +87,8 @@ async function startServer(context: vscode.ExtensionContext): Promise<void> {
     outputChannel: output,
   };
   client = new LanguageClient('nixops4', 'NixOps4', serverOptions, clientOptions);
+  // Sent once the new plan exists (after a save, an apply, ...): show that one.
+  client.onNotification(planChanged, () => void refreshPlan());
   await client.start();
 }
 
@@ -109,12 +107,11 @@ async function refreshPlan(): Promise<PlanResult | undefined> {
     return undefined;
   }
   try {
-    const result = await client.sendRequest<PlanResult>(planRequest, { uri: uri.toString() });
+    const result = await client.sendRequest(plan, { uri: uri.toString() });
     planView.show(result);
-    status.text = `$(rocket) NixOps4 ${summaryText(result.summary)}`;
-    status.tooltip = hasChanges(result.summary)
-      ? `Deployment ${result.deployment} has changes to apply: show the plan`
-      : `Deployment ${result.deployment} is up to date`;
+    const shown = statusOf(result);
+    status.text = shown.text;
+    status.tooltip = shown.tooltip;
     status.show();
     return result;
   } catch (error) {
@@ -123,19 +120,19 @@ async function refreshPlan(): Promise<PlanResult | undefined> {
   }
 }
 
-/** Runs one of the server's commands on the active deployment. */
-async function serverCommand(command: string, argument: Omit<CommandArguments, 'uri'>): Promise<unknown> {
+/** Runs one of the server's commands on the active deployment (the server then says
+ * that the plan changed). */
+async function serverCommand<C extends keyof CommandResults>(
+  command: C,
+  argument: Omit<CommandArguments, 'uri'>,
+): Promise<CommandResults[C] | undefined> {
   const uri = activeNixDocument();
   if (!client || !uri) {
     void vscode.window.showWarningMessage('NixOps4: open a deployment (a .nix file in a flake) first.');
     return undefined;
   }
-  const result = await client.sendRequest(ExecuteCommandRequest.type, {
-    command,
-    arguments: [{ ...argument, uri: uri.toString() }],
-  });
-  await refreshPlan();
-  return result;
+  const full: CommandArguments = { ...argument, uri: uri.toString() };
+  return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [full] });
 }
 
 /** Asks which resource of the latest plan to act on. */
@@ -147,7 +144,7 @@ async function pickResource(placeHolder: string): Promise<string[] | undefined> 
   const picked = await vscode.window.showQuickPick(
     result.plan.resources.map((planned) => ({
       label: dotted(planned.resource),
-      description: resourceLabel(planned),
+      description: planned.label,
       path: planned.resource,
     })),
     { placeHolder },
@@ -165,19 +162,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     status,
     vscode.window.registerTreeDataProvider('nixops4.plan', planView),
     vscode.workspace.onDidGrantWorkspaceTrust(() => restartServer(context)),
-    vscode.workspace.onDidSaveTextDocument((document) => {
-      if (document.languageId === 'nix' && vscode.workspace.getConfiguration('nixops4').get('planOnSave', true)) {
-        void refreshPlan();
-      }
-    }),
     vscode.commands.registerCommand('nixops4.showPlan', async () => {
       await refreshPlan();
       await vscode.commands.executeCommand('nixops4.plan.focus');
     }),
-    vscode.commands.registerCommand('nixops4.applyDeployment', () => serverCommand(serverCommands.apply, {})),
+    vscode.commands.registerCommand('nixops4.applyDeployment', () => serverCommand(commands.apply, {})),
     vscode.commands.registerCommand('nixops4.applyResource', async () => {
       const resource = await pickResource('Apply which resource (and what it depends on)?');
-      return resource && serverCommand(serverCommands.apply, { targets: [resource] });
+      return resource && serverCommand(commands.apply, { targets: [resource] });
     }),
     vscode.commands.registerCommand('nixops4.destroyResource', async () => {
       const resource = await pickResource('Destroy which resource (and what depends on it)?');
@@ -189,7 +181,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         { modal: true },
         'Destroy',
       );
-      return sure === 'Destroy' && serverCommand(serverCommands.destroy, { targets: [resource], confirmed: true });
+      return sure === 'Destroy' && serverCommand(commands.destroy, { targets: [resource], confirmed: true });
     }),
     vscode.commands.registerCommand('nixops4.runOperationOnResource', async () => {
       const resource = await pickResource('Run an operation on which resource?');
@@ -202,15 +194,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         return undefined;
       }
       const operation = await vscode.window.showQuickPick(offered, { placeHolder: `Run which operation on ${dotted(resource)}?` });
-      return operation && serverCommand(serverCommands.runOperation, { targets: [resource], operation });
+      return operation && serverCommand(commands.runOperation, { targets: [resource], operation });
     }),
-    vscode.commands.registerCommand('nixops4.refreshState', () => serverCommand(serverCommands.refresh, {})),
+    vscode.commands.registerCommand('nixops4.refreshState', () => serverCommand(commands.refresh, {})),
     vscode.commands.registerCommand('nixops4.restartServer', () => restartServer(context)),
   );
   await startServer(context);
-  if (vscode.workspace.isTrusted) {
-    void refreshPlan();
-  }
 }
 
 export async function deactivate(): Promise<void> {

@@ -1,47 +1,48 @@
 // Unit tests of the extension's pure modules (compiled to out/ by `npm run compile`):
-// how plans read, and how the server is found and checked.
+// how the server's plans show, and how the server is found and checked.
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { dotted, hasChanges, operationsOf, resourceLabel, summaryText } = require('../out/plan');
+const { dotted, hasChanges, operationsOf, rows, status } = require('../out/plan');
 const { findServer, serverVersion } = require('../out/server');
 
-const planned = (action, changes = [], extra = {}) => ({
-  resource: ['a'],
-  type: 'local.file',
-  action,
-  changes,
-  inputsKnown: true,
-  waitingFor: [],
-  ...extra,
-});
+// A plan as nixops4/plan answers it: the server labels each resource and sums the plan up.
+const result = {
+  deployment: 'default',
+  flake: '/work',
+  summary: { create: 1, update: 0, replace: 0, delete: 0, unchanged: 1 },
+  summaryText: '+1 ~0 -/+0 -0',
+  operations: [],
+  plan: {
+    deployment: 'default',
+    fingerprint: 'f',
+    resources: [
+      { resource: ['host', 'odd.name'], type: 'local.file', action: 'create', changes: [], inputsKnown: false, waitingFor: [['a']], position: null, label: '+ create, waiting for resources.a' },
+      { resource: ['a'], type: 'local.file', action: 'noChange', changes: [], inputsKnown: true, waitingFor: [], position: null, label: 'no changes' },
+    ],
+    problems: [{ resource: ['bad'], message: 'no contents yet', position: null }],
+  },
+};
 
-test('labels say what happens to a resource, as the server\'s lenses do', () => {
-  assert.strictEqual(resourceLabel(planned('create')), '+ create');
-  assert.strictEqual(
-    resourceLabel(planned('update', [{ input: 'contents', forcesReplacement: false }, { input: 'mode', forcesReplacement: false }])),
-    '~ update: contents, mode',
+test('the plan view and the status bar show what the server says, not a label of their own', () => {
+  assert.deepStrictEqual(
+    rows(result).map((row) => [row.label, row.description]),
+    [
+      ['host."odd.name"', '+ create, waiting for resources.a'],
+      ['a', 'no changes'],
+      ['bad', 'cannot be evaluated: no contents yet'],
+    ],
   );
-  assert.strictEqual(
-    resourceLabel(planned('replace', [{ input: 'name', forcesReplacement: true }, { input: 'mode', forcesReplacement: false }])),
-    '-/+ replace: name',
-  );
-  assert.strictEqual(resourceLabel(planned('delete')), '- delete');
-  assert.strictEqual(resourceLabel(planned('noChange')), 'no changes');
-  assert.strictEqual(
-    resourceLabel(planned('update', [], { inputsKnown: false, waitingFor: [['host', 'key']] })),
-    '~ update, waiting for resources.host.key',
-  );
-});
-
-test('summaries and paths', () => {
-  const summary = { create: 2, update: 1, replace: 0, delete: 0 };
-  assert.strictEqual(summaryText(summary), '+2 ~1 -/+0 -0');
-  assert.strictEqual(hasChanges(summary), true);
-  assert.strictEqual(hasChanges({ create: 0, update: 0, replace: 0, delete: 0 }), false);
+  assert.deepStrictEqual(status(result), {
+    text: '$(rocket) NixOps4 +1 ~0 -/+0 -0',
+    tooltip: 'Deployment default has changes to apply: show the plan',
+  });
+  const applied = { ...result, summary: { create: 0, update: 0, replace: 0, delete: 0, unchanged: 2 }, summaryText: '+0 ~0 -/+0 -0' };
+  assert.strictEqual(status(applied).tooltip, 'Deployment default is up to date');
+  assert.strictEqual(hasChanges(applied.summary), false);
   assert.strictEqual(dotted(['host', 'odd.name']), 'host."odd.name"');
 });
 

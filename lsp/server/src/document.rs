@@ -1,19 +1,19 @@
 //! An open document: its text in a rope, edited in place by full or incremental changes,
-//! its analysis for that text, and the conversions between LSP positions (UTF-16 code
-//! units) and byte offsets. Cloning is cheap (the rope and the analysis are shared), so a
+//! its analysis for that text, and its line index: LSP positions (UTF-16 code units) to
+//! byte offsets and back, which [`crate::to_proto`] and [`crate::from_proto`] build on. Cloning is cheap (the rope and the analysis are shared), so a
 //! request works on a snapshot while edits go on.
 
 use std::sync::Arc;
 
+use lsp_types::{Position, TextDocumentContentChangeEvent};
 use nixops4_analysis::{Analysis, TextRange, TextSize};
 use ropey::Rope;
-use tower_lsp_server::lsp_types::{Position, Range, TextDocumentContentChangeEvent};
 
 #[derive(Clone)]
 pub struct Document {
     text: Rope,
-    pub version: i32,
-    pub analysis: Arc<Analysis>,
+    version: i32,
+    analysis: Arc<Analysis>,
 }
 
 impl Document {
@@ -36,6 +36,15 @@ impl Document {
 
     pub fn text(&self) -> String {
         self.text.to_string()
+    }
+
+    pub fn version(&self) -> i32 {
+        self.version
+    }
+
+    /// The analysis of the current text.
+    pub fn analysis(&self) -> &Arc<Analysis> {
+        &self.analysis
     }
 
     /// Applies a notification's changes in order, updating the analysis with each (which
@@ -110,23 +119,6 @@ impl Document {
             character: character as u32,
         }
     }
-
-    pub fn range(&self, range: TextRange) -> Range {
-        Range {
-            start: self.position(usize::from(range.start())),
-            end: self.position(usize::from(range.end())),
-        }
-    }
-
-    /// The analysis offset of a position.
-    pub fn text_size(&self, position: Position) -> TextSize {
-        TextSize::from(self.offset(position) as u32)
-    }
-
-    pub fn text_range(&self, range: Range) -> TextRange {
-        let start = self.text_size(range.start);
-        TextRange::new(start, self.text_size(range.end).max(start))
-    }
 }
 
 fn line_break_len(line: &str) -> usize {
@@ -142,6 +134,7 @@ fn line_break_len(line: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lsp_types::Range;
 
     fn change(start: (u32, u32), end: (u32, u32), text: &str) -> TextDocumentContentChangeEvent {
         TextDocumentContentChangeEvent {

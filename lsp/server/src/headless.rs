@@ -17,6 +17,7 @@ use nixops4_core::plan::{Action, Plan};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::render;
 use crate::runner::{self, Deployment};
 
 pub struct Options {
@@ -52,7 +53,7 @@ impl Output {
         self.json("plan", plan);
         for planned in &plan.resources {
             if planned.action != Action::NoChange {
-                self.text(&format!("{}  {}", planned.resource, runner::label(planned)));
+                self.text(&format!("{}  {}", planned.resource, render::label(planned)));
             }
         }
         for problem in &plan.problems {
@@ -69,7 +70,7 @@ impl Output {
         self.text(&format!(
             "Plan for `{}`: {}",
             plan.deployment,
-            runner::summary(plan)
+            render::summary(plan)
         ));
     }
 
@@ -134,7 +135,7 @@ async fn apply(options: &Options, output: &Output) -> Result<ExitCode, EngineErr
     let progress = async {
         while let Some(event) = events.recv().await {
             output.json("event", &event);
-            output.text(&runner::event_line(&event));
+            output.text(&render::event_line(&event));
         }
     };
     let yes = options.yes;
@@ -158,7 +159,7 @@ async fn apply(options: &Options, output: &Output) -> Result<ExitCode, EngineErr
         return Ok(ExitCode::FAILURE);
     };
     output.json("report", &report);
-    output.text(&format!("Apply: {}", runner::outcome(&report)));
+    output.text(&format!("Apply: {}", render::outcome(&report)));
     Ok(if report.succeeded() {
         ExitCode::SUCCESS
     } else {

@@ -4,17 +4,30 @@
 //! fixes, hover with the values the state recorded, definition, references, rename,
 //! symbols, folding, semantic tokens) and, in trusted workspaces, plan lenses and commands
 //! that apply, destroy, refresh and run operations. `--apply` runs that apply without an
-//! editor. Document edits are applied before any `.await` in their notification handlers,
-//! so they are never reordered or lost; requests read a snapshot of a document.
+//! editor. The main loop applies document edits before it reads the next message, so they
+//! are never reordered or lost; requests read a snapshot of the documents.
 
 #![deny(clippy::print_stdout)]
+// `Uri` (the documents' key) caches its parse; its hash and equality never change.
+#![allow(clippy::mutable_key_type)]
 
+mod client;
+mod diagnostics;
 mod document;
-mod evaluated;
+mod from_proto;
+mod handlers;
 mod headless;
+mod jobs;
+mod lsp_ext;
 mod project;
+mod render;
+mod router;
 mod runner;
 mod server;
+mod snapshot;
+mod state;
+mod to_proto;
+mod transport;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +81,8 @@ struct Arguments {
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
+    // One thread: the main loop and every request and job; blocking work (reading the
+    // workspace's files) goes to tokio's blocking threads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -89,8 +104,10 @@ fn main() -> ExitCode {
             parallelism: arguments.parallelism,
         }));
     }
-    runtime.block_on(server::serve(server::Options {
+    let code = runtime.block_on(server::serve(state::Options {
         trust_workspace: arguments.trust_workspace,
     }));
-    ExitCode::SUCCESS
+    // Tasks still running (a request the client did not wait for) end with the process.
+    runtime.shutdown_background();
+    code
 }

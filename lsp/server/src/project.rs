@@ -53,8 +53,8 @@ impl Default for Settings {
 
 pub struct Project {
     root: Option<PathBuf>,
-    pub trusted: bool,
-    pub settings: Settings,
+    trusted: bool,
+    settings: Settings,
     /// Files on disk that are not open, analysed.
     disk: DashMap<PathBuf, Arc<Analysis>>,
     local: Arc<Schemas>,
@@ -79,13 +79,49 @@ impl Project {
         }
     }
 
-    /// Whether the server may read `path`: always inside the workspace, anywhere when trusted.
+    /// Whether the workspace is trusted: then it may run `nix` and providers, and read
+    /// files anywhere.
+    pub fn trusted(&self) -> bool {
+        self.trusted
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Whether the server may look at `path` (a directory it walks up): always inside the
+    /// workspace as written, anywhere when trusted.
     fn readable(&self, path: &Path) -> bool {
         self.trusted
             || self
                 .root
                 .as_ref()
                 .is_some_and(|root| path.starts_with(root))
+    }
+
+    /// Whether the server may open `path`: anywhere when trusted; else only when the file
+    /// it really is (links and `..` resolved) lies inside the workspace. Asked before a
+    /// file is opened, never after.
+    fn may_open(&self, path: &Path) -> bool {
+        self.trusted
+            || path.canonicalize().is_ok_and(|real| {
+                self.root
+                    .as_ref()
+                    .is_some_and(|root| real.starts_with(root))
+            })
+    }
+
+    /// A deployment file's text: only a regular file the server may open and small
+    /// enough, checked before it is opened (a FIFO would block, a device never end).
+    fn read_checked(&self, path: &Path) -> Option<String> {
+        if !self.may_open(path) {
+            return None;
+        }
+        let metadata = std::fs::metadata(path).ok()?;
+        if !metadata.is_file() || metadata.len() > LARGEST_FILE {
+            return None;
+        }
+        std::fs::read_to_string(path).ok()
     }
 
     /// Reads and analyses the workspace's `.nix` files.
@@ -124,13 +160,12 @@ impl Project {
 
     /// Reads a file again (it changed on disk or was closed).
     pub fn reload(&self, path: &Path) {
-        let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= LARGEST_FILE);
-        match std::fs::read_to_string(path) {
-            Ok(text) if small && self.readable(path) => {
+        match self.read_checked(path) {
+            Some(text) => {
                 self.disk
                     .insert(path.to_owned(), Arc::new(Analysis::new(&text)));
             }
-            _ => {
+            None => {
                 self.disk.remove(path);
             }
         }
@@ -241,12 +276,12 @@ impl Project {
             return Arc::default();
         };
         let file = state_file(analysis, flake_dir);
+        if !self.may_open(&file) {
+            return Arc::default();
+        }
         let Ok(modified) = std::fs::metadata(&file).and_then(|m| m.modified()) else {
             return Arc::default();
         };
-        if !self.readable(&file) {
-            return Arc::default();
-        }
         let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((read_at, recorded)) = states.get(&file)
             && *read_at == modified

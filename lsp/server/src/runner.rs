@@ -8,7 +8,6 @@
 //! lock keeps two applies of one state apart; shutting down interrupts running jobs (no new
 //! provider call starts) and waits until what they started is recorded.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,8 +18,8 @@ use dashmap::DashMap;
 use nixops4_core::ResourcePath;
 use nixops4_core::engine::{ApplyReport, Engine, EngineOptions, RefreshReport};
 use nixops4_core::error::EngineError;
-use nixops4_core::events::{Event, EventSink};
-use nixops4_core::plan::{Action, Plan, PlannedResource};
+use nixops4_core::events::EventSink;
+use nixops4_core::plan::Plan;
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
@@ -54,7 +53,6 @@ pub enum PlanStatus {
 }
 
 /// Plans by deployment, and the jobs running.
-#[derive(Default)]
 pub struct Runner {
     plans: DashMap<Deployment, PlanStatus>,
     /// The plan being made per deployment, aborted when a newer one is asked for.
@@ -63,6 +61,8 @@ pub struct Runner {
     interrupts: DashMap<String, Arc<AtomicBool>>,
     running: AtomicUsize,
     idle: Notify,
+    /// Told each time a deployment's plan is stored, ready or failed.
+    on_plan: Box<dyn Fn(&Deployment) + Send + Sync>,
 }
 
 /// Counts a job as running until dropped.
@@ -77,6 +77,17 @@ impl Drop for JobGuard<'_> {
 }
 
 impl Runner {
+    pub fn new(on_plan: impl Fn(&Deployment) + Send + Sync + 'static) -> Runner {
+        Runner {
+            plans: DashMap::new(),
+            planning: DashMap::new(),
+            interrupts: DashMap::new(),
+            running: AtomicUsize::new(0),
+            idle: Notify::new(),
+            on_plan: Box::new(on_plan),
+        }
+    }
+
     pub fn plan(&self, deployment: &Deployment) -> Option<PlanStatus> {
         self.plans.get(deployment).map(|p| p.clone())
     }
@@ -86,11 +97,11 @@ impl Runner {
     pub async fn plan_after_delay(&self, deployment: &Deployment) {
         tokio::time::sleep(PLAN_DELAY).await;
         self.plans.insert(deployment.clone(), PlanStatus::Planning);
-        let status = match self.plan_now(deployment).await {
-            Ok(plan) => PlanStatus::Ready(Arc::new(plan)),
-            Err(error) => PlanStatus::Failed(error.to_string()),
-        };
-        self.plans.insert(deployment.clone(), status);
+        if let Err(error) = self.plan_now(deployment).await {
+            self.plans
+                .insert(deployment.clone(), PlanStatus::Failed(error.to_string()));
+            (self.on_plan)(deployment);
+        }
     }
 
     /// Makes `task` the deployment's plan in the making, aborting the one before.
@@ -100,7 +111,7 @@ impl Runner {
         }
     }
 
-    /// Plans now, and keeps the plan for the lenses.
+    /// Plans now, and keeps the plan for the lenses (telling whoever listens).
     pub async fn plan_now(&self, deployment: &Deployment) -> Result<Plan, EngineError> {
         let engine = Engine::start(deployment.options(None, Arc::default())).await?;
         let plan = engine.plan().await;
@@ -110,19 +121,20 @@ impl Runner {
                 deployment.clone(),
                 PlanStatus::Ready(Arc::new(plan.clone())),
             );
+            (self.on_plan)(deployment);
         }
         plan
     }
 
-    /// Runs a job with an interrupt flag known under `token`.
+    /// Runs a job whose interrupt flag is also known under `token` (its progress).
     pub async fn job<T, F: Future<Output = T>>(
         &self,
         token: &str,
+        interrupt: Arc<AtomicBool>,
         work: impl FnOnce(Arc<AtomicBool>) -> F,
     ) -> T {
         self.running.fetch_add(1, Ordering::SeqCst);
         let _guard = JobGuard(self);
-        let interrupt = Arc::new(AtomicBool::new(false));
         self.interrupts.insert(token.to_owned(), interrupt.clone());
         let result = work(interrupt).await;
         self.interrupts.remove(token);
@@ -221,106 +233,4 @@ pub async fn run_operation(
     let result = engine.run_operation(target, operation, arguments).await;
     engine.shutdown().await;
     result
-}
-
-/// How a planned resource reads in a lens or a line: `+ create`, `~ update: contents,
-/// mode`, `-/+ replace: name`, `- delete`, `no changes`, with what it waits for.
-pub fn label(planned: &PlannedResource) -> String {
-    let inputs = |only_replacing: bool| {
-        planned
-            .changes
-            .iter()
-            .filter(|c| !only_replacing || c.forces_replacement)
-            .map(|c| c.input.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let listed = |verb: &str, inputs: String| {
-        if inputs.is_empty() {
-            verb.to_owned()
-        } else {
-            format!("{verb}: {inputs}")
-        }
-    };
-    let mut text = match planned.action {
-        Action::Create => "+ create".to_owned(),
-        Action::Update => listed("~ update", inputs(false)),
-        Action::Replace => listed("-/+ replace", inputs(true)),
-        Action::Delete => "- delete".to_owned(),
-        Action::NoChange => "no changes".to_owned(),
-    };
-    if !planned.inputs_known && !planned.waiting_for.is_empty() {
-        let waiting: Vec<String> = planned
-            .waiting_for
-            .iter()
-            .map(|p| format!("resources.{p}"))
-            .collect();
-        text.push_str(&format!(", waiting for {}", waiting.join(", ")));
-    }
-    text
-}
-
-/// `+2 ~1 -/+0 -0`.
-pub fn summary(plan: &Plan) -> String {
-    let s = plan.summary();
-    format!("+{} ~{} -/+{} -{}", s.create, s.update, s.replace, s.delete)
-}
-
-/// What an event says, as a line of progress.
-pub fn event_line(event: &Event) -> String {
-    let verb = |action: &Action, done: bool| match (action, done) {
-        (Action::Create, false) => "creating",
-        (Action::Create, true) => "created",
-        (Action::Update, false) => "updating",
-        (Action::Update, true) => "updated",
-        (Action::Replace, false) => "replacing",
-        (Action::Replace, true) => "replaced",
-        (Action::Delete, false) => "deleting",
-        (Action::Delete, true) => "deleted",
-        (Action::NoChange, _) => "unchanged",
-    };
-    match event {
-        Event::Started { resource, action } => format!("{} {resource}", verb(action, false)),
-        Event::Finished { resource, action } => format!("{} {resource}", verb(action, true)),
-        Event::Failed { resource, error } => format!("{resource} failed: {error}"),
-        Event::Skipped { resource, reason } => format!("{resource} skipped: {reason}"),
-    }
-}
-
-/// How an apply or destroy ended, in one sentence.
-pub fn outcome(report: &ApplyReport) -> String {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for action in report.applied.values() {
-        let word = match action {
-            Action::Create => "created",
-            Action::Update => "updated",
-            Action::Replace => "replaced",
-            Action::Delete => "deleted",
-            Action::NoChange => "unchanged",
-        };
-        *counts.entry(word).or_default() += 1;
-    }
-    let mut parts: Vec<String> = ["created", "updated", "replaced", "deleted"]
-        .iter()
-        .filter_map(|w| counts.get(w).map(|n| format!("{n} {w}")))
-        .collect();
-    if parts.is_empty() {
-        parts.push("nothing to change".into());
-    }
-    let mut text = parts.join(", ");
-    if !report.failed.is_empty() {
-        let failed: Vec<String> = report
-            .failed
-            .iter()
-            .map(|(path, error)| format!("{path}: {error}"))
-            .collect();
-        text.push_str(&format!("; failed: {}", failed.join("; ")));
-    }
-    if !report.skipped.is_empty() {
-        text.push_str(&format!("; {} skipped", report.skipped.len()));
-    }
-    if report.interrupted {
-        text.push_str("; interrupted");
-    }
-    text
 }

@@ -34,8 +34,16 @@ local function progress_handler(err, result, ctx, config)
   end
 end
 
+-- nixops4/planChanged: the server has a new plan (after a save, an apply, ...). Lenses are
+-- asked for again (Neovim 0.7 does not take workspace/codeLens/refresh), and the
+-- notification is kept in vim.g.nixops4_plan_changed for statuslines and scripts.
+local function plan_changed_handler(_, result)
+  vim.g.nixops4_plan_changed = result
+  vim.lsp.codelens.refresh()
+end
+
 local function handlers()
-  return { ['$/progress'] = progress_handler }
+  return { ['$/progress'] = progress_handler, ['nixops4/planChanged'] = plan_changed_handler }
 end
 
 function M.lsp_config()
@@ -160,8 +168,7 @@ function subcommands.plan(bufnr)
       notify(err.message, vim.log.levels.ERROR)
       return
     end
-    local s = result.summary
-    notify(string.format('plan for `%s`: +%d ~%d -/+%d -%d', result.deployment, s.create, s.update, s.replace, s.delete))
+    notify(string.format('plan for `%s`: %s', result.deployment, result.summaryText))
     vim.lsp.codelens.refresh()
   end, bufnr)
 end

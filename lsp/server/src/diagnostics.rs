@@ -1,0 +1,77 @@
+//! A document's diagnostics: the analysis' (with the resources the deployment's other
+//! files declare) and the evaluation errors the latest plan found in it.
+
+use lsp_types::{Diagnostic, Uri};
+use nixops4_analysis::diagnostics;
+use nixops4_analysis::workspace::{self, File};
+
+use crate::document::Document;
+use crate::from_proto;
+use crate::runner::PlanStatus;
+use crate::snapshot::{Context, Snapshot};
+use crate::to_proto;
+
+/// Publishes a document's diagnostics, for the version the snapshot holds.
+pub fn publish(snap: &Snapshot, uri: &Uri) {
+    let Some(context) = snap.context(uri) else {
+        return;
+    };
+    let document = &context.document;
+    let mut converted: Vec<Diagnostic> = analysis(snap, uri, &context)
+        .iter()
+        .map(|found| to_proto::diagnostic(document, found))
+        .collect();
+    converted.extend(evaluation(snap, uri, document));
+    snap.client()
+        .publish_diagnostics(uri.clone(), converted, Some(document.version()));
+}
+
+/// What the analysis finds in a document of its deployment.
+pub fn analysis(snap: &Snapshot, uri: &Uri, context: &Context) -> Vec<diagnostics::Diagnostic> {
+    let files = snap.deployment_files(uri);
+    let views: Vec<File> = files
+        .iter()
+        .map(|(id, d)| File {
+            id,
+            analysis: d.analysis(),
+        })
+        .collect();
+    let neighbours = workspace::neighbours(&views, uri.as_str());
+    context
+        .document
+        .analysis()
+        .diagnostics(&context.schemas, &neighbours)
+}
+
+/// The evaluation errors the latest plan found in this document: at the position Nix
+/// reports, else on the name of the resource.
+fn evaluation(snap: &Snapshot, uri: &Uri, document: &Document) -> Vec<Diagnostic> {
+    let Some(deployment) = snap.deployment_of(uri) else {
+        return Vec::new();
+    };
+    let Some(path) = from_proto::file_path(uri) else {
+        return Vec::new();
+    };
+    let Some(PlanStatus::Ready(plan)) = snap.runner().plan(&deployment) else {
+        return Vec::new();
+    };
+    plan.problems
+        .iter()
+        .filter_map(|problem| {
+            let range = match &problem.position {
+                Some(position) => {
+                    if deployment.flake_dir.join(&position.file) != path {
+                        return None;
+                    }
+                    to_proto::nix_position(position)
+                }
+                None => {
+                    let declared = document.analysis().declared_resource(&problem.resource.0)?;
+                    to_proto::range(document, declared.name_range)
+                }
+            };
+            let message = format!("{}: {}", problem.resource, problem.message);
+            Some(to_proto::evaluation_diagnostic(range, message))
+        })
+        .collect()
+}

@@ -1,0 +1,83 @@
+//! `textDocument/codeLens` (trusted workspaces): the plan of the document's deployment. At
+//! the top its summary with "apply", per resource its planned change with "apply this
+//! resource". A resource to delete that the document no longer declares shows where the
+//! document last declared it, if known, else in the summary.
+
+use lsp_types::{CodeLens, CodeLensParams, Range, Uri};
+use nixops4_core::plan::Action;
+use serde_json::{Value, json};
+
+use super::Result;
+use crate::lsp_ext::Command;
+use crate::render;
+use crate::runner::PlanStatus;
+use crate::snapshot::Snapshot;
+use crate::to_proto;
+
+pub fn code_lens(snap: Snapshot, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+    Ok(Some(lenses(&snap, &params.text_document.uri)))
+}
+
+fn lenses(snap: &Snapshot, uri: &Uri) -> Vec<CodeLens> {
+    if !snap.project().trusted() {
+        return Vec::new();
+    }
+    let (Some(document), Some(deployment)) = (snap.document(uri), snap.deployment_of(uri)) else {
+        return Vec::new();
+    };
+    let top = Range::default();
+    let apply =
+        |targets: Vec<Vec<String>>| -> Value { json!({"uri": uri.as_str(), "targets": targets}) };
+    let plan = match snap.runner().plan(&deployment) {
+        None | Some(PlanStatus::Planning) => {
+            return vec![to_proto::lens(top, "NixOps4: planning…".into(), None)];
+        }
+        Some(PlanStatus::Failed(error)) => {
+            let title = format!("NixOps4: cannot plan: {error}");
+            return vec![to_proto::lens(
+                top,
+                title,
+                Some((Command::Plan, apply(Vec::new()))),
+            )];
+        }
+        Some(PlanStatus::Ready(plan)) => plan,
+    };
+    let mut undeclared = Vec::new();
+    let mut lenses = snap.with_last_declared(uri, |last_seen| {
+        let mut lenses = Vec::new();
+        for planned in &plan.resources {
+            let path = &planned.resource.0;
+            let range = match document.analysis().declared_resource(path) {
+                Some(declared) => {
+                    let range = to_proto::range(document, declared.name_range);
+                    last_seen.insert(path.clone(), range);
+                    Some(range)
+                }
+                None => last_seen.get(path).copied(),
+            };
+            let command = (planned.action != Action::Delete)
+                .then(|| (Command::Apply, apply(vec![path.clone()])));
+            match range {
+                Some(range) => lenses.push(to_proto::lens(range, render::label(planned), command)),
+                None if planned.action == Action::Delete => {
+                    undeclared.push(planned.resource.to_string())
+                }
+                None => {}
+            }
+        }
+        lenses
+    });
+    let mut title = format!(
+        "▶ Apply deployment `{}` ({})",
+        deployment.name,
+        render::summary(&plan)
+    );
+    if !undeclared.is_empty() {
+        title.push_str(&format!(", deletes {}", undeclared.join(", ")));
+    }
+    lenses.insert(
+        0,
+        to_proto::lens(top, title, Some((Command::Apply, apply(Vec::new())))),
+    );
+    lenses
+}

@@ -1,0 +1,26 @@
+//! `textDocument/completion`: resource types, inputs (from `describe`), schema values,
+//! resource names and outputs, in the analysis' order.
+
+use lsp_types::{CompletionParams, CompletionResponse};
+
+use super::Result;
+use crate::from_proto;
+use crate::snapshot::Snapshot;
+use crate::to_proto;
+
+pub fn completion(snap: Snapshot, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+    let at = params.text_document_position;
+    let Some(context) = snap.context(&at.text_document.uri) else {
+        return Ok(None);
+    };
+    let document = &context.document;
+    let offset = from_proto::offset(document, at.position);
+    let items = document
+        .analysis()
+        .completions(offset, &context.schemas)
+        .into_iter()
+        .enumerate()
+        .map(|(rank, completion)| to_proto::completion_item(rank, completion))
+        .collect();
+    Ok(Some(CompletionResponse::Array(items)))
+}
