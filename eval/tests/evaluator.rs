@@ -10,38 +10,9 @@ use std::time::Duration;
 
 use nixops4_eval::client::{EvalClient, EvalOptions};
 use nixops4_eval::protocol::*;
+use nixops4_tests::{eval_fixture as fixture, nix_command};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
-
-fn nix_command() -> String {
-    let command = std::env::var("NIXOPS4_TEST_NIX").unwrap_or_else(|_| "nix".to_owned());
-    let program = command
-        .split_whitespace()
-        .next()
-        .unwrap_or("nix")
-        .to_owned();
-    let found = std::process::Command::new(&program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "`{program}` is not available: install Nix (apt-get install -y nix-bin) or set NIXOPS4_TEST_NIX"
-    );
-    command
-}
-
-/// A copy of a fixture flake in a temporary directory, with the Nix library beside it.
-fn fixture(name: &str) -> tempfile::TempDir {
-    let root = nixops4_tests::repository_root();
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(root.join("tests/fixtures/eval").join(name)).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    std::fs::copy(root.join("nix/lib.nix"), dir.path().join("nixops4-lib.nix")).unwrap();
-    dir
-}
 
 struct Harness {
     client: EvalClient,

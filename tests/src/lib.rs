@@ -34,6 +34,47 @@ pub fn repository_root() -> PathBuf {
         .to_owned()
 }
 
+/// The Nix command tests of the evaluator run: `NIXOPS4_TEST_NIX` (a program and leading
+/// arguments; CI sets current Nix there), by default `nix`. Fails with an install hint
+/// when it does not run.
+pub fn nix_command() -> String {
+    let command = std::env::var("NIXOPS4_TEST_NIX").unwrap_or_else(|_| "nix".to_owned());
+    let program = command
+        .split_whitespace()
+        .next()
+        .unwrap_or("nix")
+        .to_owned();
+    let found = std::process::Command::new(&program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{program}` is not available: install Nix (apt-get install -y nix-bin) or set NIXOPS4_TEST_NIX"
+    );
+    command
+}
+
+/// A copy of a fixture flake of the evaluator's tests (`tests/fixtures/eval/<name>`) in a
+/// temporary directory, with the Nix library beside it as `nixops4-lib.nix`.
+pub fn eval_fixture(name: &str) -> tempfile::TempDir {
+    let root = repository_root();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for entry in
+        std::fs::read_dir(root.join("tests/fixtures/eval").join(name)).expect("the fixture")
+    {
+        let path = entry.expect("a fixture file").path();
+        std::fs::copy(
+            &path,
+            dir.path().join(path.file_name().expect("a file name")),
+        )
+        .expect("copy a fixture file");
+    }
+    std::fs::copy(root.join("nix/lib.nix"), dir.path().join("nixops4-lib.nix"))
+        .expect("copy the Nix library");
+    dir
+}
+
 /// A flake in a temporary directory, and a pinned environment to run `nixops4` in it
 /// (jj's TestEnv): a fresh HOME, no colour, no user `NIX_CONFIG`.
 pub struct TestEnv {
