@@ -112,6 +112,46 @@ pub struct Loaded {
     /// The evaluation strategy chosen for this Nix (see `docs/evaluation.md`).
     pub strategy: Strategy,
     pub nix_version: String,
+    /// The flake's `flake.lock`, when loading it had to create or complete it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_file: Option<LockFileChange>,
+}
+
+/// A `flake.lock` that loading wrote, as `nix build` would: the flake has inputs that
+/// were not locked (no lock file yet, or an input added since).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockFileChange {
+    /// The lock file.
+    pub path: String,
+    /// Whether there was none before (else inputs it lacked were added).
+    pub created: bool,
+    /// The flake is in a Git work tree, where Nix sees only files Git knows.
+    pub git: bool,
+}
+
+impl fmt::Display for LockFileChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.created {
+            return write!(
+                f,
+                "updated {} with the inputs it did not lock yet",
+                self.path
+            );
+        }
+        write!(f, "created {} to lock the flake's inputs", self.path)?;
+        if self.git {
+            let file = std::path::Path::new(&self.path);
+            let dir = file
+                .parent()
+                .map_or(".".into(), |d| d.display().to_string());
+            write!(
+                f,
+                "; add it to Git, which is where Nix looks for a flake's files: `git -C {dir} add flake.lock`"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// How blocked values are retried, chosen by probing the Nix in use.

@@ -16,6 +16,8 @@ use serde_json::{Map, Value};
 use crate::nix_error;
 use crate::repl::{Repl, ReplFailure, Reply, unquote_nix_string};
 
+mod flake;
+
 const DRIVER: &str = include_str!("../../driver.nix");
 
 pub struct Session {
@@ -270,10 +272,10 @@ impl Session {
         cancelled: Cancelled,
         log: &mut dyn FnMut(LogLine),
     ) -> Result<Response, EvalError> {
-        let (reference, local) = flake_reference(flake)?;
+        let (reference, local) = flake::flake_reference(flake)?;
         self.flake = Some(Flake {
             reference: reference.clone(),
-            local,
+            local: local.clone(),
             shown_files: RefCell::default(),
         });
         self.deployments.clear();
@@ -284,7 +286,7 @@ impl Session {
         }
         // A fresh repl, so nothing of a previous flake stays memoised.
         self.repl = None;
-        self.ensure_repl(cancelled, log)?;
+        let lock_file = self.ensure_repl_locked(&reference, local, cancelled, log)?;
         let deployments: Vec<String> =
             match self.eval_json("_n4.deployments _flake", cancelled, log)? {
                 Ok(value) => parse(value, "the deployment list")?,
@@ -300,7 +302,41 @@ impl Session {
             deployments,
             strategy,
             nix_version,
+            lock_file,
         }))
+    }
+
+    /// Starts the repl with the flake loaded, first completing the flake's lock file when
+    /// Nix says it lacks inputs (and the flake is a local one, whose lock file can be
+    /// written); the repl then starts again, on the flake as locked.
+    fn ensure_repl_locked(
+        &mut self,
+        reference: &str,
+        local: Option<PathBuf>,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Option<LockFileChange>, EvalError> {
+        let mut unlocked = false;
+        let started = self.ensure_repl(cancelled, &mut |line: LogLine| {
+            unlocked |= flake::lacks_lock(&line.message);
+            log(line)
+        });
+        let unlocked = unlocked
+            || started
+                .as_ref()
+                .is_err_and(|e| flake::lacks_lock(&e.message));
+        let Some(dir) = local.filter(|_| unlocked) else {
+            return started.map(|()| None);
+        };
+        let change = flake::lock(&self.nix_command, reference, &dir, self.timeout, cancelled)?;
+        self.repl = None;
+        self.ensure_repl(cancelled, log).map_err(|mut error| {
+            if change.git && flake::lacks_lock(&error.message) {
+                error.message = format!("{error}; {change}");
+            }
+            error
+        })?;
+        Ok(Some(change))
     }
 
     fn provide_outputs(
@@ -474,7 +510,7 @@ impl Session {
         };
         let mut shown = flake.shown_files.borrow_mut();
         let file = shown.entry(position.file.clone()).or_insert_with(|| {
-            local_file(&position.file, flake.local.as_deref())
+            flake::local_file(&position.file, flake.local.as_deref())
                 .unwrap_or_else(|| position.file.clone())
         });
         position.file = file.clone();
@@ -547,17 +583,6 @@ impl Session {
     }
 }
 
-/// The file in `local` (or a directory above it) with the same contents as `store_file`.
-fn local_file(store_file: &str, local: Option<&Path>) -> Option<String> {
-    let rest = store_file.strip_prefix("/nix/store/")?.split_once('/')?.1;
-    let stored = std::fs::read(store_file).ok()?;
-    local?
-        .ancestors()
-        .map(|dir| dir.join(rest))
-        .find(|candidate| std::fs::read(candidate).is_ok_and(|contents| contents == stored))
-        .map(|candidate| candidate.display().to_string())
-}
-
 /// Finds out whether this Nix remembers a failed value: forces a value that fails, makes
 /// it succeed, and forces it again.
 fn probe(
@@ -592,34 +617,6 @@ fn probe(
         Reply::Error(_) => Strategy::Reapply,
     };
     Ok((strategy, version))
-}
-
-/// The flake reference for what the user gave: a directory becomes `git+file:` when it
-/// is inside a Git work tree (Nix then sees only tracked files; a flake in a
-/// subdirectory gets `?dir=`) and `path:` otherwise; anything else is passed to Nix as it
-/// is.
-fn flake_reference(flake: &str) -> Result<(String, Option<PathBuf>), EvalError> {
-    if flake.contains(':') && !Path::new(flake).exists() {
-        let local = ["path:", "git+file://", "git+file:"]
-            .iter()
-            .find_map(|scheme| flake.strip_prefix(scheme))
-            .map(|rest| PathBuf::from(rest.split(['?', '#']).next().unwrap_or(rest)));
-        return Ok((flake.to_owned(), local));
-    }
-    let dir =
-        std::path::absolute(flake).map_err(|e| request_error(format!("flake {flake}: {e}")))?;
-    if !dir.join("flake.nix").is_file() {
-        return Err(request_error(format!("{} has no flake.nix", dir.display())));
-    }
-    let reference = match dir.ancestors().find(|d| d.join(".git").exists()) {
-        None => format!("path:{}", dir.display()),
-        Some(root) if root == dir => format!("git+file:{}", dir.display()),
-        Some(root) => {
-            let sub = dir.strip_prefix(root).unwrap_or(&dir);
-            format!("git+file:{}?dir={}", root.display(), sub.display())
-        }
-    };
-    Ok((reference, Some(dir)))
 }
 
 fn nix_string(text: &str) -> String {
