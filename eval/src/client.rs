@@ -177,6 +177,33 @@ impl EvalClient {
         }
     }
 
+    /// The scripts of a deployment, nested ones included, with where each is declared.
+    pub async fn list_scripts(&self, deployment: &str) -> Result<Vec<DeclaredScript>, EvalError> {
+        let request = Request::ListScripts {
+            deployment: deployment.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::Scripts { scripts } => Ok(scripts),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// What to run for a script and the outputs it gets, or the resources it waits for.
+    pub async fn evaluate_script(
+        &self,
+        deployment: &str,
+        script: &ResourcePath,
+    ) -> Result<Evaluation<ScriptSpec>, EvalError> {
+        let request = Request::EvaluateScript {
+            deployment: deployment.to_owned(),
+            script: script.clone(),
+        };
+        match self.request(request).await? {
+            Response::Script(evaluation) => Ok(evaluation),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn evaluate_resource(
         &self,
         deployment: &str,

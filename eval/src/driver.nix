@@ -55,7 +55,7 @@ let
         decls;
       siblings = mapAttrs (name: decl: if nested.${name} != null then nested.${name}.siblings else view (prefix ++ [ name ])) decls;
     in
-    { inherit prefix declared decls nested siblings; };
+    { inherit prefix where declared decls nested siblings; };
 
   # Each deployment, applied twice: once with outputs (for inputs) and once with
   # references (for `state` and `dependsOn`, which name resources without needing their
@@ -76,6 +76,27 @@ let
 
   lastOf = list: builtins.elemAt list (length list - 1);
   parentOf = path: builtins.genList (builtins.elemAt path) (length path - 1);
+
+  # The derivation outputs a value refers to, from the string context of its JSON (which
+  # keeps the context of every string in it), each with its store path read from the
+  # `.drv`: [ { path = "<drv>"; outputs = { out = "<store path>"; }; } ]. Sources (`path`)
+  # and whole `.drv` files (`allOutputs`) are in the store once evaluated: not listed.
+  derivationsOf = value:
+    let context = builtins.getContext (toJSON value); in
+    concatMap
+      (drv:
+        let
+          outputs = context.${drv}.outputs or [ ];
+          imported = import drv;
+        in
+        if outputs == [ ] then [ ]
+        else [{
+          path = drv;
+          outputs = listToAttrs (map
+            (output: { name = output; value = builtins.unsafeDiscardStringContext imported.${output}.outPath; })
+            outputs);
+        }])
+      (attrNames context);
 
   referencePath = what: path: value:
     if isAttrs value && value ? __nixops4Reference then value.__nixops4Reference
@@ -143,6 +164,50 @@ let
       state = if (referenceDecl.state or null) == null then null else referencePath "state" path referenceDecl.state;
       dependsOn = map (referencePath "dependsOn" path) (referenceDecl.dependsOn or [ ]);
     };
+
+  # `scripts.<name> = { program; args; outputs; }` of one level of a deployment.
+  scriptsOf = instance:
+    let scripts = instance.declared.scripts or { }; in
+    if isAttrs scripts then scripts
+    else fail "`scripts` of ${instance.where} must be an attribute set, got ${describeValue scripts}" null;
+
+  # Every script, nested ones with their path, and where each is declared.
+  scriptList = instance:
+    let scripts = scriptsOf instance; in
+    map (name: { script = instance.prefix ++ [ name ]; position = unsafeGetAttrPos name scripts; }) (attrNames scripts)
+    ++ concatMap
+      (name: if instance.nested.${name} != null then scriptList instance.nested.${name} else [ ])
+      (attrNames instance.decls);
+
+  # An output becomes an environment variable of the same name.
+  isVariableName = name: builtins.match "[A-Za-z_][A-Za-z0-9_]*" name != null && name != "NIXOPS4_OUTPUTS_FILE";
+
+  evaluateScript = instances: path:
+    let
+      name = lastOf path;
+      scripts = scriptsOf (lookupLevel instances.outputs (parentOf path));
+      position = unsafeGetAttrPos name scripts;
+      decl =
+        if hasAttr name scripts then scripts.${name}
+        else fail "the deployment has no script ${show path} (it has: ${concatStringsSep ", " (map (s: show s.script) (scriptList instances.outputs))})" null;
+      program = decl.program or null;
+      args = decl.args or [ ];
+      outputs = decl.outputs or { };
+      badNames = filter (n: !isVariableName n) (attrNames outputs);
+    in
+    if !isAttrs decl then
+      fail "script ${show path} must be an attribute set with `program`, got ${describeValue decl}" position
+    else if !(isString program || builtins.isPath program) then
+      fail "`program` of script ${show path} must be the program to run, a string or a path, got ${describeValue program}" position
+    else if !(isList args && builtins.all isString args) then
+      fail "`args` of script ${show path} must be a list of strings" position
+    else if !isAttrs outputs then
+      fail "`outputs` of script ${show path} must be an attribute set, got ${describeValue outputs}" position
+    else if badNames != [ ] then
+      fail "output `${head badNames}` of script ${show path} cannot be an environment variable: use letters, digits and `_`, not a digit first, and not NIXOPS4_OUTPUTS_FILE" position
+    else
+      let run = { program = "${program}"; inherit args outputs; }; in
+      run // { needs = derivationsOf run; inherit position; };
 in
 {
   # A fresh application of deployment `name` of `flake`, reading outputs from `outputsDir`.
@@ -182,6 +247,10 @@ in
   # Where a resource is declared, or null.
   position = instances: path:
     toJSON (unsafeGetAttrPos (lastOf path) (lookupLevel instances.outputs (parentOf path)).decls);
+
+  scripts = instances: toJSON (scriptList instances.outputs);
+
+  script = instances: path: toJSON (evaluateScript instances path);
 
   output = instances: name:
     let outputs = instances.outputs.declared.outputs or { }; in

@@ -6,6 +6,7 @@
 //! and may come in any order. This protocol is internal: the engine and the evaluator of
 //! one NixOps4 version are used together.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,15 @@ pub enum Request {
         deployment: String,
         resource: ResourcePath,
     },
+    /// Lists the scripts of a deployment, nested ones included, with where each is
+    /// declared. Needs no resource outputs.
+    ListScripts { deployment: String },
+    /// Evaluates one script: what to run and the outputs it gets, or what it waits for.
+    EvaluateScript {
+        deployment: String,
+        /// Its place in the deployment, as a resource's: `["host", "ssh"]`.
+        script: ResourcePath,
+    },
     /// Evaluates many resources at once, each as `evaluateResource` would; an expression
     /// error of one is its own item, not the request's error.
     EvaluateResources {
@@ -98,6 +108,8 @@ pub enum Response {
     Resources { resources: Vec<ResourcePath> },
     Resource(Evaluation<ResourceSpec>),
     ResourceBatch { items: Vec<BatchItem> },
+    Scripts { scripts: Vec<DeclaredScript> },
+    Script(Evaluation<ScriptSpec>),
     StateReferences { references: Vec<StateReference> },
     OutputsProvided {},
     Output(Evaluation<Value>),
@@ -206,6 +218,53 @@ pub struct ResourceSpec {
     pub depends_on: Vec<ResourcePath>,
     /// Where the resource is declared.
     pub position: Option<Position>,
+}
+
+/// A script of a deployment (`scripts.<name>`), and where it is declared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredScript {
+    pub script: ResourcePath,
+    pub position: Option<Position>,
+}
+
+/// What to run for a script, and the resource outputs it gets.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScriptSpec {
+    /// The program: a store path, or any executable's path.
+    pub program: String,
+    /// Arguments before those the user gives.
+    pub args: Vec<String>,
+    /// By the name it gets as an environment variable; may hold secrets.
+    pub outputs: Map<String, Value>,
+    /// The derivation outputs that the program, its arguments and its outputs refer to
+    /// (their string context): to build before it runs.
+    pub needs: Vec<Derivation>,
+    pub position: Option<Position>,
+}
+
+/// Names the outputs, never their values, which may be secret.
+impl fmt::Debug for ScriptSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScriptSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("outputs", &self.outputs.keys().collect::<Vec<_>>())
+            .field("needs", &self.needs)
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
+/// A store derivation and some of its outputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derivation {
+    /// `/nix/store/<hash>-<name>.drv`.
+    pub path: String,
+    /// Output name → its store path.
+    pub outputs: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

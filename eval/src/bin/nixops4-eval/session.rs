@@ -17,6 +17,7 @@ use crate::nix_error;
 use crate::repl::{Repl, ReplFailure, Reply, unquote_nix_string};
 
 mod flake;
+mod scripts;
 
 const DRIVER: &str = include_str!("../../driver.nix");
 
@@ -147,6 +148,10 @@ impl Session {
                 let evaluation =
                     self.evaluate_one(&deployment, &binding, &resource, cancelled, log)?;
                 Ok(Response::Resource(evaluation))
+            }
+            Request::ListScripts { deployment } => self.list_scripts(&deployment, cancelled, log),
+            Request::EvaluateScript { deployment, script } => {
+                self.evaluate_script(&deployment, &script, cancelled, log)
             }
             Request::StateReferences { deployment } => {
                 let binding = self.binding(&deployment, cancelled, log)?;
