@@ -115,7 +115,7 @@ impl Engine {
     }
 
     /// Secret output values recorded in state, to keep out of plans.
-    async fn secret_values(
+    pub(crate) async fn secret_values(
         &self,
         records: &BTreeMap<ResourcePath, ResourceRecord>,
     ) -> BTreeSet<String> {

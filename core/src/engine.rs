@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nixops4_eval::client::{EvalClient, EvalOptions};
-use nixops4_eval::protocol::{Evaluation, ProviderSpec, ResourcePath};
+use nixops4_eval::protocol::{Evaluation, LockFileChange, ProviderSpec, ResourcePath};
 use serde_json::{Map, Value};
 
 pub use crate::apply::ApplyReport;
@@ -65,6 +65,7 @@ pub struct Engine {
     pub(crate) eval: EvalClient,
     pub(crate) providers: ProviderPool,
     deployments: Vec<String>,
+    lock_file: Option<LockFileChange>,
 }
 
 impl Engine {
@@ -90,11 +91,18 @@ impl Engine {
             eval,
             providers,
             deployments: loaded.deployments,
+            lock_file: loaded.lock_file,
         })
     }
 
     pub fn deployments(&self) -> &[String] {
         &self.deployments
+    }
+
+    /// The flake's `flake.lock`, when loading the flake created or completed it (front
+    /// ends say so: in a Git repository, the new file needs `git add`).
+    pub fn lock_file_change(&self) -> Option<&LockFileChange> {
+        self.lock_file.as_ref()
     }
 
     /// Where the state is: `--state-file` when given; else the file of the
@@ -265,27 +273,32 @@ impl Engine {
         })
     }
 
+    /// Makes the outputs recorded in state known, the state resource's included, for
+    /// what is evaluated with them (outputs, scripts).
+    pub(crate) async fn provide_recorded_outputs(
+        &self,
+        deployment: &str,
+        state: &StateStore,
+    ) -> Result<(), EngineError> {
+        self.provide_state_outputs(deployment, state).await?;
+        for (path, record) in state.records() {
+            self.eval
+                .provide_outputs(deployment, &path, record.output_properties)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Evaluates `outputs.<name>` of the deployment with the outputs recorded in state.
     pub async fn output(&self, name: &str) -> Result<Value, EngineError> {
         let deployment = self.deployment()?.to_owned();
         let state = self.read_state().await?;
-        self.provide_state_outputs(&deployment, &state).await?;
-        for (path, record) in state.records() {
-            self.eval
-                .provide_outputs(&deployment, &path, record.output_properties)
-                .await?;
-        }
+        self.provide_recorded_outputs(&deployment, &state).await?;
         match self.eval.evaluate_output(&deployment, name).await? {
             Evaluation::Ready { value } => Ok(value),
-            Evaluation::Waiting { resources } => Err(EngineError::usage(format!(
-                "output `{name}` needs the outputs of {}, which {} not applied yet",
-                resources
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if resources.len() == 1 { "is" } else { "are" }
-            ))),
+            Evaluation::Waiting { resources } => {
+                Err(not_applied(&format!("output `{name}`"), &resources))
+            }
         }
     }
 
@@ -304,6 +317,19 @@ struct StateLocation {
     file: PathBuf,
     /// The deployment's state resource, when it names one.
     resource: Option<ResourcePath>,
+}
+
+/// `what` needs outputs of resources that the state does not record.
+pub(crate) fn not_applied(what: &str, resources: &[ResourcePath]) -> EngineError {
+    EngineError::usage(format!(
+        "{what} needs the outputs of {}, which {} not applied yet",
+        resources
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        if resources.len() == 1 { "is" } else { "are" }
+    ))
 }
 
 /// A resource path as people type it: `host.key`, optionally after `resources.`.

@@ -6,7 +6,8 @@
 //! - `schedule` and `run`: the one loop every plan, apply, destroy and refresh runs, as a
 //!   goal graph without I/O and the driver that performs what it decides;
 //! - `apply` (plan, apply, destroy), `resume` (after a crash), `operations` (custom
-//!   operations, refresh), `admin` (state show/list/rm/mv): what a session does;
+//!   operations, refresh), `admin` (state show/list/rm/mv), [`scripts`] (what to run for
+//!   a deployment's scripts, for a front end to run): what a session does;
 //! - [`plan`]: deciding create / update / replace / delete / no change;
 //! - [`state`]: the state document, its storage through a provider, and the lock;
 //! - [`providers`] and [`provider_client`]: running provider programs, and `calls`, the
@@ -30,7 +31,8 @@ pub mod providers;
 mod resume;
 mod run;
 mod schedule;
+pub mod scripts;
 pub mod state;
 
 pub use nixops4_eval::client::EvalOptions;
-pub use nixops4_eval::protocol::{Position, ResourcePath};
+pub use nixops4_eval::protocol::{DeclaredScript, LockFileChange, Position, ResourcePath};
