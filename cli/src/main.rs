@@ -81,6 +81,8 @@ enum Command {
     Run(commands::run::Args),
     /// Print one of the deployment's `outputs`.
     Output(commands::output::Args),
+    /// Run a script with the outputs it declares (`nixops4 script backup --full`)
+    Script(commands::script::Args),
     /// Inspect and repair the state.
     #[command(subcommand)]
     State(commands::state::Command),
@@ -136,8 +138,14 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let interrupt = context.interrupt.clone();
+        // A script gets Ctrl-C itself (it is in the terminal's foreground group) and says
+        // by its exit status what became of it.
+        let script = matches!(context.cli.command, Command::Script(_));
         tokio::spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
+                if script {
+                    continue;
+                }
                 if interrupt.swap(true, Ordering::SeqCst) {
                     eprintln!("nixops4: interrupted twice; stopping now");
                     std::process::exit(130);
@@ -168,6 +176,7 @@ async fn run(context: &Context) -> Result<ExitCode, EngineError> {
         Command::Refresh => commands::refresh::run(context).await,
         Command::Run(args) => commands::run::run(context, args).await,
         Command::Output(args) => commands::output::run(context, args).await,
+        Command::Script(args) => commands::script::run(context, args).await,
         Command::State(command) => commands::state::run(context, command).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

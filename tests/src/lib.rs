@@ -152,6 +152,27 @@ impl TestEnv {
 
     pub fn run_program(&self, name: &str, args: &[&str]) -> CommandOutput {
         let output = self.program(name, args).output().expect("run a program");
+        self.output(output)
+    }
+
+    /// `nixops4 <args>` with `input` as its standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> CommandOutput {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nixops4");
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(input.as_bytes()).expect("write to stdin");
+        drop(stdin);
+        self.output(child.wait_with_output().expect("run nixops4"))
+    }
+
+    fn output(&self, output: std::process::Output) -> CommandOutput {
         CommandOutput {
             stdout: self.normalize(&String::from_utf8_lossy(&output.stdout)),
             stderr: self.normalize(&String::from_utf8_lossy(&output.stderr)),

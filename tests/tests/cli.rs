@@ -407,6 +407,7 @@ fn command_line_reference() {
         &["destroy"],
         &["run"],
         &["output"],
+        &["script"],
         &["state"],
         &["state", "mv"],
     ] {

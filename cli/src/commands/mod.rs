@@ -7,6 +7,7 @@ pub mod output;
 pub mod plan;
 pub mod refresh;
 pub mod run;
+pub mod script;
 pub mod state;
 
 use std::io::{BufRead, Write};
