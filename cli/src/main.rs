@@ -109,7 +109,11 @@ impl Context {
         options.provider_timeout = Duration::from_secs(self.cli.provider_timeout);
         options.events = events;
         options.interrupt = self.interrupt.clone();
-        Engine::start(options).await
+        let engine = Engine::start(options).await?;
+        if let Some(change) = engine.lock_file_change() {
+            eprintln!("note: {change}");
+        }
+        Ok(engine)
     }
 }
 
