@@ -14,6 +14,7 @@ export const commands = {
   refresh: 'nixops4.refresh',
   runOperation: 'nixops4.runOperation',
   plan: 'nixops4.plan',
+  runScript: 'nixops4.runScript',
 } as const;
 
 /** What each command returns. */
@@ -23,6 +24,7 @@ export interface CommandResults {
   'nixops4.refresh': RefreshResult;
   'nixops4.runOperation': OperationResult;
   'nixops4.plan': PlanResult;
+  'nixops4.runScript': ScriptResult;
 }
 
 export type Action = 'create' | 'update' | 'replace' | 'delete' | 'noChange';
@@ -51,6 +53,10 @@ export interface CommandArguments {
   confirmed?: boolean;
   /** `nixops4.runOperation`: which operation; absent: the server asks. */
   operation?: string | null;
+  /** `nixops4.runScript`: which script, by path (`["backup"]`). */
+  script?: Target | null;
+  /** `nixops4.runScript`: arguments for the script, after its declared ones. */
+  scriptArgs?: string[];
   /** Resources to act on (and, for apply, what they depend on); none: the whole deployment. */
   targets?: Target[];
   /** A document of the deployment. */
@@ -121,6 +127,8 @@ export interface PlanResult {
   /** The custom operations of each resource the document declares, from its type's schema. */
   operations: ResourceOperations[];
   plan: Plan;
+  /** The deployment's scripts (`nixops4.runScript`), by path: `["backup"]`. */
+  scripts: string[][];
   summary: Summary;
   /** The summary as every client shows it: `+2 ~1 -/+0 -0`. */
   summaryText: string;
@@ -169,6 +177,12 @@ export interface ResourceOperations {
   resource: string[];
 }
 
+/** What `nixops4.runScript` returns. */
+export interface ScriptResult {
+  /** The script's exit code; absent when a signal ended it (cancelled, say). */
+  exitCode?: number | null;
+}
+
 /** A place in a file of the flake, as Nix reports it (1-based). */
 export interface SourcePosition {
   column: number;
@@ -187,7 +201,8 @@ export interface Summary {
 }
 
 /**
- * A resource's path, `["host", "key"]`: a non-empty list of non-empty names. Anything else
- * is refused when the command's argument is read, before any work starts.
+ * A resource's (or a script's) path, `["host", "key"]`: a non-empty list of non-empty
+ * names. Anything else is refused when the command's argument is read, before any work
+ * starts.
  */
 export type Target = string[];

@@ -1,9 +1,11 @@
 //! The commands' work, in trusted workspaces: apply, destroy, refresh, run an operation,
-//! plan. Each asks before it does something destructive (unless the client did), reports
-//! work-done progress (one message per engine event) that can be cancelled, shows how it
-//! ended, and plans again after, so that lenses and clients see what is now.
+//! plan, run a script. Each asks before it does something destructive (unless the client
+//! did), reports work-done progress (one message per engine event) that can be cancelled,
+//! shows how it ended, and plans again after one that may change something, so that
+//! lenses and clients see what is now.
 //!
-//! The engine work itself is [`crate::runner`]'s, the very path `--apply` takes.
+//! The engine work itself is [`crate::runner`]'s, the very path `--apply` takes; a script,
+//! which the engine prepares, runs here: its output goes to the client's log.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,10 +15,13 @@ use lsp_types::{MessageType, ProgressToken, Uri};
 use nixops4_core::ResourcePath;
 use nixops4_core::engine::ApplyReport;
 use nixops4_core::events::{Event, EventSink};
+use nixops4_core::scripts::PreparedScript;
 use nixops4_provider_protocol::OperationDescription;
 use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use crate::lsp_ext::{ApplyResult, Command, DestroyResult, OperationResult};
+use crate::client::Client;
+use crate::lsp_ext::{ApplyResult, Command, DestroyResult, OperationResult, ScriptResult};
 use crate::runner::{self, Deployment};
 use crate::snapshot::Snapshot;
 use crate::{render, to_proto};
@@ -32,6 +37,9 @@ pub struct Job {
     pub arguments: Map<String, Value>,
     /// The client asked the user already.
     pub confirmed: bool,
+    /// The script to run, and the arguments after its declared ones.
+    pub script: Option<ResourcePath>,
+    pub script_args: Vec<String>,
     pub progress: Option<ProgressToken>,
 }
 
@@ -42,8 +50,12 @@ pub async fn run(snap: &Snapshot, job: Job, interrupt: Arc<AtomicBool>) -> Resul
     let result = match (job.command, job.targets.as_slice()) {
         (Command::Plan, _) => match snap.runner().plan_now(deployment).await {
             Ok(plan) => {
-                let result =
-                    to_proto::plan_result(deployment, &plan, snap.resource_operations(&job.uri));
+                let result = to_proto::plan_result(
+                    deployment,
+                    &plan,
+                    snap.resource_operations(&job.uri),
+                    &snap.scripts(deployment),
+                );
                 Ok(json!(result))
             }
             Err(error) => Err(error.to_string()),
@@ -59,12 +71,13 @@ pub async fn run(snap: &Snapshot, job: Job, interrupt: Arc<AtomicBool>) -> Resul
             .map(|report| json!(to_proto::refresh_result(&report)))
             .map_err(|e| e.to_string()),
         (Command::RunOperation, [target]) => operation(snap, &job, target).await.map(|r| json!(r)),
+        (Command::RunScript, _) => script(snap, &job, interrupt).await.map(|r| json!(r)),
         (command, _) => Err(format!(
             "`{}` acts on one resource, given in `targets`",
             command.name()
         )),
     };
-    if job.command != Command::Plan {
+    if !matches!(job.command, Command::Plan | Command::RunScript) {
         // Stored, the new plan reaches lenses and clients (`nixops4/planChanged`).
         let _ = snap.runner().plan_now(deployment).await;
     }
@@ -204,6 +217,94 @@ async fn operation(
         ran: true,
         result: Some(result),
     })
+}
+
+/// Runs a script in the flake's directory, without input: what it prints goes to the
+/// client's log line by line, how it ended to a message. Cancelling kills it.
+async fn script(
+    snap: &Snapshot,
+    job: &Job,
+    interrupt: Arc<AtomicBool>,
+) -> Result<ScriptResult, String> {
+    let script = job
+        .script
+        .as_ref()
+        .ok_or("`nixops4.runScript` runs one script, given in `script`")?;
+    let prepared = runner::prepare_script(&job.deployment, script, &job.script_args)
+        .await
+        .map_err(|e| e.to_string())?;
+    let title = format!("Running script `{script}`");
+    let dir = &job.deployment.flake_dir;
+    let status = with_progress(
+        snap,
+        &title,
+        job.progress.clone(),
+        interrupt,
+        |_, interrupt| run_script(snap.client(), &prepared, dir, interrupt),
+    )
+    .await?;
+    drop(prepared);
+    let (kind, ended) = match status.code() {
+        Some(0) => (MessageType::INFO, "exited with 0".to_owned()),
+        Some(code) => (MessageType::ERROR, format!("exited with {code}")),
+        None => (MessageType::ERROR, "was stopped".to_owned()),
+    };
+    let message = format!("NixOps4: script `{script}` {ended}; its output is in the log");
+    snap.client().log_message(kind, &message);
+    snap.client().show_message(kind, message);
+    Ok(ScriptResult {
+        exit_code: status.code(),
+    })
+}
+
+async fn run_script(
+    client: &Client,
+    prepared: &PreparedScript,
+    dir: &std::path::Path,
+    interrupt: Arc<AtomicBool>,
+) -> Result<std::process::ExitStatus, String> {
+    let mut child = tokio::process::Command::new(&prepared.program)
+        .args(&prepared.args)
+        .envs(prepared.environment())
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot run script `{}` ({}): {e}",
+                prepared.script, prepared.program
+            )
+        })?;
+    let name = prepared.script.to_string();
+    let stdout = log_lines(client, &name, child.stdout.take());
+    let stderr = log_lines(client, &name, child.stderr.take());
+    let wait = async {
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                status = child.wait() => return status,
+                _ = poll.tick() => {
+                    if interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+                        let _ = child.start_kill();
+                    }
+                }
+            }
+        }
+    };
+    let (status, (), ()) = tokio::join!(wait, stdout, stderr);
+    status.map_err(|e| format!("waiting for script `{name}`: {e}"))
+}
+
+/// Each line a script prints, as a log message.
+async fn log_lines(client: &Client, script: &str, stream: Option<impl AsyncRead + Unpin>) {
+    let Some(stream) = stream else { return };
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        client.log_message(MessageType::LOG, format!("{script}: {line}"));
+    }
 }
 
 /// The operations the schema of the target's type offers, as the document declares it.

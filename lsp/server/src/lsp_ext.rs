@@ -92,6 +92,8 @@ pub struct PlanResult {
     pub plan: Plan,
     /// The custom operations of each resource the document declares, from its type's schema.
     pub operations: Vec<ResourceOperations>,
+    /// The deployment's scripts (`nixops4.runScript`), by path: `["backup"]`.
+    pub scripts: Vec<Vec<String>>,
 }
 
 /// How many resources each kind of change touches.
@@ -195,15 +197,17 @@ pub enum Command {
     Refresh,
     RunOperation,
     Plan,
+    RunScript,
 }
 
 impl Command {
-    pub const ALL: [Command; 5] = [
+    pub const ALL: [Command; 6] = [
         Command::Apply,
         Command::Destroy,
         Command::Refresh,
         Command::RunOperation,
         Command::Plan,
+        Command::RunScript,
     ];
 
     pub fn name(self) -> &'static str {
@@ -213,6 +217,7 @@ impl Command {
             Command::Refresh => "nixops4.refresh",
             Command::RunOperation => "nixops4.runOperation",
             Command::Plan => "nixops4.plan",
+            Command::RunScript => "nixops4.runScript",
         }
     }
 
@@ -246,10 +251,17 @@ pub struct CommandArguments {
     /// The client asked the user already: do not ask again.
     #[serde(default)]
     pub confirmed: bool,
+    /// `nixops4.runScript`: which script, by path (`["backup"]`).
+    #[serde(default)]
+    pub script: Option<Target>,
+    /// `nixops4.runScript`: arguments for the script, after its declared ones.
+    #[serde(default)]
+    pub script_args: Vec<String>,
 }
 
-/// A resource's path, `["host", "key"]`: a non-empty list of non-empty names. Anything else
-/// is refused when the command's argument is read, before any work starts.
+/// A resource's (or a script's) path, `["host", "key"]`: a non-empty list of non-empty
+/// names. Anything else is refused when the command's argument is read, before any work
+/// starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<String>")]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
@@ -330,6 +342,16 @@ pub struct OperationResult {
     /// The operation's result, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+}
+
+/// What `nixops4.runScript` returns.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct ScriptResult {
+    /// The script's exit code; absent when a signal ended it (cancelled, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! What the server says about plans and jobs, in words, once for every client: the label
 //! of a planned resource (`+ create`, `~ update: contents`, ...), a plan's summary
-//! (`+2 ~1 -/+0 -0`), a line per engine event, and how a job ended. Lenses, `nixops4/plan`
-//! and the headless `--apply` all show these, so they read the same everywhere.
+//! (`+2 ~1 -/+0 -0`), a line per engine event, how a job ended, and what runs a script.
+//! Lenses, `nixops4/plan` and the headless `--apply` all show these, so they read the same
+//! everywhere.
 
 use std::collections::HashMap;
 
+use nixops4_core::ResourcePath;
 use nixops4_core::engine::ApplyReport;
 use nixops4_core::events::Event;
 use nixops4_core::plan::{Action, Plan, PlannedResource};
@@ -44,6 +46,11 @@ pub fn label(planned: &PlannedResource) -> String {
         text.push_str(&format!(", waiting for {}", waiting.join(", ")));
     }
     text
+}
+
+/// What runs a script: `▶ Run script `backup``.
+pub fn script(script: &ResourcePath) -> String {
+    format!("▶ Run script `{script}`")
 }
 
 /// `+2 ~1 -/+0 -0`.

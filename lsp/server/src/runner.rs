@@ -1,6 +1,7 @@
 //! What needs the deployment evaluated, in trusted workspaces only: plan previews after a
-//! save (code lenses, `nixops4/plan`, evaluation errors as diagnostics) and the jobs that
-//! apply, destroy, refresh and run operations. Every job runs the engine exactly as the
+//! save (code lenses, `nixops4/plan`, evaluation errors as diagnostics), with the
+//! deployment's scripts, and the jobs that apply, destroy, refresh, run operations and
+//! prepare scripts. Every job runs the engine exactly as the
 //! headless `nixops4-lsp --apply` does ([`apply`]); only how it asks and reports differs.
 //!
 //! Jobs run on the server's runtime beside the requests; the engine's work is waiting on
@@ -15,11 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use nixops4_core::ResourcePath;
 use nixops4_core::engine::{ApplyReport, Engine, EngineOptions, RefreshReport};
 use nixops4_core::error::EngineError;
 use nixops4_core::events::EventSink;
 use nixops4_core::plan::Plan;
+use nixops4_core::scripts::PreparedScript;
+use nixops4_core::{DeclaredScript, ResourcePath};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
@@ -55,6 +57,9 @@ pub enum PlanStatus {
 /// Plans by deployment, and the jobs running.
 pub struct Runner {
     plans: DashMap<Deployment, PlanStatus>,
+    /// The scripts each deployment declared when it was last planned, or why they could
+    /// not be listed.
+    scripts: DashMap<Deployment, Result<Arc<Vec<DeclaredScript>>, String>>,
     /// The plan being made per deployment, aborted when a newer one is asked for.
     planning: DashMap<Deployment, tokio::task::AbortHandle>,
     /// Interrupt flags of running jobs, by progress token.
@@ -80,6 +85,7 @@ impl Runner {
     pub fn new(on_plan: impl Fn(&Deployment) + Send + Sync + 'static) -> Runner {
         Runner {
             plans: DashMap::new(),
+            scripts: DashMap::new(),
             planning: DashMap::new(),
             interrupts: DashMap::new(),
             running: AtomicUsize::new(0),
@@ -90,6 +96,14 @@ impl Runner {
 
     pub fn plan(&self, deployment: &Deployment) -> Option<PlanStatus> {
         self.plans.get(deployment).map(|p| p.clone())
+    }
+
+    /// The deployment's scripts as of its latest plan.
+    pub fn scripts(
+        &self,
+        deployment: &Deployment,
+    ) -> Option<Result<Arc<Vec<DeclaredScript>>, String>> {
+        self.scripts.get(deployment).map(|s| s.clone())
     }
 
     /// Makes a plan after [`PLAN_DELAY`]. Run it as a task given to [`Runner::supersede`],
@@ -111,11 +125,17 @@ impl Runner {
         }
     }
 
-    /// Plans now, and keeps the plan for the lenses (telling whoever listens).
+    /// Plans now, and keeps the plan and the scripts for the lenses (telling whoever
+    /// listens).
     pub async fn plan_now(&self, deployment: &Deployment) -> Result<Plan, EngineError> {
         let engine = Engine::start(deployment.options(None, Arc::default())).await?;
         let plan = engine.plan().await;
+        let scripts = engine.scripts().await;
         engine.shutdown().await;
+        self.scripts.insert(
+            deployment.clone(),
+            scripts.map(Arc::new).map_err(|e| e.to_string()),
+        );
         if let Ok(plan) = &plan {
             self.plans.insert(
                 deployment.clone(),
@@ -221,6 +241,18 @@ pub async fn refresh(deployment: &Deployment) -> Result<RefreshReport, EngineErr
     let report = engine.refresh().await;
     engine.shutdown().await;
     report
+}
+
+/// What to run for a script, with the outputs recorded in state.
+pub async fn prepare_script(
+    deployment: &Deployment,
+    script: &ResourcePath,
+    args: &[String],
+) -> Result<PreparedScript, EngineError> {
+    let engine = Engine::start(deployment.options(None, Arc::default())).await?;
+    let prepared = engine.prepare_script(script, args).await;
+    engine.shutdown().await;
+    prepared
 }
 
 pub async fn run_operation(

@@ -218,6 +218,14 @@ impl Snapshot {
             .collect()
     }
 
+    /// The deployment's scripts as of its latest plan (none when they could not be listed).
+    pub fn scripts(&self, deployment: &Deployment) -> Arc<Vec<nixops4_core::DeclaredScript>> {
+        match self.runner().scripts(deployment) {
+            Some(Ok(scripts)) => scripts,
+            _ => Arc::default(),
+        }
+    }
+
     /// Whether evaluation may run; if not, says why (once).
     pub fn may_evaluate(&self) -> bool {
         if self.project().trusted() {

@@ -417,6 +417,7 @@ pub fn plan_result(
     deployment: &crate::runner::Deployment,
     made: &plan::Plan,
     operations: Vec<lsp_ext::ResourceOperations>,
+    scripts: &[nixops4_core::DeclaredScript],
 ) -> lsp_ext::PlanResult {
     lsp_ext::PlanResult {
         deployment: deployment.name.clone(),
@@ -425,6 +426,7 @@ pub fn plan_result(
         summary_text: render::summary(made),
         plan: plan(made),
         operations,
+        scripts: scripts.iter().map(|s| s.script.0.clone()).collect(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `textDocument/codeLens` (trusted workspaces): the plan of the document's deployment. At
 //! the top its summary with "apply", per resource its planned change with "apply this
 //! resource". A resource to delete that the document no longer declares shows where the
-//! document last declared it, if known, else in the summary.
+//! document last declared it, if known, else in the summary. Each script the document
+//! declares gets "run" where it is declared.
 
 use lsp_types::{CodeLens, CodeLensParams, Range, Uri};
 use nixops4_core::plan::Action;
@@ -10,9 +11,9 @@ use serde_json::{Value, json};
 use super::Result;
 use crate::lsp_ext::Command;
 use crate::render;
-use crate::runner::PlanStatus;
+use crate::runner::{Deployment, PlanStatus};
 use crate::snapshot::Snapshot;
-use crate::to_proto;
+use crate::{from_proto, to_proto};
 
 pub fn code_lens(snap: Snapshot, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
     Ok(Some(lenses(&snap, &params.text_document.uri)))
@@ -79,5 +80,35 @@ fn lenses(snap: &Snapshot, uri: &Uri) -> Vec<CodeLens> {
         0,
         to_proto::lens(top, title, Some((Command::Apply, apply(Vec::new())))),
     );
+    lenses.extend(script_lenses(snap, uri, &deployment));
     lenses
+}
+
+/// "Run" on each script the document declares, as of the latest plan.
+fn script_lenses(snap: &Snapshot, uri: &Uri, deployment: &Deployment) -> Vec<CodeLens> {
+    let Some(file) = from_proto::file_path(uri) else {
+        return Vec::new();
+    };
+    let scripts = match snap.runner().scripts(deployment) {
+        None => return Vec::new(),
+        Some(Err(error)) => {
+            let title = format!("NixOps4: cannot list the scripts: {error}");
+            return vec![to_proto::lens(Range::default(), title, None)];
+        }
+        Some(Ok(scripts)) => scripts,
+    };
+    scripts
+        .iter()
+        .filter_map(|declared| {
+            let position = declared.position.as_ref()?;
+            (deployment.flake_dir.join(&position.file) == file).then(|| {
+                let argument = json!({"uri": uri.as_str(), "script": declared.script.0});
+                to_proto::lens(
+                    to_proto::nix_position(position),
+                    render::script(&declared.script),
+                    Some((Command::RunScript, argument)),
+                )
+            })
+        })
+        .collect()
 }

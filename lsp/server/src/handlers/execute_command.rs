@@ -1,7 +1,8 @@
 //! `workspace/executeCommand`: the `nixops4.*` commands (trusted workspaces). The command
 //! and its argument are checked here, at the boundary, before anything is locked or
-//! started: an unknown command, a missing `uri`, a target that is not a non-empty list of
-//! non-empty names, or the wrong number of targets is answered as invalid parameters. The
+//! started: an unknown command, a missing `uri`, a target (or script) that is not a
+//! non-empty list of non-empty names, the wrong number of targets, or a script command
+//! without its script is answered as invalid parameters. The
 //! work is [`crate::jobs`]'s; `$/cancelRequest` interrupts it as cancelling its progress
 //! does.
 
@@ -41,7 +42,7 @@ fn checked(snap: &Snapshot, params: ExecuteCommandParams) -> Result<Job> {
         return Err(refused("the workspace is not trusted"));
     }
     let argument = params.arguments.into_iter().next().ok_or_else(|| {
-        invalid_params("the command takes one argument, `{ uri, targets?, operation?, arguments?, confirmed? }`")
+        invalid_params("the command takes one argument, `{ uri, targets?, operation?, arguments?, confirmed?, script?, scriptArgs? }`")
     })?;
     let arguments: CommandArguments = serde_json::from_value(argument)
         .map_err(|e| invalid_params(format!("the command's argument: {e}")))?;
@@ -53,6 +54,11 @@ fn checked(snap: &Snapshot, params: ExecuteCommandParams) -> Result<Job> {
             "`{}` acts on one resource, given in `targets`",
             command.name()
         )));
+    }
+    if command == Command::RunScript && arguments.script.is_none() {
+        return Err(invalid_params(
+            "`nixops4.runScript` runs one script, given in `script`",
+        ));
     }
     Ok(Job {
         command,
@@ -66,6 +72,10 @@ fn checked(snap: &Snapshot, params: ExecuteCommandParams) -> Result<Job> {
         operation: arguments.operation,
         arguments: arguments.arguments,
         confirmed: arguments.confirmed,
+        script: arguments
+            .script
+            .map(|script| ResourcePath(script.into_names())),
+        script_args: arguments.script_args,
         progress: params.work_done_progress_params.work_done_token,
     })
 }

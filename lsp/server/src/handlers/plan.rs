@@ -33,6 +33,7 @@ pub async fn plan(snap: Snapshot, params: PlanParams) -> Result<PlanResult> {
         &deployment,
         &made,
         snap.resource_operations(&params.uri),
+        &snap.scripts(&deployment),
     ))
 }
 

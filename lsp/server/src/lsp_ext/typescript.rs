@@ -62,6 +62,7 @@ fn result_of(command: Command, generator: &mut SchemaGenerator) -> Value {
         Command::Refresh => generator.subschema_for::<RefreshResult>(),
         Command::RunOperation => generator.subschema_for::<OperationResult>(),
         Command::Plan => generator.subschema_for::<PlanResult>(),
+        Command::RunScript => generator.subschema_for::<ScriptResult>(),
     }
     .to_value()
 }
