@@ -2,8 +2,9 @@
 // Chromium by Playwright: in a trusted workspace, completion of an input from the suggest
 // widget, a plan code lens and the plan's summary in the status bar, a saved edit that adds
 // a resource (the status bar then shows the new plan), Apply from the lens, the lens
-// turning to "no changes" and the status bar with it, and the files existing; in an
-// untrusted one, completion works and no apply is offered. Takes the screenshots under
+// turning to "no changes" and the status bar with it, the files existing, and a script run
+// from its lens with the output it declares; in an untrusted one, completion works and no
+// apply or script is offered. Takes the screenshots under
 // docs/screenshots as it goes. Run by e2e/run.sh, which installs
 // code-server, Node 24 and Chromium.
 import { execFileSync, spawn } from 'node:child_process';
@@ -37,6 +38,7 @@ function deployment(directory) {
         };
       };
       # resources.second = { type = "local.file"; inputs = { name = "second.txt"; contents = "Hello again"; }; };
+      scripts.copy = { program = "/bin/sh"; args = [ "-c" "cp $GREETING copied.txt" ]; outputs.GREETING = resources.greeting.path; };
     };
   };
 }
@@ -220,13 +222,16 @@ await session('trusted', true, async (page, workspace) => {
   // An apply from the lens, which the extension did not start: the status bar follows too.
   await untilStatus(page, '+0 ~0 -/+0 -0');
   await page.screenshot({ path: path.join(screenshots, 'vscode-3-applied.png') });
-  for (const [file, contents] of [['hello.txt', 'Hello from NixOps4'], ['second.txt', 'Hello again']]) {
+  // The script's lens: it runs with the path of the file just created.
+  await page.locator('.codelens-decoration a', { hasText: 'Run script `copy`' }).first().click();
+  await until('the script to copy the file', async () => fs.existsSync(path.join(workspace, 'copied.txt')));
+  for (const [file, contents] of [['hello.txt', 'Hello from NixOps4'], ['second.txt', 'Hello again'], ['copied.txt', 'Hello from NixOps4']]) {
     const created = fs.readFileSync(path.join(workspace, file), 'utf8');
     if (created !== contents) {
       throw new Error(`${file} holds ${JSON.stringify(created)}`);
     }
   }
-  console.log('trusted: completion, plan lens and status bar, after a save, apply from the lens, no changes after: ok');
+  console.log('trusted: completion, plan lens and status bar, after a save, apply from the lens, no changes after, a script from its lens: ok');
 });
 
 await session('untrusted', false, async (page, workspace) => {
@@ -234,12 +239,12 @@ await session('untrusted', false, async (page, workspace) => {
   await undoTyping(page);
   // The server answered completion, so it answered the lens request made at open too.
   const lenses = await lensTexts(page);
-  if (lenses.some((t) => t.includes('Apply'))) {
-    throw new Error(`an untrusted workspace offers apply: ${lenses}`);
+  if (lenses.some((t) => t.includes('Apply') || t.includes('Run script'))) {
+    throw new Error(`an untrusted workspace offers apply or a script: ${lenses}`);
   }
   await page.screenshot({ path: path.join(screenshots, 'vscode-4-untrusted.png') });
   if (fs.existsSync(path.join(workspace, 'hello.txt'))) {
     throw new Error('an untrusted workspace applied');
   }
-  console.log('untrusted: completion works, no apply offered: ok');
+  console.log('untrusted: completion works, no apply or script offered: ok');
 });

@@ -1,6 +1,7 @@
 // The NixOps4 extension: starts nixops4-lsp (found by ./server) with the workspace's trust,
 // restarts it when trust is granted, and offers the commands, the plan view and a status
-// bar item with the plan's summary. Lenses, confirmations and progress come from the server
+// bar item with the plan's summary. A script (from its lens or "Run Script") runs in the
+// server; what it prints comes as log messages to the NixOps4 output channel, shown then. Lenses, confirmations and progress come from the server
 // through vscode-languageclient; this file asks for the plan whenever the server says it
 // changed (nixops4/planChanged) and runs the server's commands (./lsp_ext, generated from
 // the server's types).
@@ -85,6 +86,15 @@ async function startServer(context: vscode.ExtensionContext): Promise<void> {
       parallelism: settings.get<number>('parallelism', 10),
     },
     outputChannel: output,
+    middleware: {
+      // A script's output comes to the output channel: show it, also for a lens's run.
+      executeCommand: (command, args, next) => {
+        if (command === commands.runScript) {
+          output.show(true);
+        }
+        return next(command, args);
+      },
+    },
   };
   client = new LanguageClient('nixops4', 'NixOps4', serverOptions, clientOptions);
   // Sent once the new plan exists (after a save, an apply, ...): show that one.
@@ -197,6 +207,31 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       return operation && serverCommand(commands.runOperation, { targets: [resource], operation });
     }),
     vscode.commands.registerCommand('nixops4.refreshState', () => serverCommand(commands.refresh, {})),
+    vscode.commands.registerCommand('nixops4.runDeploymentScript', async () => {
+      const result = planView.plan ?? (await refreshPlan());
+      if (!result) {
+        return undefined;
+      }
+      if (result.scripts.length === 0) {
+        void vscode.window.showInformationMessage(`NixOps4: deployment ${result.deployment} has no scripts.`);
+        return undefined;
+      }
+      const picked = await vscode.window.showQuickPick(
+        result.scripts.map((script) => ({ label: dotted(script), path: script })),
+        { placeHolder: 'Run which script?' },
+      );
+      if (!picked) {
+        return undefined;
+      }
+      const typed = await vscode.window.showInputBox({
+        prompt: `Arguments for ${picked.label}, separated by spaces (none: Enter)`,
+      });
+      if (typed === undefined) {
+        return undefined;
+      }
+      const scriptArgs = typed.split(/\s+/).filter((word) => word !== '');
+      return serverCommand(commands.runScript, { script: picked.path, scriptArgs });
+    }),
     vscode.commands.registerCommand('nixops4.restartServer', () => restartServer(context)),
   );
   await startServer(context);

@@ -16,6 +16,7 @@ const result = {
   summary: { create: 1, update: 0, replace: 0, delete: 0, unchanged: 1 },
   summaryText: '+1 ~0 -/+0 -0',
   operations: [],
+  scripts: [['backup']],
   plan: {
     deployment: 'default',
     fingerprint: 'f',

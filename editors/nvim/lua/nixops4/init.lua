@@ -1,6 +1,6 @@
 -- The NixOps4 plugin: options from vim.g.nixops4, starting the language server on every
 -- Neovim from 0.7 on, and the buffer-local :NixOps4 command with its subcommands (plan,
--- apply, destroy, run, refresh). Plans and applies run in the server; this file only asks
+-- apply, destroy, run, refresh, script). Plans and applies run in the server; this file only asks
 -- and shows.
 local M = {}
 
@@ -204,6 +204,18 @@ function subcommands.run(bufnr, resource, operation)
   end)
 end
 
+-- Runs a script of the deployment in the server; what it prints goes to the LSP log.
+function subcommands.script(bufnr, name, ...)
+  if not name then
+    notify('script needs a name: :NixOps4 script <name> [args]', vim.log.levels.ERROR)
+    return
+  end
+  local argument = { script = path_of(name), scriptArgs = { ... } }
+  execute(bufnr, 'nixops4.runScript', argument, function(result)
+    vim.g.nixops4_last_report = result
+  end)
+end
+
 function subcommands.refresh(bufnr)
   execute(bufnr, 'nixops4.refresh', {}, function(report)
     vim.g.nixops4_last_report = report
@@ -223,14 +235,14 @@ end
 -- On attach: the :NixOps4 command for the buffer, and lenses refreshed now and on save.
 function M.attach(_, bufnr)
   vim.api.nvim_buf_create_user_command(bufnr, 'NixOps4', function(command)
-    local name, first, second = unpack(command.fargs)
+    local name = command.fargs[1]
     local run = subcommands[name or '']
     if not run then
-      notify('unknown subcommand `' .. (name or '') .. '` (plan, apply, destroy, run, refresh)', vim.log.levels.ERROR)
+      notify('unknown subcommand `' .. (name or '') .. '` (plan, apply, destroy, run, refresh, script)', vim.log.levels.ERROR)
       return
     end
-    run(bufnr, first, second)
-  end, { nargs = '+', complete = complete, desc = 'NixOps4: plan, apply, destroy, run, refresh' })
+    run(bufnr, unpack(command.fargs, 2))
+  end, { nargs = '+', complete = complete, desc = 'NixOps4: plan, apply, destroy, run, refresh, script' })
   vim.api.nvim_create_autocmd('BufWritePost', {
     buffer = bufnr,
     group = vim.api.nvim_create_augroup('nixops4_lenses_' .. bufnr, { clear = true }),
