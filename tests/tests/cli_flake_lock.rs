@@ -53,7 +53,11 @@ fn a_flake_without_a_lock_file_applies_the_first_time() {
     No changes. 2 resources up to date.
     [EOF]
     ");
-    assert_eq!(env.read("flake.lock"), Some(lock), "left alone once complete");
+    assert_eq!(
+        env.read("flake.lock"),
+        Some(lock),
+        "left alone once complete"
+    );
 }
 
 #[test]
