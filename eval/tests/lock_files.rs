@@ -2,26 +2,11 @@
 //! current Nix): flakes whose inputs are not locked yet, which load the first time and
 //! get their `flake.lock`.
 
-use std::time::Duration;
+mod common;
 
-use nixops4_eval::client::{EvalClient, EvalOptions};
+use common::{client, path};
+use nixops4_eval::client::EvalClient;
 use nixops4_eval::protocol::*;
-use nixops4_tests::nix_command;
-
-async fn client() -> EvalClient {
-    EvalClient::start(EvalOptions {
-        program: Some(nixops4_tests::binary("nixops4-eval")),
-        nix_command: Some(nix_command()),
-        timeout: Some(Duration::from_secs(120)),
-        log_sink: None,
-    })
-    .await
-    .expect("start nixops4-eval")
-}
-
-fn path(dotted: &str) -> ResourcePath {
-    ResourcePath::parse_dotted(dotted)
-}
 
 /// A flake with a `path:` input (another local flake) and no `flake.lock`.
 fn unlocked_flake() -> tempfile::TempDir {
@@ -87,19 +72,7 @@ async fn a_flake_without_a_lock_file_loads_and_gets_one() {
 async fn a_git_flake_without_a_lock_file_loads_and_says_to_add_it() {
     let dir = unlocked_flake();
     let main = dir.path().join("main");
-    let git = |args: &[&str]| {
-        let status = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
-            .arg(&main)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("git runs");
-        assert!(status.success(), "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "flake.nix"]);
-    git(&["commit", "-q", "-m", "a flake"]);
+    nixops4_tests::commit_flake_to_git(&main);
     let client = client().await;
     let loaded = client.load_flake(main.to_str().unwrap()).await.unwrap();
     let change = loaded.lock_file.expect("the lock file is created");

@@ -2,28 +2,15 @@
 //! 2.8 and current Nix): listed without resource outputs, evaluated with them, with the
 //! string context of what they run, and contract errors with their positions.
 
+mod common;
+
 use std::path::Path;
-use std::time::Duration;
 
-use nixops4_eval::client::{EvalClient, EvalOptions};
+use common::{client, path};
+use nixops4_eval::client::EvalClient;
 use nixops4_eval::protocol::*;
-use nixops4_tests::{eval_fixture, nix_command};
+use nixops4_tests::eval_fixture;
 use serde_json::json;
-
-async fn client() -> EvalClient {
-    EvalClient::start(EvalOptions {
-        program: Some(nixops4_tests::binary("nixops4-eval")),
-        nix_command: Some(nix_command()),
-        timeout: Some(Duration::from_secs(120)),
-        log_sink: None,
-    })
-    .await
-    .expect("start nixops4-eval")
-}
-
-fn path(dotted: &str) -> ResourcePath {
-    ResourcePath::parse_dotted(dotted)
-}
 
 async fn script(client: &EvalClient, deployment: &str, name: &str) -> Result<ScriptSpec, String> {
     match client.evaluate_script(deployment, &path(name)).await {
@@ -33,14 +20,20 @@ async fn script(client: &EvalClient, deployment: &str, name: &str) -> Result<Scr
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scripts_are_listed_without_outputs_and_evaluated_with_them() {
+/// The `scripts` fixture, loaded.
+async fn scripts_fixture() -> (tempfile::TempDir, EvalClient) {
     let flake = eval_fixture("scripts");
     let client = client().await;
     client
         .load_flake(flake.path().to_str().unwrap())
         .await
         .unwrap();
+    (flake, client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_are_listed_without_outputs_and_evaluated_with_them() {
+    let (flake, client) = scripts_fixture().await;
     let listed = client.list_scripts("default").await.unwrap();
     let names: Vec<String> = listed.iter().map(|s| s.script.to_string()).collect();
     assert_eq!(names, ["backup", "build", "plain", "web.ssh"]);
@@ -101,12 +94,7 @@ async fn scripts_are_listed_without_outputs_and_evaluated_with_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scripts_that_break_the_contract_say_how() {
-    let flake = eval_fixture("scripts");
-    let client = client().await;
-    client
-        .load_flake(flake.path().to_str().unwrap())
-        .await
-        .unwrap();
+    let (_flake, client) = scripts_fixture().await;
     for (name, message) in [
         (
             "number",

@@ -75,6 +75,24 @@ pub fn eval_fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Makes `dir` a Git repository whose one commit holds `flake.nix` (nothing else is
+/// tracked), as a user's flake in Git.
+pub fn commit_flake_to_git(dir: &std::path::Path) {
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
+            .arg(dir)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?} in {}", dir.display());
+    };
+    git(&["init", "-q"]);
+    git(&["add", "flake.nix"]);
+    git(&["commit", "-q", "-m", "a flake"]);
+}
+
 /// A flake in a temporary directory, and a pinned environment to run `nixops4` in it
 /// (jj's TestEnv): a fresh HOME, no colour, no user `NIX_CONFIG`.
 pub struct TestEnv {

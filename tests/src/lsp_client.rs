@@ -140,6 +140,15 @@ impl LspClient {
         self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
     }
 
+    /// Opens a Nix file as it is on disk (version 1).
+    pub fn open_file(&mut self, path: &Path) {
+        let text = std::fs::read_to_string(path).expect("read the file to open");
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": file_uri(path), "languageId": "nix", "version": 1, "text": text}}),
+        );
+    }
+
     pub fn send_request(&mut self, method: &str, params: Value) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -225,6 +234,11 @@ impl LspClient {
             std::thread::yield_now();
         }
     }
+}
+
+/// The `file://` URI of a path.
+pub fn file_uri(path: &Path) -> String {
+    format!("file://{}", path.display())
 }
 
 /// Whether a message answers our request `id` (the server numbers its own requests too).

@@ -64,19 +64,7 @@ fn a_flake_without_a_lock_file_applies_the_first_time() {
 fn in_a_git_repository_the_new_lock_file_is_to_be_added() {
     let env = TestEnv::new();
     flake_with_an_input(&env);
-    let git = |args: &[&str]| {
-        let status = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-C"])
-            .arg(env.dir())
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("git runs");
-        assert!(status.success(), "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "flake.nix"]);
-    git(&["commit", "-q", "-m", "a deployment"]);
+    nixops4_tests::commit_flake_to_git(env.dir());
     let applied = env.run(&["apply"]).success();
     assert!(
         applied.stderr.starts_with(

@@ -8,19 +8,15 @@
 use std::cell::RefCell;
 
 use nixops4_tests::TestEnv;
-use nixops4_tests::lsp_client::{LspClient, is_response};
+use nixops4_tests::lsp_client::{LspClient, file_uri, is_response};
 use serde_json::{Value, json};
 
 fn uri(env: &TestEnv) -> String {
-    format!("file://{}", env.dir().join("flake.nix").display())
+    file_uri(&env.dir().join("flake.nix"))
 }
 
 fn open(client: &mut LspClient, env: &TestEnv) {
-    let text = env.read("flake.nix").unwrap();
-    client.notify(
-        "textDocument/didOpen",
-        json!({"textDocument": {"uri": uri(env), "languageId": "nix", "version": 1, "text": text}}),
-    );
+    client.open_file(&env.dir().join("flake.nix"));
 }
 
 /// Rewrites the deployment on disk and in the editor, then saves.

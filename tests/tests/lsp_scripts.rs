@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 
 use nixops4_tests::TestEnv;
-use nixops4_tests::lsp_client::{LspClient, is_response};
+use nixops4_tests::lsp_client::{LspClient, file_uri, is_response};
 use serde_json::{Value, json};
 
 const SECRET: &str = "s3cr3t-token-for-db";
@@ -29,17 +29,7 @@ fn deployment(env: &TestEnv) {
 }
 
 fn uri(env: &TestEnv) -> String {
-    format!("file://{}", env.dir().join("flake.nix").display())
-}
-
-/// Opens the flake and waits until its plan (and with it the script list) is made.
-fn open_and_plan(client: &mut LspClient, env: &TestEnv) {
-    let text = env.read("flake.nix").unwrap();
-    client.notify(
-        "textDocument/didOpen",
-        json!({"textDocument": {"uri": uri(env), "languageId": "nix", "version": 1, "text": text}}),
-    );
-    client.wait_for("the plan", |m| m["method"] == "nixops4/planChanged");
+    file_uri(&env.dir().join("flake.nix"))
 }
 
 fn lenses(client: &mut LspClient, env: &TestEnv) -> Vec<Value> {
@@ -70,7 +60,9 @@ fn a_trusted_workspace_runs_scripts_from_their_lenses() {
     deployment(&env);
     env.run(&["apply"]).success();
     let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": true}));
-    open_and_plan(&mut client, &env);
+    client.open_file(&env.dir().join("flake.nix"));
+    // The plan, and with it the script list.
+    client.wait_for("the plan", |m| m["method"] == "nixops4/planChanged");
     let lenses = lenses(&mut client, &env);
     let lens = lenses
         .iter()
@@ -124,19 +116,12 @@ fn an_untrusted_workspace_offers_no_script_and_runs_none() {
     let env = TestEnv::new();
     deployment(&env);
     let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": false}));
-    let text = env.read("flake.nix").unwrap();
-    client.notify(
-        "textDocument/didOpen",
-        json!({"textDocument": {"uri": uri(&env), "languageId": "nix", "version": 1, "text": text}}),
-    );
+    client.open_file(&env.dir().join("flake.nix"));
     assert_eq!(lenses(&mut client, &env), Vec::<Value>::new());
     let argument = json!({"uri": uri(&env), "script": ["show"]});
     let (refused, _) = run(&mut client, "nixops4.runScript", argument);
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not trusted"),
+    assert_eq!(
+        refused["error"]["message"], "the workspace is not trusted",
         "{refused}"
     );
     client.shutdown();
