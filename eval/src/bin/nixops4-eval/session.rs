@@ -311,39 +311,6 @@ impl Session {
         }))
     }
 
-    /// Starts the repl with the flake loaded, first completing the flake's lock file when
-    /// Nix says it lacks inputs (and the flake is a local one, whose lock file can be
-    /// written); the repl then starts again, on the flake as locked.
-    fn ensure_repl_locked(
-        &mut self,
-        reference: &str,
-        local: Option<PathBuf>,
-        cancelled: Cancelled,
-        log: &mut dyn FnMut(LogLine),
-    ) -> Result<Option<LockFileChange>, EvalError> {
-        let mut unlocked = false;
-        let started = self.ensure_repl(cancelled, &mut |line: LogLine| {
-            unlocked |= flake::lacks_lock(&line.message);
-            log(line)
-        });
-        let unlocked = unlocked
-            || started
-                .as_ref()
-                .is_err_and(|e| flake::lacks_lock(&e.message));
-        let Some(dir) = local.filter(|_| unlocked) else {
-            return started.map(|()| None);
-        };
-        let change = flake::lock(&self.nix_command, reference, &dir, self.timeout, cancelled)?;
-        self.repl = None;
-        self.ensure_repl(cancelled, log).map_err(|mut error| {
-            if change.git && flake::lacks_lock(&error.message) {
-                error.message = format!("{error}; {change}");
-            }
-            error
-        })?;
-        Ok(Some(change))
-    }
-
     fn provide_outputs(
         &mut self,
         deployment: &str,

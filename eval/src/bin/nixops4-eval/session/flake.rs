@@ -12,10 +12,42 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nixops4_eval::protocol::{EvalError, EvalErrorKind, LockFileChange};
+use nixops4_eval::protocol::{EvalError, EvalErrorKind, LockFileChange, LogLine};
 
-use super::{Cancelled, nix_failure, request_error};
+use super::{Cancelled, Session, nix_failure, request_error};
 use crate::{nix_error, repl};
+
+impl Session {
+    /// Starts the repl with the flake loaded, first completing the flake's lock file when
+    /// Nix says it lacks inputs (and the flake is a local one, whose lock file can be
+    /// written); the repl then starts again, on the flake as locked.
+    pub(super) fn ensure_repl_locked(
+        &mut self,
+        reference: &str,
+        local: Option<PathBuf>,
+        cancelled: Cancelled,
+        log: &mut dyn FnMut(LogLine),
+    ) -> Result<Option<LockFileChange>, EvalError> {
+        let mut unlocked = false;
+        let started = self.ensure_repl(cancelled, &mut |line: LogLine| {
+            unlocked |= lacks_lock(&line.message);
+            log(line)
+        });
+        let unlocked = unlocked || started.as_ref().is_err_and(|e| lacks_lock(&e.message));
+        let Some(dir) = local.filter(|_| unlocked) else {
+            return started.map(|()| None);
+        };
+        let change = lock(&self.nix_command, reference, &dir, self.timeout, cancelled)?;
+        self.repl = None;
+        self.ensure_repl(cancelled, log).map_err(|mut error| {
+            if change.git && lacks_lock(&error.message) {
+                error.message = format!("{error}; {change}");
+            }
+            error
+        })?;
+        Ok(Some(change))
+    }
+}
 
 /// The flake reference for what the user gave: a directory becomes `git+file:` when it
 /// is inside a Git work tree (Nix then sees only tracked files; a flake in a
