@@ -60,6 +60,8 @@ pub struct Runner {
     /// The scripts each deployment declared when it was last planned, or why they could
     /// not be listed.
     scripts: DashMap<Deployment, Result<Arc<Vec<DeclaredScript>>, String>>,
+    /// What loading a deployment's flake did to its `flake.lock`, to tell the user once.
+    lock_notes: DashMap<Deployment, String>,
     /// The plan being made per deployment, aborted when a newer one is asked for.
     planning: DashMap<Deployment, tokio::task::AbortHandle>,
     /// Interrupt flags of running jobs, by progress token.
@@ -86,6 +88,7 @@ impl Runner {
         Runner {
             plans: DashMap::new(),
             scripts: DashMap::new(),
+            lock_notes: DashMap::new(),
             planning: DashMap::new(),
             interrupts: DashMap::new(),
             running: AtomicUsize::new(0),
@@ -104,6 +107,12 @@ impl Runner {
         deployment: &Deployment,
     ) -> Option<Result<Arc<Vec<DeclaredScript>>, String>> {
         self.scripts.get(deployment).map(|s| s.clone())
+    }
+
+    /// What the latest plan's load did to the flake's `flake.lock`, if anything and not
+    /// told yet.
+    pub fn take_lock_note(&self, deployment: &Deployment) -> Option<String> {
+        self.lock_notes.remove(deployment).map(|(_, note)| note)
     }
 
     /// Makes a plan after [`PLAN_DELAY`]. Run it as a task given to [`Runner::supersede`],
@@ -129,6 +138,10 @@ impl Runner {
     /// listens).
     pub async fn plan_now(&self, deployment: &Deployment) -> Result<Plan, EngineError> {
         let engine = Engine::start(deployment.options(None, Arc::default())).await?;
+        if let Some(change) = engine.lock_file_change() {
+            self.lock_notes
+                .insert(deployment.clone(), change.to_string());
+        }
         let plan = engine.plan().await;
         let scripts = engine.scripts().await;
         engine.shutdown().await;

@@ -11,6 +11,7 @@
 
 use std::process::ExitCode;
 
+use lsp_types::MessageType;
 use lsp_types::notification::Notification;
 use lsp_types::request::CodeLensRefresh;
 use tokio::sync::mpsc;
@@ -68,6 +69,11 @@ fn on_event(state: &mut State, event: Event) {
     };
     match event {
         Event::PlanStored(deployment) => {
+            if let Some(note) = snap.runner().take_lock_note(&deployment) {
+                let message = format!("NixOps4: {note}");
+                state.client().log_message(MessageType::INFO, &message);
+                state.client().show_message(MessageType::INFO, message);
+            }
             let client = state.client().clone();
             tokio::spawn(async move {
                 let _ = client.request::<CodeLensRefresh>(()).await;

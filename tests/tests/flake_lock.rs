@@ -1,9 +1,11 @@
 //! A fresh flake with an input and no `flake.lock` applies the first time, as `nix build`
-//! would build it: the lock file is created (and, in a Git repository, nixops4 says to
-//! add it), and later commands leave it alone. The input is the repository's own Nix
-//! library flake (`nix/`), a `path:` input.
+//! would build it: the lock file is created (and, in a Git repository, `nixops4` and the
+//! language server say to add it), and later commands leave it alone. The input is the
+//! repository's own Nix library flake (`nix/`), a `path:` input.
 
+use nixops4_tests::lsp_client::LspClient;
 use nixops4_tests::{TestEnv, repository_root};
+use serde_json::json;
 
 fn flake_with_an_input(env: &TestEnv) {
     env.write(
@@ -73,4 +75,23 @@ fn in_a_git_repository_the_new_lock_file_is_to_be_added() {
         "{applied}"
     );
     assert_eq!(env.read("one.txt").as_deref(), Some("1"));
+}
+
+#[test]
+fn the_language_server_says_so_too() {
+    let env = TestEnv::new();
+    flake_with_an_input(&env);
+    nixops4_tests::commit_flake_to_git(env.dir());
+    let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": true}));
+    client.open_file(&env.dir().join("flake.nix"));
+    let told = client.wait_for("the note", |m| m["method"] == "window/showMessage");
+    assert_eq!(
+        told["params"]["message"],
+        format!(
+            "NixOps4: created {dir}/flake.lock to lock the flake's inputs; add it to Git, which is where Nix looks for a flake's files: `git -C {dir} add flake.lock`",
+            dir = env.dir().display()
+        )
+    );
+    client.wait_for("the plan", |m| m["method"] == "nixops4/planChanged");
+    client.shutdown();
 }
