@@ -77,6 +77,27 @@ let
   lastOf = list: builtins.elemAt list (length list - 1);
   parentOf = path: builtins.genList (builtins.elemAt path) (length path - 1);
 
+  # The derivation outputs a value refers to, from the string context of its JSON (which
+  # keeps the context of every string in it), each with its store path read from the
+  # `.drv`: [ { path = "<drv>"; outputs = { out = "<store path>"; }; } ]. Sources (`path`)
+  # and whole `.drv` files (`allOutputs`) are in the store once evaluated: not listed.
+  derivationsOf = value:
+    let context = builtins.getContext (toJSON value); in
+    concatMap
+      (drv:
+        let
+          outputs = context.${drv}.outputs or [ ];
+          imported = import drv;
+        in
+        if outputs == [ ] then [ ]
+        else [{
+          path = drv;
+          outputs = listToAttrs (map
+            (output: { name = output; value = builtins.unsafeDiscardStringContext imported.${output}.outPath; })
+            outputs);
+        }])
+      (attrNames context);
+
   referencePath = what: path: value:
     if isAttrs value && value ? __nixops4Reference then value.__nixops4Reference
     else fail "`${what}` of resource ${show path} must be a resource (`resources.<name>`), got ${describeValue value}" null;
@@ -121,6 +142,11 @@ let
       resourceType = concatStringsSep "." (filter isString (tail (tail typeParts)));
       referenceDecl = references.decls.${name};
       provider = providerAt instances path providerName;
+      providerSpec = {
+        name = providerName;
+        executable = if provider == null then null else provider.executable;
+        args = if provider == null then [ ] else provider.args or [ ];
+      };
     in
     if length typeParts < 3 || resourceType == "" || providerName == "" then
       fail "`type` of resource ${show path} must be \"<provider>.<type>\", like \"local.file\"; got \"${checked.type}\"" position
@@ -133,13 +159,10 @@ let
     else {
       inherit position;
       type = checked.type;
-      provider = {
-        name = providerName;
-        executable = if provider == null then null else provider.executable;
-        args = if provider == null then [ ] else provider.args or [ ];
-      };
+      provider = providerSpec;
       inherit resourceType;
       inputs = checked.inputs or { };
+      needs = derivationsOf { inputs = checked.inputs or { }; provider = providerSpec; };
       state = if (referenceDecl.state or null) == null then null else referencePath "state" path referenceDecl.state;
       dependsOn = map (referencePath "dependsOn" path) (referenceDecl.dependsOn or [ ]);
     };

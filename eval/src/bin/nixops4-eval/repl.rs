@@ -237,7 +237,7 @@ fn is_greeting(line: &str) -> bool {
 }
 
 /// The Nix settings the evaluator needs on top of the user's `NIX_CONFIG`.
-fn nix_config() -> String {
+pub(crate) fn nix_config() -> String {
     let mut config = std::env::var("NIX_CONFIG").unwrap_or_default();
     config.push_str("\nexperimental-features = nix-command flakes\n");
     config

@@ -183,7 +183,16 @@ impl Session {
                 };
                 Ok(Response::Output(evaluation))
             }
+            // The request loop runs builds beside the session (`build.rs`).
+            Request::Build { .. } => Err(request_error(
+                "a build is not an evaluation request".into(),
+            )),
         }
+    }
+
+    /// The session's directory, for files that Nix reads.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Evaluates one resource: ready, waiting, or an expression error with a position.
@@ -261,6 +270,7 @@ impl Session {
     fn spec(&self, value: Value) -> Result<ResourceSpec, EvalError> {
         let mut spec: ResourceSpec = parse(value, "a resource")?;
         spec.position = spec.position.map(|p| self.local_position(p));
+        spec.needs = crate::build::unbuilt(std::mem::take(&mut spec.needs));
         Ok(spec)
     }
 
@@ -622,7 +632,7 @@ fn flake_reference(flake: &str) -> Result<(String, Option<PathBuf>), EvalError> 
     Ok((reference, Some(dir)))
 }
 
-fn nix_string(text: &str) -> String {
+pub(crate) fn nix_string(text: &str) -> String {
     let escaped = text
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
