@@ -92,7 +92,9 @@ impl EvalClient {
                     Ok(ResponseLine::Result { id, result }) => deliver(&replies, id, Ok(result)),
                     Ok(ResponseLine::Error { id, error }) => deliver(&replies, id, Err(error)),
                     Ok(ResponseLine::Build { id, build }) => {
-                        if let Some(sink) = builds.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+                        if let Some(sink) =
+                            builds.lock().unwrap_or_else(|e| e.into_inner()).get(&id)
+                        {
                             let _ = sink.send(build);
                         }
                     }

@@ -90,11 +90,22 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ResponseLine {
-    Result { id: u64, result: Response },
-    Error { id: u64, error: EvalError },
-    Log { log: LogLine },
+    Result {
+        id: u64,
+        result: Response,
+    },
+    Error {
+        id: u64,
+        error: EvalError,
+    },
+    Log {
+        log: LogLine,
+    },
     /// Progress of the `build` request `id`.
-    Build { id: u64, build: BuildProgress },
+    Build {
+        id: u64,
+        build: BuildProgress,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,11 @@
 //! that need it. Secrets never reach an event: build errors are redacted with every
 //! secret output known so far, those recorded before the run and those it created.
 
-use nixops4_eval::protocol::{BuildProgress, BuildResult, Derivation, EvalError, ResourceSpec};
+use std::collections::BTreeSet;
+
+use nixops4_eval::protocol::{
+    BuildProgress, BuildResult, Derivation, EvalError, ResourceSpec, derivation_name,
+};
 use nixops4_provider_protocol::Properties;
 use tokio::task::JoinSet;
 
@@ -35,11 +39,16 @@ impl Run<'_> {
         let (progress, mut started) = tokio::sync::mpsc::unbounded_channel();
         let build = self.engine.eval.build(derivations.clone(), progress);
         let events = self.events.clone();
+        // Only those asked for are announced, so each start has its end (built or failed);
+        // what Nix builds on the way is part of them.
+        let asked: BTreeSet<String> = derivations.iter().map(|d| d.path.clone()).collect();
         let task = running.spawn(async move {
             let forward = async {
                 while let Some(BuildProgress::Started { derivation }) = started.recv().await {
-                    let name = nixops4_eval::protocol::derivation_name(&derivation).to_owned();
-                    emit(&events, Event::BuildStarted { derivation, name });
+                    if asked.contains(&derivation) {
+                        let name = derivation_name(&derivation).to_owned();
+                        emit(&events, Event::BuildStarted { derivation, name });
+                    }
                 }
             };
             let (result, ()) = tokio::join!(build, forward);
@@ -73,7 +82,7 @@ impl Run<'_> {
                 .collect(),
         };
         for (derivation, result) in results {
-            let name = nixops4_eval::protocol::derivation_name(&derivation).to_owned();
+            let name = derivation_name(&derivation).to_owned();
             let result = result.map_err(|error| redact_text(&error, &self.secrets));
             let event = match &result {
                 Ok(()) => Event::Built {

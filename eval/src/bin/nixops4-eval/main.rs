@@ -167,10 +167,7 @@ fn main() -> std::process::ExitCode {
                     },
                     Err(error) => ResponseLine::Error { id, error },
                 };
-                builds
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                builds.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 send(&reply);
             }));
             continue;

@@ -184,9 +184,9 @@ impl Session {
                 Ok(Response::Output(evaluation))
             }
             // The request loop runs builds beside the session (`build.rs`).
-            Request::Build { .. } => Err(request_error(
-                "a build is not an evaluation request".into(),
-            )),
+            Request::Build { .. } => {
+                Err(request_error("a build is not an evaluation request".into()))
+            }
         }
     }
 
