@@ -71,8 +71,9 @@ pub struct Plan {
     /// applied only while it still matches.
     pub fingerprint: String,
     /// The derivations an apply builds first: outputs that changing resources (their
-    /// inputs or their provider) refer to and that are not in the store.
-    #[serde(default)]
+    /// inputs or their provider) refer to and that are not in the store. Left out of the
+    /// JSON when there are none, so plans without builds read as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builds: Vec<PlannedBuild>,
 }
 
