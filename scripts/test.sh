@@ -3,7 +3,9 @@
 # against the machine's Nix (the Neovim plugin on Neovim 0.7.2 and 0.11.4, installed by
 # setup-neovim.sh), the VS Code extension's build, unit tests, .vsix and end-to-end test
 # in code-server (editors/vscode/e2e, which refreshes docs/screenshots), and the
-# evaluator's tests again against current Nix (a sid chroot, see setup-current-nix.sh;
+# evaluator's tests and the end-to-end tests of builds, scripts and lock files
+# (tests/tests/{builds,cli_scripts,flake_lock}.rs, run inside the root) again against
+# current Nix (a sid chroot, see setup-current-nix.sh;
 # skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines where you are not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +36,7 @@ else
   current_nix=$(scripts/setup-current-nix.sh)
   echo "== evaluator tests, with $($current_nix --version)"
   NIXOPS4_TEST_NIX=$current_nix cargo test --locked -p nixops4-eval
+  echo "== builds, scripts and lock files, inside the current Nix root"
+  NIXOPS4_TEST_NIX_ROOT=${current_nix%.nix} cargo test --locked -p nixops4-tests \
+    --test builds --test cli_scripts --test flake_lock
 fi

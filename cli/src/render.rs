@@ -100,6 +100,18 @@ pub fn plan(plan: &Plan, colour: bool) -> String {
         }
         out.push('\n');
     }
+    if !plan.builds.is_empty() {
+        let _ = writeln!(
+            out,
+            "NixOps4 will build {} derivation{} first:",
+            plan.builds.len(),
+            plural(plan.builds.len())
+        );
+        for build in &plan.builds {
+            let _ = writeln!(out, "  {}  (for {})", build.name, list(&build.resources));
+        }
+        out.push('\n');
+    }
     for problem in &plan.problems {
         let at = problem
             .position
@@ -130,6 +142,11 @@ pub fn plan(plan: &Plan, colour: bool) -> String {
         );
     }
     out
+}
+
+fn list(paths: &[nixops4_core::ResourcePath]) -> String {
+    let shown: Vec<String> = paths.iter().map(ToString::to_string).collect();
+    shown.join(", ")
 }
 
 fn plural(n: usize) -> &'static str {
@@ -207,6 +224,8 @@ pub fn progress(
         });
         let mut running = 0usize;
         let mut finished = 0usize;
+        // Derivations building now, by path, with their names.
+        let mut building: std::collections::BTreeMap<String, String> = Default::default();
         while let Some(event) = events.recv().await {
             if format == LogFormat::Json {
                 if let Ok(line) = serde_json::to_string(&event) {
@@ -234,6 +253,25 @@ pub fn progress(
                 Event::Skipped { resource, reason } => {
                     Some(format!("skipped {resource}: {reason}"))
                 }
+                Event::BuildStarted { derivation, name } => {
+                    building.insert(derivation.clone(), name.clone());
+                    (bar.is_none()).then(|| format!("building {name}..."))
+                }
+                Event::Built { derivation, name } => {
+                    building.remove(derivation);
+                    Some(format!("{} {name}", paint("built", GREEN, colour)))
+                }
+                Event::BuildFailed {
+                    derivation,
+                    name,
+                    error,
+                } => {
+                    building.remove(derivation);
+                    Some(format!(
+                        "{} could not build {name}: {error}",
+                        paint("error:", RED, colour)
+                    ))
+                }
             };
             match (&bar, line) {
                 (Some(bar), Some(line)) => bar.println(line),
@@ -241,7 +279,12 @@ pub fn progress(
                 _ => {}
             }
             if let Some(bar) = &bar {
-                bar.set_message(format!("{finished} done, {running} running"));
+                let mut message = format!("{finished} done, {running} running");
+                if !building.is_empty() {
+                    let names: Vec<&str> = building.values().map(String::as_str).collect();
+                    message.push_str(&format!("; building {}", names.join(", ")));
+                }
+                bar.set_message(message);
             }
         }
         if let Some(bar) = bar {

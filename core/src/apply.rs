@@ -11,11 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nixops4_eval::protocol::ResourcePath;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::engine::{Engine, refuse_empty};
 use crate::error::EngineError;
-use crate::plan::{Action, Plan};
+use crate::plan::{self, Action, Plan};
 use crate::run::Run;
 use crate::schedule::Schedule;
 use crate::state::{ResourceRecord, StateStore};
@@ -127,17 +126,11 @@ impl Engine {
             let Ok(facts) = self.type_facts(&meta.provider, &record.resource_type).await else {
                 continue;
             };
-            for name in &facts.secret_outputs {
-                match record.output_properties.get(name) {
-                    Some(Value::String(value)) => {
-                        secrets.insert(value.clone());
-                    }
-                    Some(other) => {
-                        secrets.insert(other.to_string());
-                    }
-                    None => {}
-                }
-            }
+            plan::secret_outputs(
+                &facts.secret_outputs,
+                &record.output_properties,
+                &mut secrets,
+            );
         }
         secrets
     }

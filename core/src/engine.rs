@@ -308,6 +308,7 @@ impl Engine {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct TypeFacts {
     pub replace_on_change: Vec<String>,
     pub secret_outputs: Vec<String>,

@@ -17,6 +17,8 @@ pub struct EngineError {
 pub enum EngineErrorKind {
     /// The deployment expression could not be evaluated.
     Evaluation,
+    /// A derivation the deployment refers to could not be built.
+    Build,
     /// A provider failed or refused.
     Provider,
     /// The state could not be read or written, or is inconsistent.

@@ -30,6 +30,17 @@ pub enum Event {
         resource: ResourcePath,
         reason: String,
     },
+    /// Nix started building a derivation that resources need (or one that it needs).
+    BuildStarted { derivation: String, name: String },
+    /// A derivation that resources need is built.
+    Built { derivation: String, name: String },
+    /// A derivation could not be built: why, with the tail of its log. The resources
+    /// that need it fail (each with a `failed` event).
+    BuildFailed {
+        derivation: String,
+        name: String,
+        error: String,
+    },
 }
 
 /// Where the engine sends its events; a front end that wants none gives `None`.

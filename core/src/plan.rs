@@ -70,6 +70,22 @@ pub struct Plan {
     /// Identifies the expression and state the plan was made from; a saved plan is
     /// applied only while it still matches.
     pub fingerprint: String,
+    /// The derivations an apply builds first: outputs that changing resources (their
+    /// inputs or their provider) refer to and that are not in the store. Left out of the
+    /// JSON when there are none, so plans without builds read as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builds: Vec<PlannedBuild>,
+}
+
+/// A derivation to build, and the resources that need it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedBuild {
+    /// `/nix/store/<hash>-<name>.drv`.
+    pub derivation: String,
+    /// `<name>`.
+    pub name: String,
+    pub resources: Vec<ResourcePath>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -171,6 +187,31 @@ pub fn redact(changes: &mut [Change], secrets: &BTreeSet<String>) {
         hide(&mut change.before);
         hide(&mut change.after);
     }
+}
+
+/// Adds the values of the secret outputs `names` among `outputs` to `secrets`.
+pub fn secret_outputs(
+    names: &[String],
+    outputs: &Map<String, Value>,
+    secrets: &mut BTreeSet<String>,
+) {
+    for name in names {
+        match outputs.get(name) {
+            Some(Value::String(value)) => secrets.insert(value.clone()),
+            Some(other) => secrets.insert(other.to_string()),
+            None => false,
+        };
+    }
+}
+
+/// Replaces every secret in a text (a build's log, say) with `(sensitive)`.
+pub fn redact_text(text: &str, secrets: &BTreeSet<String>) -> String {
+    secrets
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(text.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), "(sensitive)")
+        })
 }
 
 pub fn contains_secret(value: &Value, secrets: &BTreeSet<String>) -> bool {
@@ -289,6 +330,10 @@ mod tests {
         assert_eq!(
             after,
             [json!("(sensitive)"), json!("(sensitive)"), json!(1)]
+        );
+        assert_eq!(
+            redact_text("log: key=s3cr3t\nend", &secrets),
+            "log: key=(sensitive)\nend"
         );
     }
 }

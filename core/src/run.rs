@@ -7,6 +7,8 @@
 //! the intents of the calls it starts (one state event), runs the calls concurrently,
 //! records the results that arrived by then (one event), and only then gives their
 //! outputs to the evaluator, so nothing depends on a result that is not in state.
+//! Derivations that resources need are built beside the calls, by the evaluator
+//! (`run/builds.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +30,10 @@ use crate::providers::ProviderPool;
 use crate::schedule::{Call, Ended, Evaluated, Schedule, Settled, Step, Work, render_cycle};
 use crate::state::{Mutation, Pending, RecordMeta, ResourceRecord, StateChange, StateStore};
 
+mod builds;
+
+use builds::Completion;
+
 pub(crate) struct Run<'a> {
     engine: &'a Engine,
     deployment: String,
@@ -46,6 +52,8 @@ pub(crate) struct Run<'a> {
     /// The name of the state events that record results.
     recorded_as: &'static str,
     refreshed: RefreshReport,
+    /// The builds that run, to stop when the run is interrupted.
+    builds: Vec<tokio::task::AbortHandle>,
 }
 
 impl<'a> Run<'a> {
@@ -68,6 +76,7 @@ impl<'a> Run<'a> {
             events: None,
             recorded_as,
             refreshed: RefreshReport::default(),
+            builds: Vec::new(),
         }
     }
 
@@ -101,16 +110,21 @@ impl<'a> Run<'a> {
 
     /// Runs the loop until nothing more can happen.
     pub(crate) async fn drive(&mut self, state: &mut StateStore) -> Result<(), EngineError> {
-        let mut running: JoinSet<Finished> = JoinSet::new();
+        let mut running: JoinSet<Completion> = JoinSet::new();
         loop {
             // A preview is not cut short: a plan shows everything or fails.
             if self.schedule.holds_mutation() && self.engine.interrupted() {
                 self.schedule.interrupt();
+                self.stop_builds();
             }
             let batch = self.schedule.evaluate_now();
             if !batch.is_empty() {
                 self.evaluate(&batch).await?;
                 continue;
+            }
+            let derivations = self.schedule.build_now();
+            if !derivations.is_empty() {
+                self.start_build(derivations, &mut running);
             }
             let calls = self.schedule.start();
             if !calls.is_empty() {
@@ -119,8 +133,16 @@ impl<'a> Run<'a> {
             if running.is_empty() {
                 return Ok(());
             }
-            let finished = finished_calls(&mut running).await?;
-            self.record(state, finished).await?;
+            let mut finished = Vec::new();
+            for completion in finished_calls(&mut running).await? {
+                match completion {
+                    Completion::Call(call) => finished.push(call),
+                    Completion::Build(build) => self.build_ended(build),
+                }
+            }
+            if !finished.is_empty() {
+                self.record(state, finished).await?;
+            }
         }
     }
 
@@ -167,11 +189,7 @@ impl<'a> Run<'a> {
         path: &ResourcePath,
         spec: ResourceSpec,
     ) -> Result<Evaluated, EngineError> {
-        let facts = match self
-            .engine
-            .type_facts(&spec.provider, &spec.resource_type)
-            .await
-        {
+        let facts = match self.provider_facts(&spec).await {
             Ok(facts) => facts,
             Err(error) => {
                 let message = format!(
@@ -203,9 +221,14 @@ impl<'a> Run<'a> {
             _ => Work::Create,
         };
         let after = spec.depends_on.clone();
+        // Nothing is called for a resource kept as it is: nothing needs building.
+        let needs = match work {
+            Work::Keep => Vec::new(),
+            _ => spec.needs.clone(),
+        };
         self.changes.insert(path.clone(), changes);
         self.specs.insert(path.clone(), spec);
-        Ok(Evaluated::Ready { work, after })
+        Ok(Evaluated::Ready { work, after, needs })
     }
 
     /// Records the intents of these calls as one event, announces them, and starts them.
@@ -213,7 +236,7 @@ impl<'a> Run<'a> {
         &mut self,
         state: &mut StateStore,
         calls: Vec<Call>,
-        running: &mut JoinSet<Finished>,
+        running: &mut JoinSet<Completion>,
     ) -> Result<(), EngineError> {
         let mut prepared = Vec::new();
         let mut intents = Vec::new();
@@ -230,7 +253,8 @@ impl<'a> Run<'a> {
                     action,
                 });
             }
-            running.spawn(perform(self.engine.providers.clone(), call, request));
+            let call = perform(self.engine.providers.clone(), call, request);
+            running.spawn(async move { Completion::Call(call.await) });
         }
         Ok(())
     }
@@ -306,9 +330,10 @@ impl<'a> Run<'a> {
         for Finished { call, result } in finished {
             let path = call.path.clone();
             let result = match result {
-                Ok(Answer::Outputs(outputs)) => match self.specs.get(&path) {
+                Ok(Answer::Outputs(outputs)) => match self.specs.get(&path).cloned() {
                     Some(spec) => {
-                        let record = self.record_of(&path, spec, outputs.clone());
+                        self.learn_secrets(&spec, &outputs).await;
+                        let record = self.record_of(&path, &spec, outputs.clone());
                         changes.push(StateChange::put(path, record));
                         Ok(Some(outputs))
                     }
@@ -507,6 +532,7 @@ impl<'a> Run<'a> {
             resources,
             problems,
             fingerprint: plan::fingerprint(&evaluated, document),
+            builds: self.planned_builds(),
         }
     }
 }
@@ -548,18 +574,26 @@ async fn perform(providers: ProviderPool, call: Call, request: Prepared) -> Fini
     Finished { call, result }
 }
 
-/// Waits for one call to finish and takes every other that has finished by then, so
-/// that their results are recorded together.
-async fn finished_calls(running: &mut JoinSet<Finished>) -> Result<Vec<Finished>, EngineError> {
-    let joined = |result: Result<Finished, tokio::task::JoinError>| {
-        result.map_err(|e| EngineError::internal(format!("a provider call ended abnormally: {e}")))
-    };
+/// Waits for one call or build to finish and takes every other that has finished by
+/// then, so that their results are recorded together. A build stopped by an interrupt
+/// ends without a result.
+async fn finished_calls(running: &mut JoinSet<Completion>) -> Result<Vec<Completion>, EngineError> {
     let mut finished = Vec::new();
+    let mut take = |result: Result<Completion, tokio::task::JoinError>| match result {
+        Ok(completion) => {
+            finished.push(completion);
+            Ok(())
+        }
+        Err(e) if e.is_cancelled() => Ok(()),
+        Err(e) => Err(EngineError::internal(format!(
+            "a provider call or build ended abnormally: {e}"
+        ))),
+    };
     if let Some(result) = running.join_next().await {
-        finished.push(joined(result)?);
+        take(result)?;
     }
     while let Some(result) = running.try_join_next() {
-        finished.push(joined(result)?);
+        take(result)?;
     }
     Ok(finished)
 }

@@ -10,16 +10,23 @@
 //! preview, which is what a plan is) changing resources stay planned, and what needs
 //! their outputs stays waiting, with unknown inputs.
 //!
+//! A resource whose inputs or provider refer to derivation outputs not in the store
+//! waits for them to be built (`schedule/builds.rs`): each derivation once per run, all
+//! those wanted in one build per round, and only in a schedule that may change the world.
+//!
 //! What became of each resource when the run settles (cycles included) is in
 //! `schedule/settle.rs`. No tokio, no Nix, no processes: the tests (`schedule/tests.rs`)
 //! drive it with deployments written as data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use nixops4_eval::protocol::Derivation;
+
 use crate::ResourcePath;
 use crate::plan::Action;
 use crate::state::Mutation;
 
+mod builds;
 mod settle;
 
 pub(crate) use settle::{Ended, Settled, render_cycle};
@@ -116,11 +123,13 @@ impl Call {
 /// What the evaluator said about a resource, with the work decided against its record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Evaluated {
-    /// Its inputs are known. `after` are resources to apply first (its `dependsOn`). For
+    /// Its inputs are known. `after` are resources to apply first (its `dependsOn`);
+    /// `needs` the derivation outputs to build before its provider is called. For
     /// [`Work::Keep`] the driver has given the recorded outputs to the evaluator already.
     Ready {
         work: Work,
         after: Vec<ResourcePath>,
+        needs: Vec<Derivation>,
     },
     /// It needs the outputs of these resources first.
     Waiting(Vec<ResourcePath>),
@@ -132,6 +141,12 @@ enum Status {
     ToEvaluate,
     Evaluating,
     Waiting(Vec<ResourcePath>),
+    /// The work is known; it waits for these derivations to be built.
+    Building {
+        work: Work,
+        after: Vec<ResourcePath>,
+        needs: Vec<String>,
+    },
     /// The work is known; it is queued once `after` are done.
     Decided {
         work: Work,
@@ -178,6 +193,8 @@ pub(crate) struct Schedule {
     interrupted: bool,
     /// Wanted apply goals that are not done; deletes wait until there are none.
     open_applies: usize,
+    /// The derivations resources need built, by path.
+    derivations: BTreeMap<String, builds::Needed>,
 }
 
 impl Schedule {
@@ -193,6 +210,7 @@ impl Schedule {
             mutation: None,
             interrupted: false,
             open_applies: 0,
+            derivations: BTreeMap::new(),
         }
     }
 
@@ -309,7 +327,9 @@ impl Schedule {
             match &node.status {
                 Status::ToEvaluate => self.to_evaluate.push(path),
                 Status::Queued { .. } => self.ready.push_back(path),
-                Status::Waiting(needs) | Status::Decided { after: needs, .. } => {
+                Status::Waiting(needs)
+                | Status::Decided { after: needs, .. }
+                | Status::Building { after: needs, .. } => {
                     pending.extend(needs.iter().cloned());
                 }
                 _ => {}
@@ -374,9 +394,9 @@ impl Schedule {
             Evaluated::Ready {
                 work: Work::Keep, ..
             } => self.done(path, Work::Keep),
-            Evaluated::Ready { work, after } => {
+            Evaluated::Ready { work, after, needs } => {
                 let after = after.into_iter().filter(|a| !self.is_done(a)).collect();
-                self.decided(path, work, after);
+                self.needs_built(path, work, after, needs);
             }
         }
     }

@@ -11,11 +11,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use nixops4_eval::protocol::{DeclaredScript, Derivation, Evaluation, ResourcePath};
+use nixops4_eval::protocol::{
+    BuildProgress, DeclaredScript, Derivation, Evaluation, ResourcePath, derivation_name,
+};
 use serde_json::{Map, Value};
 
 use crate::engine::{Engine, not_applied, refuse_empty};
-use crate::error::EngineError;
+use crate::error::{EngineError, EngineErrorKind};
+use crate::events::{Event, emit};
+use crate::plan::redact_text;
 
 /// The environment variable that names the file with all of a script's outputs.
 pub const OUTPUTS_FILE_VARIABLE: &str = "NIXOPS4_OUTPUTS_FILE";
@@ -93,7 +97,10 @@ impl Engine {
                 return Err(EngineError::from(error).hiding(&secrets));
             }
         };
-        self.realise(script, &spec.needs).await?;
+        if !spec.needs.is_empty() {
+            let secrets = self.secret_values(&state.records()).await;
+            self.realise(script, &spec.needs, &secrets).await?;
+        }
         let variables = spec
             .outputs
             .iter()
@@ -109,28 +116,68 @@ impl Engine {
         })
     }
 
-    /// Makes sure the derivation outputs a script needs are in the store.
-    ///
-    /// This is where they are built, in one batch, once the engine builds what providers
-    /// need (the evaluator's build request): until then, what is missing is refused with
-    /// the command that builds it.
+    /// Builds the derivation outputs a script needs that are not in the store yet, in one
+    /// build through the evaluator, with build events; a failed build refuses to run the
+    /// script, naming the derivation, with the tail of its log (secrets hidden).
     async fn realise(
         &self,
         script: &ResourcePath,
         needs: &[Derivation],
+        secrets: &BTreeSet<String>,
     ) -> Result<(), EngineError> {
-        let missing: Vec<&str> = needs
+        let missing: Vec<Derivation> = needs
             .iter()
             .filter(|d| d.outputs.values().any(|out| !Path::new(out).exists()))
-            .map(|d| d.path.as_str())
+            .cloned()
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        Err(EngineError::usage(format!(
-            "script `{script}` runs what is not built yet, and nixops4 does not build scripts yet: build it with `nix-store --realise {}`",
-            missing.join(" ")
-        )))
+        let events = &self.options.events;
+        let (progress, mut started) = tokio::sync::mpsc::unbounded_channel();
+        let build = self.eval.build(missing, progress);
+        let forward = async {
+            while let Some(BuildProgress::Started { derivation }) = started.recv().await {
+                let name = derivation_name(&derivation).to_owned();
+                emit(events, Event::BuildStarted { derivation, name });
+            }
+        };
+        let (results, ()) = tokio::join!(build, forward);
+        let mut failures = Vec::new();
+        for result in results? {
+            let name = derivation_name(&result.path).to_owned();
+            match result.error {
+                None => emit(
+                    events,
+                    Event::Built {
+                        derivation: result.path,
+                        name,
+                    },
+                ),
+                Some(error) => {
+                    let error = redact_text(&error, secrets);
+                    failures.push(format!("{name}: {error}"));
+                    emit(
+                        events,
+                        Event::BuildFailed {
+                            derivation: result.path,
+                            name,
+                            error,
+                        },
+                    );
+                }
+            }
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::new(
+            EngineErrorKind::Build,
+            format!(
+                "script `{script}` cannot run: building what it needs failed: {}",
+                failures.join("; ")
+            ),
+        ))
     }
 }
 

@@ -6,6 +6,7 @@
 //! says so; start a new client to go on.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::protocol::*;
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Response, EvalError>>>>>;
+/// Where the progress of each running build goes, by request id.
+type Progress = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<BuildProgress>>>>;
 
 /// How to start the evaluator.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +42,7 @@ pub struct EvalClient {
     child: Child,
     lines: mpsc::UnboundedSender<String>,
     pending: Pending,
+    progress: Progress,
     next_id: AtomicU64,
 }
 
@@ -74,6 +78,8 @@ impl EvalClient {
 
         let pending: Pending = Arc::default();
         let replies = pending.clone();
+        let progress: Progress = Arc::default();
+        let builds = progress.clone();
         let log_sink = options.log_sink.clone();
         tokio::spawn(async move {
             let mut reader = BufReader::new(stdout).lines();
@@ -85,6 +91,13 @@ impl EvalClient {
                 match serde_json::from_str::<ResponseLine>(&line) {
                     Ok(ResponseLine::Result { id, result }) => deliver(&replies, id, Ok(result)),
                     Ok(ResponseLine::Error { id, error }) => deliver(&replies, id, Err(error)),
+                    Ok(ResponseLine::Build { id, build }) => {
+                        if let Some(sink) =
+                            builds.lock().unwrap_or_else(|e| e.into_inner()).get(&id)
+                        {
+                            let _ = sink.send(build);
+                        }
+                    }
                     Ok(ResponseLine::Log { log }) => {
                         match log.level {
                             LogLevel::Trace => {
@@ -121,36 +134,79 @@ impl EvalClient {
             child,
             lines,
             pending,
+            progress,
             next_id: AtomicU64::new(1),
         })
     }
 
     /// Sends a request and waits for its reply.
     pub async fn request(&self, request: Request) -> Result<Response, EvalError> {
+        self.send(request, None).await
+    }
+
+    /// Sends a request now; the future owns what it needs, so it may outlive `self`'s
+    /// borrow. Dropping it before the reply cancels the request.
+    fn send(
+        &self,
+        request: Request,
+        progress: Option<mpsc::UnboundedSender<BuildProgress>>,
+    ) -> impl Future<Output = Result<Response, EvalError>> + Send + 'static {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, reply);
+        if let Some(progress) = progress {
+            self.progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, progress);
+        }
         let line = serde_json::to_string(&RequestEnvelope { id, request })
             .expect("requests are plain JSON")
             + "\n";
-        if self.lines.send(line).is_err() {
+        let sent = self.lines.send(line).is_ok();
+        if !sent {
             self.pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-            return Err(evaluator_gone());
         }
-        let mut guard = CancelOnDrop {
-            id,
-            lines: &self.lines,
-            done: false,
-        };
-        let result = answer.await.unwrap_or_else(|_| Err(evaluator_gone()));
-        guard.done = true;
-        result
+        let (lines, builds) = (self.lines.clone(), self.progress.clone());
+        async move {
+            if !sent {
+                builds.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                return Err(evaluator_gone());
+            }
+            let mut guard = CancelOnDrop {
+                id,
+                lines,
+                builds,
+                done: false,
+            };
+            let result = answer.await.unwrap_or_else(|_| Err(evaluator_gone()));
+            guard.done = true;
+            result
+        }
+    }
+
+    /// Builds derivation outputs in the evaluator, which runs `nix build` beside the
+    /// evaluation requests; `progress` hears of each derivation Nix starts building. The
+    /// future does not borrow `self`: it can run as a task of its own.
+    pub fn build(
+        &self,
+        derivations: Vec<Derivation>,
+        progress: mpsc::UnboundedSender<BuildProgress>,
+    ) -> impl Future<Output = Result<Vec<BuildResult>, EvalError>> + Send + 'static {
+        let expected = derivations.len();
+        let reply = self.send(Request::Build { derivations }, Some(progress));
+        async move {
+            match reply.await? {
+                Response::Built { results } if results.len() == expected => Ok(results),
+                other => Err(unexpected(other)),
+            }
+        }
     }
 
     pub async fn load_flake(&self, flake: &str) -> Result<Loaded, EvalError> {
@@ -315,14 +371,19 @@ impl EvalClient {
     }
 }
 
-struct CancelOnDrop<'a> {
+struct CancelOnDrop {
     id: u64,
-    lines: &'a mpsc::UnboundedSender<String>,
+    lines: mpsc::UnboundedSender<String>,
+    builds: Progress,
     done: bool,
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl Drop for CancelOnDrop {
     fn drop(&mut self) {
+        self.builds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
         if !self.done {
             let _ = self.lines.send(format!("{{\"cancel\":{}}}\n", self.id));
         }

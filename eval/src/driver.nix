@@ -142,6 +142,11 @@ let
       resourceType = concatStringsSep "." (filter isString (tail (tail typeParts)));
       referenceDecl = references.decls.${name};
       provider = providerAt instances path providerName;
+      providerSpec = {
+        name = providerName;
+        executable = if provider == null then null else provider.executable;
+        args = if provider == null then [ ] else provider.args or [ ];
+      };
     in
     if length typeParts < 3 || resourceType == "" || providerName == "" then
       fail "`type` of resource ${show path} must be \"<provider>.<type>\", like \"local.file\"; got \"${checked.type}\"" position
@@ -154,13 +159,10 @@ let
     else {
       inherit position;
       type = checked.type;
-      provider = {
-        name = providerName;
-        executable = if provider == null then null else provider.executable;
-        args = if provider == null then [ ] else provider.args or [ ];
-      };
+      provider = providerSpec;
       inherit resourceType;
       inputs = checked.inputs or { };
+      needs = derivationsOf { inputs = checked.inputs or { }; provider = providerSpec; };
       state = if (referenceDecl.state or null) == null then null else referencePath "state" path referenceDecl.state;
       dependsOn = map (referencePath "dependsOn" path) (referenceDecl.dependsOn or [ ]);
     };

@@ -90,15 +90,31 @@ pub enum Request {
     },
     /// Evaluates `outputs.<name>` of a deployment.
     EvaluateOutput { deployment: String, name: String },
+    /// Builds these derivation outputs in one Nix build, beside evaluation requests;
+    /// `build` lines report each derivation as Nix starts building it.
+    Build { derivations: Vec<Derivation> },
 }
 
 /// A line from the evaluator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ResponseLine {
-    Result { id: u64, result: Response },
-    Error { id: u64, error: EvalError },
-    Log { log: LogLine },
+    Result {
+        id: u64,
+        result: Response,
+    },
+    Error {
+        id: u64,
+        error: EvalError,
+    },
+    Log {
+        log: LogLine,
+    },
+    /// Progress of the `build` request `id`.
+    Build {
+        id: u64,
+        build: BuildProgress,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,6 +129,7 @@ pub enum Response {
     StateReferences { references: Vec<StateReference> },
     OutputsProvided {},
     Output(Evaluation<Value>),
+    Built { results: Vec<BuildResult> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -218,6 +235,57 @@ pub struct ResourceSpec {
     pub depends_on: Vec<ResourcePath>,
     /// Where the resource is declared.
     pub position: Option<Position>,
+    /// The derivation outputs its inputs and its provider refer to (their string
+    /// context) that are not in the store yet: to build before its provider is called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<Derivation>,
+}
+
+/// A store derivation and some of its outputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derivation {
+    /// `/nix/store/<hash>-<name>.drv`.
+    pub path: String,
+    /// Output name → its store path.
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Derivation {
+    /// The name people know it by: `hello` for `/nix/store/<hash>-hello.drv`.
+    pub fn name(&self) -> &str {
+        derivation_name(&self.path)
+    }
+}
+
+/// `hello` for `/nix/store/<hash>-hello.drv`; the path itself when it is not one.
+pub fn derivation_name(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let file = file.strip_suffix(".drv").unwrap_or(file);
+    match file.split_once('-') {
+        Some((hash, name)) if hash.len() == 32 && !name.is_empty() => name,
+        _ => file,
+    }
+}
+
+/// What became of one derivation of a `build` request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildResult {
+    /// The derivation's path.
+    pub path: String,
+    /// Why its outputs are not in the store: the build's error and the tail of its log.
+    /// None: they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a running `build` request reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum BuildProgress {
+    /// Nix started building this derivation (one asked for, or one it needs).
+    Started { derivation: String },
 }
 
 /// A script of a deployment (`scripts.<name>`), and where it is declared.
@@ -255,16 +323,6 @@ impl fmt::Debug for ScriptSpec {
             .field("position", &self.position)
             .finish()
     }
-}
-
-/// A store derivation and some of its outputs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Derivation {
-    /// `/nix/store/<hash>-<name>.drv`.
-    pub path: String,
-    /// Output name → its store path.
-    pub outputs: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -357,12 +415,23 @@ mod tests {
     }
 
     #[test]
+    fn derivations_are_named_without_hash_and_extension() {
+        assert_eq!(
+            derivation_name("/nix/store/qd32qq7mvj1j2wajgis51sxhj03s04x8-hello-x.drv"),
+            "hello-x"
+        );
+        assert_eq!(derivation_name("odd.drv"), "odd");
+    }
+
+    #[test]
     fn response_lines_round_trip() {
         for line in [
             r#"{"id":1,"result":{"resources":{"resources":[["a"],["host","key"]]}}}"#,
             r#"{"id":2,"result":{"resource":{"status":"waiting","resources":[["a"]]}}}"#,
             r#"{"id":3,"error":{"kind":"expression","message":"m","position":{"file":"f","line":1,"column":2}}}"#,
             r#"{"log":{"level":"trace","message":"hello"}}"#,
+            r#"{"id":4,"build":{"started":{"derivation":"/nix/store/x.drv"}}}"#,
+            r#"{"id":4,"result":{"built":{"results":[{"path":"/nix/store/x.drv","error":"e"}]}}}"#,
         ] {
             let parsed: ResponseLine = serde_json::from_str(line).unwrap();
             assert_eq!(serde_json::to_string(&parsed).unwrap(), line);

@@ -93,8 +93,62 @@ pub fn commit_flake_to_git(dir: &std::path::Path) {
     git(&["commit", "-q", "-m", "a flake"]);
 }
 
+/// The workspace's programs that tests run.
+const PROGRAMS: [&str; 5] = [
+    "nixops4",
+    "nixops4-eval",
+    "nixops4-lsp",
+    "nixops4-resources-local",
+    "nixops4-resources-testing",
+];
+
+/// Where [`TestEnv`] runs programs: on this machine with its Nix, or inside the root
+/// directory `NIXOPS4_TEST_NIX_ROOT` names (a Debian root with current Nix, made by
+/// `scripts/setup-current-nix.sh`), whose `/tmp` is this machine's: there the programs
+/// are linked into a directory under the temporary directory and run with `chroot`, so
+/// that the evaluator, `nix` and the providers all see that root's Nix store.
+#[derive(Clone, Debug)]
+enum Place {
+    Here,
+    Root { root: PathBuf, programs: PathBuf },
+}
+
+impl Place {
+    fn current() -> &'static Place {
+        static PLACE: std::sync::OnceLock<Place> = std::sync::OnceLock::new();
+        PLACE.get_or_init(|| match std::env::var_os("NIXOPS4_TEST_NIX_ROOT") {
+            None => Place::Here,
+            Some(root) => Place::Root {
+                root: PathBuf::from(root),
+                programs: shared_programs(),
+            },
+        })
+    }
+}
+
+/// Links (or copies) the programs into a directory under the temporary directory, one
+/// per build directory, and returns it.
+fn shared_programs() -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let built = binary("nixops4");
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    built.hash(&mut hasher);
+    let dir = std::env::temp_dir().join(format!("nixops4-test-programs-{:x}", hasher.finish()));
+    std::fs::create_dir_all(&dir).expect("create the shared programs directory");
+    for name in PROGRAMS {
+        let (from, to) = (binary(name), dir.join(name));
+        let _ = std::fs::remove_file(&to);
+        std::fs::hard_link(&from, &to)
+            .or_else(|_| std::fs::copy(&from, &to).map(drop))
+            .unwrap_or_else(|e| panic!("linking {} to {}: {e}", from.display(), to.display()));
+    }
+    dir
+}
+
 /// A flake in a temporary directory, and a pinned environment to run `nixops4` in it
-/// (jj's TestEnv): a fresh HOME, no colour, no user `NIX_CONFIG`.
+/// (jj's TestEnv): a fresh HOME, no colour, a `NIX_CONFIG` of its own (no substituters,
+/// no sandbox, so that test derivations may use the machine's tools). With
+/// `NIXOPS4_TEST_NIX_ROOT` set, programs run inside that root ([`Place`]).
 pub struct TestEnv {
     flake: tempfile::TempDir,
     home: tempfile::TempDir,
@@ -144,14 +198,46 @@ impl TestEnv {
         self.program("nixops4", args)
     }
 
+    /// The path of one of the project's programs as the programs this environment runs
+    /// see it (for a deployment that names one).
+    pub fn program_path(&self, name: &str) -> PathBuf {
+        match Place::current() {
+            Place::Here => binary(name),
+            Place::Root { programs, .. } => programs.join(name),
+        }
+    }
+
+    /// Whether programs run inside the root of `NIXOPS4_TEST_NIX_ROOT`.
+    pub fn in_root() -> bool {
+        matches!(Place::current(), Place::Root { .. })
+    }
+
     /// One of the project's programs with `args`, in the flake's directory, with the
     /// same clean environment as [`TestEnv::command`].
     pub fn program(&self, name: &str, args: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new(binary(name));
+        let mut nix_config = "substituters =\nsandbox = false\n".to_owned();
+        let mut command = match Place::current() {
+            Place::Here => {
+                let mut command = std::process::Command::new(binary(name));
+                command.args(args).current_dir(self.dir());
+                command
+            }
+            Place::Root { root, programs } => {
+                // As the wrapper of setup-current-nix.sh: root in a root needs no build users.
+                nix_config.push_str("build-users-group =\n");
+                let mut command = std::process::Command::new("chroot");
+                command
+                    .arg(root)
+                    .args(["/usr/bin/env", "-C"])
+                    .arg(self.dir())
+                    .arg(programs.join(name))
+                    .args(args);
+                command
+            }
+        };
         command
-            .args(args)
-            .current_dir(self.dir())
             .env_clear()
+            .env("NIX_CONFIG", nix_config)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
             .env("COLUMNS", "100")

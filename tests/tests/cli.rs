@@ -524,7 +524,7 @@ fn refresh_records_drift_and_forgets_what_is_gone() {
 #[test]
 fn secrets_stay_out_of_plans() {
     let env = TestEnv::new();
-    let provider = nixops4_tests::binary("nixops4-resources-testing");
+    let provider = env.program_path("nixops4-resources-testing");
     let deployment = format!(
         r#"
       providers.testing = {{ executable = "{}"; }};

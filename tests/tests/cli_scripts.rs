@@ -31,7 +31,7 @@ fn deployment(env: &TestEnv) {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let provider = nixops4_tests::binary("nixops4-resources-testing");
+    let provider = env.program_path("nixops4-resources-testing");
     env.write_deployment(&format!(
         r#"
       providers.testing = {{ executable = "{}"; }};

@@ -1,13 +1,19 @@
 //! A fresh flake with an input and no `flake.lock` applies the first time, as `nix build`
 //! would build it: the lock file is created (and, in a Git repository, `nixops4` and the
-//! language server say to add it), and later commands leave it alone. The input is the
-//! repository's own Nix library flake (`nix/`), a `path:` input.
+//! language server say to add it), and later commands leave it alone. The input is a copy
+//! of the repository's own Nix library flake (`nix/`) beside the flake, a `path:` input (a
+//! copy, so that it is also there where the tests run inside another root).
 
 use nixops4_tests::lsp_client::LspClient;
 use nixops4_tests::{TestEnv, repository_root};
 use serde_json::json;
 
 fn flake_with_an_input(env: &TestEnv) {
+    for file in ["flake.nix", "lib.nix"] {
+        let text = std::fs::read_to_string(repository_root().join("nix").join(file))
+            .expect("the Nix library");
+        env.write(&format!("library/{file}"), &text);
+    }
     env.write(
         "flake.nix",
         &format!(
@@ -23,7 +29,7 @@ fn flake_with_an_input(env: &TestEnv) {
   }};
 }}
 "#,
-            repository_root().join("nix").display()
+            env.dir().join("library").display()
         ),
     );
 }

@@ -11,8 +11,8 @@ use std::process::{ExitCode, ExitStatus};
 
 use nixops4_core::error::EngineError;
 
-use crate::Context;
 use crate::commands::resource_path;
+use crate::{Context, LogFormat};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,7 +25,16 @@ pub struct Args {
 }
 
 pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError> {
-    let engine = context.engine(None).await?;
+    // Builds show their progress on stderr; stdout is the script's alone, so JSON events
+    // (which go to stdout) are not written.
+    let (events, renderer) = match context.cli.log_format {
+        LogFormat::Text => {
+            let (events, renderer) = crate::render::progress(LogFormat::Text, context.colour);
+            (Some(events), Some(renderer))
+        }
+        LogFormat::Json => (None, None),
+    };
+    let engine = context.engine(events).await?;
     let Some(name) = &args.name else {
         let scripts = engine.scripts().await;
         engine.shutdown().await;
@@ -39,6 +48,9 @@ pub async fn run(context: &Context, args: &Args) -> Result<ExitCode, EngineError
         Err(e) => Err(e),
     };
     engine.shutdown().await;
+    if let Some(renderer) = renderer {
+        let _ = renderer.await;
+    }
     let prepared = prepared?;
     let status = tokio::process::Command::new(&prepared.program)
         .args(&prepared.args)

@@ -52,6 +52,7 @@ impl Schedule {
                     (
                         None,
                         Status::Decided { work, .. }
+                        | Status::Building { work, .. }
                         | Status::Queued { work, .. }
                         | Status::Running { work, .. },
                     ) => Settled::Planned(*work),

@@ -4,14 +4,18 @@
 //! A deployment is one resource a line: `name work [needs a,b] [after a,b] [fails how]`,
 //! where `work` is `keep`, `create`, `update` or `replace` (what the record asks for),
 //! `needs` are the resources whose outputs its inputs use, `after` its `dependsOn`, and
-//! `fails` is `evaluation` or `call`. A batch is evaluated as the evaluator does: every
-//! item before any of their outputs are provided. Recorded resources to delete are written
+//! `fails` is `evaluation` or `call`, and `builds` the derivations it needs built (one
+//! named `bad…` fails to build). A batch is evaluated as the evaluator does: every item
+//! before any of their outputs are provided. Calls and builds end in the order they
+//! started, one a round. Recorded resources to delete are written
 //! `name delete [depends a,b] [fails call]`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::settle::list;
 use super::*;
+
+mod builds;
 
 fn p(name: &str) -> ResourcePath {
     ResourcePath::parse_dotted(name)
@@ -27,6 +31,7 @@ struct Line {
     needs: Vec<ResourcePath>,
     after: Vec<ResourcePath>,
     fails: Option<String>,
+    builds: Vec<String>,
 }
 
 fn parse(deployment: &str) -> BTreeMap<ResourcePath, Line> {
@@ -44,6 +49,7 @@ fn parse(deployment: &str) -> BTreeMap<ResourcePath, Line> {
                 "needs" => line.needs = paths(value),
                 "after" | "depends" => line.after = paths(value),
                 "fails" => line.fails = Some(value.to_owned()),
+                "builds" => line.builds = value.split(',').map(str::to_owned).collect(),
                 other => panic!("unknown keyword {other}"),
             }
         }
@@ -52,13 +58,36 @@ fn parse(deployment: &str) -> BTreeMap<ResourcePath, Line> {
     lines
 }
 
-/// Plays the driver: evaluates from the table, and finishes the oldest running call
-/// each round.
+/// Something started and not finished yet.
+enum Running {
+    Call(Call),
+    Build(Vec<Derivation>),
+}
+
+/// A derivation `/nix/store/<hash>-<name>.drv` with one output.
+fn derivation(name: &str) -> Derivation {
+    Derivation {
+        path: format!("/nix/store/{}-{name}.drv", "0".repeat(32)),
+        outputs: [(
+            "out".to_owned(),
+            format!("/nix/store/{}-{name}", "1".repeat(32)),
+        )]
+        .into(),
+    }
+}
+
+fn names(derivations: &[Derivation]) -> String {
+    let names: Vec<&str> = derivations.iter().map(Derivation::name).collect();
+    names.join(" ")
+}
+
+/// Plays the driver: evaluates from the table, and finishes the oldest running call or
+/// build each round.
 struct Driver {
     schedule: Schedule,
     deployment: BTreeMap<ResourcePath, Line>,
     provided: BTreeSet<ResourcePath>,
-    running: VecDeque<Call>,
+    running: VecDeque<Running>,
     most_running: usize,
     /// Interrupt once this many calls have started.
     interrupt_after: Option<usize>,
@@ -117,9 +146,15 @@ impl Driver {
             "replace" => Work::Replace,
             other => panic!("unknown work {other}"),
         };
+        // As the driver does: a resource kept as it is needs nothing built.
+        let needs = match work {
+            Work::Keep => Vec::new(),
+            _ => line.builds.iter().map(|name| derivation(name)).collect(),
+        };
         Evaluated::Ready {
             work,
             after: line.after.clone(),
+            needs,
         }
     }
 
@@ -155,6 +190,11 @@ impl Driver {
                 }
                 continue;
             }
+            let build = self.schedule.build_now();
+            if !build.is_empty() {
+                self.trace.push(format!("build {}", names(&build)));
+                self.running.push_back(Running::Build(build));
+            }
             for call in self.schedule.start() {
                 let step = match call.step {
                     Step::Create(_) => "create",
@@ -163,16 +203,38 @@ impl Driver {
                     Step::Read => "read",
                 };
                 self.trace.push(format!("start {step} {}", call.path));
-                self.running.push_back(call);
+                self.running.push_back(Running::Call(call));
                 self.started += 1;
                 if self.interrupt_after == Some(self.started) {
                     self.trace.push("interrupt".into());
                     self.schedule.interrupt();
                 }
             }
-            self.most_running = self.most_running.max(self.running.len());
-            let Some(call) = self.running.pop_front() else {
-                break;
+            let calls = self
+                .running
+                .iter()
+                .filter(|r| matches!(r, Running::Call(_)));
+            self.most_running = self.most_running.max(calls.count());
+            let call = match self.running.pop_front() {
+                None => break,
+                Some(Running::Build(derivations)) => {
+                    for derivation in derivations {
+                        let name = derivation.name();
+                        let result = match name.starts_with("bad") {
+                            true => Err("builder failed".to_owned()),
+                            false => Ok(()),
+                        };
+                        self.trace.push(match result {
+                            Ok(()) => format!("built {name}"),
+                            Err(_) => format!("failed to build {name}"),
+                        });
+                        for (path, error) in self.schedule.built(&derivation.path, result) {
+                            self.trace.push(format!("  {path} failed: {error}"));
+                        }
+                    }
+                    continue;
+                }
+                Some(Running::Call(call)) => call,
             };
             let fails = self.deployment[&call.path].fails.as_deref() == Some("call");
             let result = if fails {

@@ -99,6 +99,8 @@ export interface OperationResult {
 }
 
 export interface Plan {
+  /** The derivations an apply builds before it calls the providers that need them. */
+  builds: PlannedBuild[];
   deployment: string;
   /** Identifies the expression and state the plan was made from. */
   fingerprint: string;
@@ -130,8 +132,21 @@ export interface PlanResult {
   /** The deployment's scripts (`nixops4.runScript`), by path: `["backup"]`. */
   scripts: string[][];
   summary: Summary;
-  /** The summary as every client shows it: `+2 ~1 -/+0 -0`. */
+  /**
+   * The summary as every client shows it: `+2 ~1 -/+0 -0`, with `, 1 to build` when
+   * the apply builds derivations first.
+   */
   summaryText: string;
+}
+
+/** A derivation an apply builds, and the resources that need it. */
+export interface PlannedBuild {
+  /** `/nix/store/<hash>-<name>.drv`. */
+  derivation: string;
+  /** `<name>`. */
+  name: string;
+  /** Their paths: `["host", "key"]`. */
+  resources: string[][];
 }
 
 export interface PlannedResource {

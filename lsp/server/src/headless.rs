@@ -56,6 +56,14 @@ impl Output {
                 self.text(&format!("{}  {}", planned.resource, render::label(planned)));
             }
         }
+        for build in &plan.builds {
+            let resources: Vec<String> = build.resources.iter().map(ToString::to_string).collect();
+            self.text(&format!(
+                "build {}  for {}",
+                build.name,
+                resources.join(", ")
+            ));
+        }
         for problem in &plan.problems {
             let place = problem
                 .position

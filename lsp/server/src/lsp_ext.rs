@@ -87,7 +87,8 @@ pub struct PlanResult {
     /// The directory of the deployment's flake.
     pub flake: String,
     pub summary: Summary,
-    /// The summary as every client shows it: `+2 ~1 -/+0 -0`.
+    /// The summary as every client shows it: `+2 ~1 -/+0 -0`, with `, 1 to build` when
+    /// the apply builds derivations first.
     pub summary_text: String,
     pub plan: Plan,
     /// The custom operations of each resource the document declares, from its type's schema.
@@ -116,6 +117,20 @@ pub struct Plan {
     pub problems: Vec<Problem>,
     /// Identifies the expression and state the plan was made from.
     pub fingerprint: String,
+    /// The derivations an apply builds before it calls the providers that need them.
+    pub builds: Vec<PlannedBuild>,
+}
+
+/// A derivation an apply builds, and the resources that need it.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct PlannedBuild {
+    /// `/nix/store/<hash>-<name>.drv`.
+    pub derivation: String,
+    /// `<name>`.
+    pub name: String,
+    /// Their paths: `["host", "key"]`.
+    pub resources: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

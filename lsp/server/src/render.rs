@@ -53,10 +53,14 @@ pub fn script(script: &ResourcePath) -> String {
     format!("▶ Run script `{script}`")
 }
 
-/// `+2 ~1 -/+0 -0`.
+/// `+2 ~1 -/+0 -0`, and `, 3 to build` when the apply builds derivations first.
 pub fn summary(plan: &Plan) -> String {
     let s = plan.summary();
-    format!("+{} ~{} -/+{} -{}", s.create, s.update, s.replace, s.delete)
+    let mut text = format!("+{} ~{} -/+{} -{}", s.create, s.update, s.replace, s.delete);
+    if !plan.builds.is_empty() {
+        text.push_str(&format!(", {} to build", plan.builds.len()));
+    }
+    text
 }
 
 /// What an event says, as a line of progress.
@@ -77,6 +81,9 @@ pub fn event_line(event: &Event) -> String {
         Event::Finished { resource, action } => format!("{} {resource}", verb(action, true)),
         Event::Failed { resource, error } => format!("{resource} failed: {error}"),
         Event::Skipped { resource, reason } => format!("{resource} skipped: {reason}"),
+        Event::BuildStarted { name, .. } => format!("building {name}"),
+        Event::Built { name, .. } => format!("built {name}"),
+        Event::BuildFailed { name, error, .. } => format!("could not build {name}: {error}"),
     }
 }
 

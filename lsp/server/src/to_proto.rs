@@ -382,6 +382,15 @@ pub fn plan(plan: &plan::Plan) -> lsp_ext::Plan {
         resources: plan.resources.iter().map(planned_resource).collect(),
         problems: plan.problems.iter().map(problem).collect(),
         fingerprint: plan.fingerprint.clone(),
+        builds: plan
+            .builds
+            .iter()
+            .map(|build| lsp_ext::PlannedBuild {
+                derivation: build.derivation.clone(),
+                name: build.name.clone(),
+                resources: build.resources.iter().map(|p| p.0.clone()).collect(),
+            })
+            .collect(),
     }
 }
 

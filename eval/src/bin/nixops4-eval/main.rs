@@ -1,21 +1,23 @@
 //! `nixops4-eval`: evaluates deployments for the engine, in a process of its own so that
 //! a Nix crash or out-of-memory cannot take the engine down.
 //!
-//! Requests arrive as JSON lines on stdin and are handled one at a time; a `{"cancel": N}`
-//! line stops request N while it runs. Replies and log lines go to stdout. Nix is found
+//! Requests arrive as JSON lines on stdin and are handled one at a time, except builds,
+//! which run beside them on threads of their own (`nix build` children); a
+//! `{"cancel": N}` line stops request N while it runs. Replies and log lines go to stdout. Nix is found
 //! as `nix` on `PATH` unless `NIXOPS4_NIX` names another command (program and leading
 //! arguments, separated by spaces). `NIXOPS4_EVAL_TIMEOUT` bounds one evaluation step, in
 //! seconds (default 600).
 
 #![deny(clippy::print_stdout)]
 
+mod build;
 mod nix_error;
 mod repl;
 mod session;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,7 +47,7 @@ fn main() -> std::process::ExitCode {
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs_f64)
         .unwrap_or(Duration::from_secs(600));
-    let mut session = match session::Session::new(nix_command, timeout) {
+    let mut session = match session::Session::new(nix_command.clone(), timeout) {
         Ok(session) => session,
         Err(e) => {
             eprintln!("nixops4-eval: cannot create a session directory: {e}");
@@ -71,10 +73,12 @@ fn main() -> std::process::ExitCode {
     let cancelled = Arc::new(AtomicU64::new(IDLE));
     // Requests cancelled before their turn came.
     let cancelled_early: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    // Builds that run, by request id, with the flag that stops each.
+    let builds: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>> = Arc::default();
     let (requests, queue) = channel();
     {
         let (running, cancelled, send) = (running.clone(), cancelled.clone(), send.clone());
-        let cancelled_early = cancelled_early.clone();
+        let (cancelled_early, builds) = (cancelled_early.clone(), builds.clone());
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
@@ -88,7 +92,14 @@ fn main() -> std::process::ExitCode {
                         }
                     }
                     Ok(Incoming::Cancel { cancel }) => {
-                        if running.load(Ordering::SeqCst) == cancel {
+                        let build = builds
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&cancel)
+                            .cloned();
+                        if let Some(stop) = build {
+                            stop.store(true, Ordering::SeqCst);
+                        } else if running.load(Ordering::SeqCst) == cancel {
                             cancelled.store(cancel, Ordering::SeqCst);
                         } else {
                             cancelled_early
@@ -110,18 +121,55 @@ fn main() -> std::process::ExitCode {
         });
     }
 
-    for RequestEnvelope { id, request } in queue {
-        if cancelled_early
+    let mut build_threads = Vec::new();
+    let was_cancelled_early = |id: u64| {
+        cancelled_early
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id)
-        {
+    };
+    for RequestEnvelope { id, request } in queue {
+        if was_cancelled_early(id) {
             let error = EvalError {
                 kind: EvalErrorKind::Request,
                 message: "cancelled before it started".into(),
                 position: None,
             };
             send(&ResponseLine::Error { id, error });
+            continue;
+        }
+        if let Request::Build { derivations } = request {
+            let stop = Arc::new(AtomicBool::new(false));
+            builds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, stop.clone());
+            // A cancellation read before the flag was registered.
+            if was_cancelled_early(id) {
+                stop.store(true, Ordering::SeqCst);
+            }
+            let (nix_command, dir) = (nix_command.clone(), session.dir().to_owned());
+            let (send, builds) = (send.clone(), builds.clone());
+            build_threads.push(std::thread::spawn(move || {
+                let mut progress = |build| send(&ResponseLine::Build { id, build });
+                let cancelled = || stop.load(Ordering::SeqCst);
+                let reply = match build::build(
+                    &nix_command,
+                    &dir,
+                    id,
+                    &derivations,
+                    &cancelled,
+                    &mut progress,
+                ) {
+                    Ok(results) => ResponseLine::Result {
+                        id,
+                        result: Response::Built { results },
+                    },
+                    Err(error) => ResponseLine::Error { id, error },
+                };
+                builds.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                send(&reply);
+            }));
             continue;
         }
         running.store(id, Ordering::SeqCst);
@@ -133,6 +181,13 @@ fn main() -> std::process::ExitCode {
         };
         running.store(IDLE, Ordering::SeqCst);
         send(&reply);
+    }
+    // The engine is gone: stop the builds that still run, so no `nix build` outlives us.
+    for stop in builds.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        stop.store(true, Ordering::SeqCst);
+    }
+    for thread in build_threads {
+        let _ = thread.join();
     }
     std::process::ExitCode::SUCCESS
 }

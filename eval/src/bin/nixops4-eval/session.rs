@@ -190,7 +190,16 @@ impl Session {
                 };
                 Ok(Response::Output(evaluation))
             }
+            // The request loop runs builds beside the session (`build.rs`).
+            Request::Build { .. } => {
+                Err(request_error("a build is not an evaluation request".into()))
+            }
         }
+    }
+
+    /// The session's directory, for files that Nix reads.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Evaluates one resource: ready, waiting, or an expression error with a position.
@@ -268,6 +277,7 @@ impl Session {
     fn spec(&self, value: Value) -> Result<ResourceSpec, EvalError> {
         let mut spec: ResourceSpec = parse(value, "a resource")?;
         spec.position = spec.position.map(|p| self.local_position(p));
+        spec.needs = crate::build::unbuilt(std::mem::take(&mut spec.needs));
         Ok(spec)
     }
 
@@ -591,7 +601,7 @@ fn probe(
     Ok((strategy, version))
 }
 
-fn nix_string(text: &str) -> String {
+pub(crate) fn nix_string(text: &str) -> String {
     let escaped = text
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
