@@ -2,7 +2,8 @@
 //!
 //! The Nix command comes from `NIXOPS4_TEST_NIX` (default `nix`), so CI runs the same
 //! tests against Nix 2.8 and current Nix. The engine's part (creating resources) is
-//! played by made-up outputs.
+//! played by made-up outputs. Each test is one scenario on the same harness, which is why
+//! they share a file rather than being split by size.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

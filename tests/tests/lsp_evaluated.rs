@@ -3,7 +3,7 @@
 //! `nixops4/planChanged`, apply from a command with progress, destroy with confirmation,
 //! an operation, commands refused at the boundary, completion answered while an apply
 //! runs, cancelling by progress and by request, and an untrusted workspace that runs
-//! nothing.
+//! nothing. Each test is one editor session on the same harness, so they stay together.
 
 use std::cell::RefCell;
 
