@@ -53,6 +53,14 @@ pub enum Request {
     StateResourceReadRequest(StateResourceReadRequest),
     /// Upstream v0, state providers only: record a change to the state document.
     StateResourceEvent(StateResourceEvent),
+    /// Addition, state providers with the `stateLock` capability: take the state's lock
+    /// for this client, and keep its lease renewed until it is released or the provider
+    /// process ends.
+    StateLockRequest(StateLockRequest),
+    /// Addition (`stateLock`): who holds the state's lock, if anyone.
+    StateLockStatusRequest(StateLockStatusRequest),
+    /// Addition (`stateLock`): release this client's lock, or with `force` every holder's.
+    StateUnlockRequest(StateUnlockRequest),
 }
 
 /// A message from a provider to NixOps4.
@@ -68,6 +76,9 @@ pub enum Response {
     OperationResponse(OperationResponse),
     StateResourceReadResponse(StateResourceReadResponse),
     StateResourceEventResponse(StateResourceEventResponse),
+    StateLockResponse(StateLockResponse),
+    StateLockStatusResponse(StateLockStatusResponse),
+    StateUnlockResponse(StateUnlockResponse),
     ErrorResponse(ErrorResponse),
 }
 
@@ -84,6 +95,9 @@ impl Request {
             Request::OperationRequest(_) => "operationRequest",
             Request::StateResourceReadRequest(_) => "stateResourceReadRequest",
             Request::StateResourceEvent(_) => "stateResourceEvent",
+            Request::StateLockRequest(_) => "stateLockRequest",
+            Request::StateLockStatusRequest(_) => "stateLockStatusRequest",
+            Request::StateUnlockRequest(_) => "stateUnlockRequest",
         }
     }
 
@@ -99,6 +113,9 @@ impl Request {
             Request::OperationRequest(_) => "operationResponse",
             Request::StateResourceReadRequest(_) => "stateResourceReadResponse",
             Request::StateResourceEvent(_) => "stateResourceEventResponse",
+            Request::StateLockRequest(_) => "stateLockResponse",
+            Request::StateLockStatusRequest(_) => "stateLockStatusResponse",
+            Request::StateUnlockRequest(_) => "stateUnlockResponse",
         }
     }
 }
@@ -116,6 +133,9 @@ impl Response {
             Response::OperationResponse(_) => "operationResponse",
             Response::StateResourceReadResponse(_) => "stateResourceReadResponse",
             Response::StateResourceEventResponse(_) => "stateResourceEventResponse",
+            Response::StateLockResponse(_) => "stateLockResponse",
+            Response::StateLockStatusResponse(_) => "stateLockStatusResponse",
+            Response::StateUnlockResponse(_) => "stateUnlockResponse",
             Response::ErrorResponse(_) => "errorResponse",
         }
     }
@@ -129,6 +149,8 @@ pub enum Capability {
     Read,
     Destroy,
     Operation,
+    /// `stateLockRequest`, `stateLockStatusRequest`, `stateUnlockRequest`.
+    StateLock,
 }
 
 /// The one message that tolerates unknown fields, so that later clients can say more
@@ -334,6 +356,71 @@ pub struct StateResourceEvent {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StateResourceEventResponse {}
 
+/// Who holds (or asks for) a state's lock, as people read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockHolder {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    /// When the lock was taken, RFC 3339.
+    pub since: String,
+    /// What the holder does: `nixops4 apply of deployment \`default\``.
+    pub operation: String,
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{} (process {}, {}) since {}",
+            self.user, self.host, self.pid, self.operation, self.since
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateLockRequest {
+    /// The state storage resource itself.
+    pub resource: ExtantResource,
+    pub holder: LockHolder,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateLockResponse {}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateLockStatusRequest {
+    /// The state storage resource itself.
+    pub resource: ExtantResource,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateLockStatusResponse {
+    /// Every holder whose lease the store records, expired ones included.
+    pub holders: Vec<LockHolder>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateUnlockRequest {
+    /// The state storage resource itself.
+    pub resource: ExtantResource,
+    /// Release every holder's lock, not only this client's: `nixops4 state unlock`.
+    pub force: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateUnlockResponse {
+    /// The holders whose locks were removed.
+    pub released: Vec<LockHolder>,
+}
+
 /// A failed request. Upstream v0 knows only `message`; the other fields are sent only to
 /// clients that completed a handshake.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -362,8 +449,10 @@ pub enum ErrorKind {
     Unsupported,
     /// The resource the request is about does not exist.
     NotFound,
-    /// A failure that may go away when retried (network, lock held, rate limit).
+    /// A failure that may go away when retried (network, rate limit).
     Transient,
+    /// Another client holds the state's lock; the message names it.
+    Locked,
     /// A failure the provider cannot classify further: a command it ran failed, an I/O
     /// error, a bug.
     Internal,
@@ -377,6 +466,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::NotFound => "not-found",
             ErrorKind::Transient => "transient",
+            ErrorKind::Locked => "locked",
             ErrorKind::Internal => "internal",
         })
     }
@@ -467,6 +557,7 @@ mod tests {
             ErrorKind::Unsupported,
             ErrorKind::NotFound,
             ErrorKind::Transient,
+            ErrorKind::Locked,
             ErrorKind::Internal,
         ] {
             assert_eq!(

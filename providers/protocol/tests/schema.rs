@@ -152,6 +152,13 @@ fn produced_messages() -> Vec<Value> {
         {"op": "test", "path": "/_type", "value": "nixopsState"}
     ]))
     .unwrap();
+    let holder = LockHolder {
+        user: "alice".into(),
+        host: "laptop".into(),
+        pid: 7,
+        since: "2026-12-03T09:00:00Z".into(),
+        operation: "nixops4 apply".into(),
+    };
     let requests = vec![
         Request::HandshakeRequest(HandshakeRequest {
             protocol_versions: vec![0, 1],
@@ -188,6 +195,17 @@ fn produced_messages() -> Vec<Value> {
             nixops_version: "0.1.0".into(),
             patch,
         }),
+        Request::StateLockRequest(StateLockRequest {
+            resource: without_outputs.clone(),
+            holder: holder.clone(),
+        }),
+        Request::StateLockStatusRequest(StateLockStatusRequest {
+            resource: without_outputs.clone(),
+        }),
+        Request::StateUnlockRequest(StateUnlockRequest {
+            resource: without_outputs.clone(),
+            force: false,
+        }),
     ];
     let provider = ProviderInfo {
         name: "p".into(),
@@ -202,6 +220,7 @@ fn produced_messages() -> Vec<Value> {
                 Capability::Read,
                 Capability::Destroy,
                 Capability::Operation,
+                Capability::StateLock,
             ],
         }),
         Response::DescribeResponse(DescribeResponse {
@@ -252,6 +271,16 @@ fn produced_messages() -> Vec<Value> {
             state: json!({"_type": "nixopsState"}).as_object().unwrap().clone(),
         }),
         Response::StateResourceEventResponse(StateResourceEventResponse {}),
+        Response::StateLockResponse(StateLockResponse {}),
+        Response::StateLockStatusResponse(StateLockStatusResponse {
+            holders: vec![holder.clone()],
+        }),
+        Response::StateUnlockResponse(StateUnlockResponse { released: vec![] }),
+        Response::ErrorResponse(ErrorResponse {
+            message: "locked by alice".into(),
+            kind: Some(ErrorKind::Locked),
+            input_path: None,
+        }),
         Response::ErrorResponse(ErrorResponse {
             message: "m".into(),
             kind: Some(ErrorKind::InvalidInput),

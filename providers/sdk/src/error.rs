@@ -44,6 +44,11 @@ impl ProviderError {
         ProviderError::new(ErrorKind::Transient, message)
     }
 
+    /// Another client holds the state's lock; the message names it.
+    pub fn locked(message: impl Into<String>) -> ProviderError {
+        ProviderError::new(ErrorKind::Locked, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> ProviderError {
         ProviderError::new(ErrorKind::Internal, message)
     }

@@ -36,7 +36,7 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use nixops4_provider_protocol::{
-    DescribeResponse, ExtantResource, OperationDescription, Properties, ProviderInfo,
+    DescribeResponse, ExtantResource, LockHolder, OperationDescription, Properties, ProviderInfo,
     ResourceTypeDescription, StateResourceEvent,
 };
 use schemars::JsonSchema;
@@ -116,6 +116,45 @@ pub trait ResourceType: Send + Sync + 'static {
             "this resource type does not store state",
         ))
     }
+
+    /// For state storage resources that lock ([`TypeInfo::locks_state`]): takes the
+    /// state's lock for `holder` and keeps its lease renewed until [`Self::state_unlock`]
+    /// or the end of the process. Fails with [`ProviderError::locked`] naming the holder
+    /// when another one has it.
+    fn state_lock(
+        &self,
+        resource: Extant<Self::Inputs, Self::Outputs>,
+        holder: &LockHolder,
+    ) -> Result<()> {
+        let _ = (resource, holder);
+        Err(ProviderError::unsupported(
+            "this resource type does not lock state",
+        ))
+    }
+
+    /// For state storage resources that lock: every holder the store records.
+    fn state_lock_status(
+        &self,
+        resource: Extant<Self::Inputs, Self::Outputs>,
+    ) -> Result<Vec<LockHolder>> {
+        let _ = resource;
+        Err(ProviderError::unsupported(
+            "this resource type does not lock state",
+        ))
+    }
+
+    /// For state storage resources that lock: releases this process's lock, or with
+    /// `force` every holder's; returns the holders released.
+    fn state_unlock(
+        &self,
+        resource: Extant<Self::Inputs, Self::Outputs>,
+        force: bool,
+    ) -> Result<Vec<LockHolder>> {
+        let _ = (resource, force);
+        Err(ProviderError::unsupported(
+            "this resource type does not lock state",
+        ))
+    }
 }
 
 /// What `describe` says about a resource type beyond its input and output schemas.
@@ -126,6 +165,8 @@ pub struct TypeInfo {
     pub replace_on_change: Vec<String>,
     pub secret_outputs: Vec<String>,
     pub operations: BTreeMap<String, OperationDescription>,
+    /// Whether the type implements the state lock requests.
+    pub locks_state: bool,
 }
 
 impl TypeInfo {
@@ -136,7 +177,14 @@ impl TypeInfo {
             replace_on_change: Vec::new(),
             secret_outputs: Vec::new(),
             operations: BTreeMap::new(),
+            locks_state: false,
         }
+    }
+
+    /// Announces that the type implements [`ResourceType::state_lock`] and its companions.
+    pub fn locks_state(mut self) -> TypeInfo {
+        self.locks_state = true;
+        self
     }
 
     pub fn requires_state(mut self) -> TypeInfo {
@@ -196,6 +244,8 @@ pub struct Provider {
     info: ProviderInfo,
     description: String,
     types: BTreeMap<String, Registered>,
+    /// Whether some type locks state, so the handshake announces `stateLock`.
+    locks_state: bool,
 }
 
 impl Provider {
@@ -207,6 +257,7 @@ impl Provider {
             },
             description: description.to_owned(),
             types: BTreeMap::new(),
+            locks_state: false,
         }
     }
 
@@ -214,6 +265,7 @@ impl Provider {
     /// (`file` in `local.file`).
     pub fn with_type<T: ResourceType>(mut self, name: &str, resource_type: T) -> Provider {
         let info = resource_type.info();
+        self.locks_state |= info.locks_state;
         let description = ResourceTypeDescription {
             description: info.description,
             inputs: schema_for::<T::Inputs>(),
@@ -237,6 +289,10 @@ impl Provider {
 
     pub fn info(&self) -> &ProviderInfo {
         &self.info
+    }
+
+    pub(crate) fn locks_state(&self) -> bool {
+        self.locks_state
     }
 
     /// What the provider answers to `describe`; also for programs that embed a provider
@@ -334,6 +390,9 @@ pub(crate) trait JsonResourceType: Send + Sync {
     ) -> Result<OperationOutcome<Properties>>;
     fn state_read(&self, resource: &ExtantResource) -> Result<Properties>;
     fn state_event(&self, resource: &ExtantResource, event: &StateResourceEvent) -> Result<()>;
+    fn state_lock(&self, resource: &ExtantResource, holder: &LockHolder) -> Result<()>;
+    fn state_lock_status(&self, resource: &ExtantResource) -> Result<Vec<LockHolder>>;
+    fn state_unlock(&self, resource: &ExtantResource, force: bool) -> Result<Vec<LockHolder>>;
 }
 
 impl<T: ResourceType> JsonResourceType for T {
@@ -388,6 +447,18 @@ impl<T: ResourceType> JsonResourceType for T {
 
     fn state_event(&self, resource: &ExtantResource, event: &StateResourceEvent) -> Result<()> {
         ResourceType::state_event(self, parse_extant(resource)?, event)
+    }
+
+    fn state_lock(&self, resource: &ExtantResource, holder: &LockHolder) -> Result<()> {
+        ResourceType::state_lock(self, parse_extant(resource)?, holder)
+    }
+
+    fn state_lock_status(&self, resource: &ExtantResource) -> Result<Vec<LockHolder>> {
+        ResourceType::state_lock_status(self, parse_extant(resource)?)
+    }
+
+    fn state_unlock(&self, resource: &ExtantResource, force: bool) -> Result<Vec<LockHolder>> {
+        ResourceType::state_unlock(self, parse_extant(resource)?, force)
     }
 }
 

@@ -142,12 +142,15 @@ impl Session<'_> {
                 Response::HandshakeResponse(HandshakeResponse {
                     protocol_version: PROTOCOL_VERSION,
                     provider: provider.info().clone(),
-                    capabilities: vec![
+                    capabilities: [
                         Capability::Describe,
                         Capability::Read,
                         Capability::Destroy,
                         Capability::Operation,
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(provider.locks_state().then_some(Capability::StateLock))
+                    .collect(),
                 })
             }
             Request::DescribeRequest(_) => Response::DescribeResponse(provider.describe()),
@@ -234,6 +237,27 @@ impl Session<'_> {
                     .implementation
                     .state_event(&event.resource, &event)?;
                 Response::StateResourceEventResponse(StateResourceEventResponse {})
+            }
+            Request::StateLockRequest(lock) => {
+                let registered = provider.resource_type(&lock.resource.resource_type)?;
+                registered
+                    .implementation
+                    .state_lock(&lock.resource, &lock.holder)?;
+                Response::StateLockResponse(StateLockResponse {})
+            }
+            Request::StateLockStatusRequest(status) => {
+                let registered = provider.resource_type(&status.resource.resource_type)?;
+                let holders = registered
+                    .implementation
+                    .state_lock_status(&status.resource)?;
+                Response::StateLockStatusResponse(StateLockStatusResponse { holders })
+            }
+            Request::StateUnlockRequest(unlock) => {
+                let registered = provider.resource_type(&unlock.resource.resource_type)?;
+                let released = registered
+                    .implementation
+                    .state_unlock(&unlock.resource, unlock.force)?;
+                Response::StateUnlockResponse(StateUnlockResponse { released })
             }
         })
     }
