@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, lints (warnings are errors), the whole test suite
 # against the machine's Nix (the Neovim plugin on Neovim 0.7.2 and 0.11.4, installed by
-# setup-neovim.sh), the VS Code extension's build, unit tests, .vsix and end-to-end test
+# setup-neovim.sh) and a real Garage (setup-garage.sh), the VS Code extension's build, unit tests, .vsix and end-to-end test
 # in code-server (editors/vscode/e2e, which refreshes docs/screenshots), and the
 # evaluator's tests and the end-to-end tests of builds, scripts and lock files
 # (tests/tests/{builds,cli_scripts,flake_lock}.rs, run inside the root) again against
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 NIXOPS4_NVIM=${NIXOPS4_NVIM:-$(scripts/setup-neovim.sh)}
 export NIXOPS4_NVIM
+# Garage, for state in object storage (tests/tests/state_s3.rs).
+NIXOPS4_GARAGE=${NIXOPS4_GARAGE:-$(scripts/setup-garage.sh)}
+export NIXOPS4_GARAGE
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests, with $(nix --version)"

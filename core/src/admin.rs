@@ -1,5 +1,6 @@
 //! State administration: show and list the records, forget a resource without deleting
-//! it (`state rm`), and move a record after a rename (`state mv`). No provider is called.
+//! it (`state rm`), move a record after a rename (`state mv`), and break a lock whose
+//! holder is gone (`state unlock`). No resource's provider is called.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use serde_json::Value;
 
 use crate::engine::{Engine, refuse_empty};
 use crate::error::EngineError;
-use crate::state::{ResourceRecord, StateChange};
+use crate::state::{LockHolder, ResourceRecord, StateChange, force_unlock, lock_holders};
 
 impl Engine {
     /// The recorded state document.
@@ -20,6 +21,20 @@ impl Engine {
         &self,
     ) -> Result<BTreeMap<ResourcePath, ResourceRecord>, EngineError> {
         Ok(self.read_state().await?.records())
+    }
+
+    /// Who holds the state's lock, as its storage records it.
+    pub async fn state_lock_holders(&self) -> Result<Vec<LockHolder>, EngineError> {
+        let storage = self.state_storage().await?;
+        lock_holders(storage, self.options.provider_timeout).await
+    }
+
+    /// Removes every holder's lock on the state; returns whom it released. Only for a
+    /// holder that is known to be gone: one that still runs goes on until its lease
+    /// renewal notices.
+    pub async fn state_unlock(&self) -> Result<Vec<LockHolder>, EngineError> {
+        let storage = self.state_storage().await?;
+        force_unlock(storage, self.options.provider_timeout).await
     }
 
     /// Forgets a resource without deleting it.

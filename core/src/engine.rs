@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use nixops4_eval::client::{EvalClient, EvalOptions};
 use nixops4_eval::protocol::{Evaluation, LockFileChange, ProviderSpec, ResourcePath};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use crate::apply::ApplyReport;
 use crate::error::EngineError;
 use crate::events::EventSink;
 pub use crate::operations::RefreshReport;
 use crate::providers::ProviderPool;
-use crate::state::{Mutation, StateStore};
+use crate::state::{Mutation, StateStorage, StateStore};
 
 pub struct EngineOptions {
     /// The flake's directory (or a flake reference the evaluator understands).
@@ -105,8 +105,8 @@ impl Engine {
         self.lock_file.as_ref()
     }
 
-    /// Where the state is: `--state-file` when given; else the file of the
-    /// `local.state_file` resource the deployment's resources name in `state`; else
+    /// Where the state is: `--state-file` when given; else the state resource the
+    /// deployment's resources name in `state`, through its own provider; else
     /// `<flake>/.nixops4/<deployment>.state.jsonl`.
     async fn state_location(&self) -> Result<&StateLocation, EngineError> {
         self.state_location
@@ -124,22 +124,28 @@ impl Engine {
                         )));
                     }
                 };
-                let file = match (&self.options.state_file, &resource) {
-                    (Some(file), _) => file.clone(),
-                    (None, None) => default_state_file(&self.flake_dir, &self.options.deployment),
-                    (None, Some(resource)) => self.state_resource_file(deployment, resource).await?,
+                let local = self.providers.local_command();
+                let storage = match (&self.options.state_file, &resource) {
+                    (Some(file), _) => StateStorage::local_file(local, file.clone()),
+                    (None, None) => StateStorage::local_file(
+                        local,
+                        default_state_file(&self.flake_dir, &self.options.deployment),
+                    ),
+                    (None, Some(resource)) => self.state_resource_storage(deployment, resource).await?,
                 };
-                Ok(StateLocation { file, resource })
+                Ok(StateLocation { storage, resource })
             })
             .await
     }
 
-    /// The file a `local.state_file` resource names, relative to the flake.
-    async fn state_resource_file(
+    /// The storage a state resource declares: its provider, type and inputs. A
+    /// `state_file` with a `name` (the local provider's, or upstream's) is a local file,
+    /// relative to the flake.
+    async fn state_resource_storage(
         &self,
         deployment: &str,
         resource: &ResourcePath,
-    ) -> Result<PathBuf, EngineError> {
+    ) -> Result<StateStorage, EngineError> {
         let spec = match self.eval.evaluate_resource(deployment, resource).await? {
             Evaluation::Ready { value } => value,
             Evaluation::Waiting { resources } => {
@@ -153,13 +159,21 @@ impl Engine {
                 )));
             }
         };
-        match (spec.type_name.as_str(), spec.inputs.get("name")) {
-            ("local.state_file", Some(Value::String(name))) => Ok(self.flake_dir.join(name)),
-            _ => Err(EngineError::usage(format!(
-                "the state resource {resource} must be a `local.state_file` with a `name` (it is {})",
-                spec.type_name
-            ))),
-        }
+        let file = match (spec.resource_type.as_str(), spec.inputs.get("name")) {
+            ("state_file", Some(Value::String(name))) => Some(self.flake_dir.join(name)),
+            _ => None,
+        };
+        let label = match &file {
+            Some(file) => format!("the state file {}", file.display()),
+            None => format!("the state resource {resource} ({})", spec.type_name),
+        };
+        Ok(StateStorage {
+            provider: self.providers.command(&spec.provider),
+            resource_type: spec.resource_type,
+            inputs: spec.inputs,
+            file,
+            label,
+        })
     }
 
     /// The resources this engine plans and applies: all but the state resource, which is
@@ -181,13 +195,8 @@ impl Engine {
         state: &StateStore,
     ) -> Result<(), EngineError> {
         if let Some(resource) = &self.state_location().await?.resource {
-            let mut outputs = Map::new();
-            outputs.insert(
-                "path".into(),
-                Value::String(state.file().display().to_string()),
-            );
             self.eval
-                .provide_outputs(deployment, resource, outputs)
+                .provide_outputs(deployment, resource, state.outputs())
                 .await?;
         }
         Ok(())
@@ -214,32 +223,28 @@ impl Engine {
     }
 
     pub(crate) async fn read_state(&self) -> Result<StateStore, EngineError> {
-        let file = &self.state_location().await?.file;
-        StateStore::open_read_only(
-            &self.providers.local_command(),
-            file,
-            self.options.provider_timeout,
-        )
-        .await
+        let storage = &self.state_location().await?.storage;
+        StateStore::open_read_only(storage, self.options.provider_timeout).await
+    }
+
+    /// Where the state is stored, for `state unlock`.
+    pub async fn state_storage(&self) -> Result<&StateStorage, EngineError> {
+        Ok(&self.state_location().await?.storage)
     }
 
     /// Runs `work` with the state locked, and with the capability to change the world
     /// that holding the lock gives; then closes the state and the idle providers,
-    /// whatever `work` returned. `what` names the holder in the lock file.
+    /// whatever `work` returned. `what` says in the lock what its holder does.
     pub(crate) async fn locked<T>(
         &self,
         what: &str,
         work: impl AsyncFnOnce(&mut StateStore, Mutation) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
-        let holder = format!("nixops4 {what} of deployment `{}`", self.options.deployment);
-        let file = &self.state_location().await?.file;
-        let (mut state, mutation) = StateStore::open_for_changes(
-            &self.providers.local_command(),
-            file,
-            &holder,
-            self.options.provider_timeout,
-        )
-        .await?;
+        let operation = format!("nixops4 {what} of deployment `{}`", self.options.deployment);
+        let storage = &self.state_location().await?.storage;
+        let (mut state, mutation) =
+            StateStore::open_for_changes(storage, &operation, self.options.provider_timeout)
+                .await?;
         let result = work(&mut state, mutation).await;
         state.close().await;
         self.providers.close().await;
@@ -315,7 +320,7 @@ pub(crate) struct TypeFacts {
 }
 
 struct StateLocation {
-    file: PathBuf,
+    storage: StateStorage,
     /// The deployment's state resource, when it names one.
     resource: Option<ResourcePath>,
 }

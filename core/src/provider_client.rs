@@ -309,6 +309,9 @@ impl ProviderProcess {
             Request::ReadResourceRequest(_) => Capability::Read,
             Request::DestroyResourceRequest(_) => Capability::Destroy,
             Request::OperationRequest(_) => Capability::Operation,
+            Request::StateLockRequest(_)
+            | Request::StateLockStatusRequest(_)
+            | Request::StateUnlockRequest(_) => Capability::StateLock,
             Request::CreateResourceRequest(_)
             | Request::UpdateResourceRequest(_)
             | Request::StateResourceReadRequest(_)

@@ -1,6 +1,7 @@
-//! Deployment state: upstream's `nixopsState` document, read and changed through a state
-//! storage provider (the local provider's `state_file`), and the lock that keeps two
-//! applies on one state apart.
+//! Deployment state: upstream's `nixopsState` document, read and changed through the
+//! state resource's provider (the local provider's `state_file`, `s3.object`, upstream's
+//! `state_file`, ...), and the lock that keeps two applies on one state apart
+//! ([`lock`]).
 //!
 //! A resource at path `a` is recorded at `/resources/a`, one at `host.key` at
 //! `/deployments/host/resources/key`, as upstream does. Besides upstream's `type`,
@@ -12,10 +13,10 @@
 //! Taking the lock is the only way to get a [`Mutation`]: the capability every provider
 //! call that can change the world requires.
 
+mod lock;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use nixops4_eval::protocol::{ProviderSpec, ResourcePath};
@@ -25,6 +26,10 @@ use serde_json::{Value, json};
 
 use crate::error::EngineError;
 use crate::provider_client::{ProviderCommand, ProviderProcess};
+pub use lock::lock_path;
+use lock::{Held, holder};
+pub use lock::{force_unlock, lock_holders};
+pub use nixops4_provider_protocol::LockHolder;
 
 /// What the state says about one resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,82 +147,142 @@ impl StateChange {
     }
 }
 
+/// Where a deployment's state is stored: a state resource of some provider.
+#[derive(Clone, Debug)]
+pub struct StateStorage {
+    pub provider: ProviderCommand,
+    /// The type within the provider: `state_file`, `object`.
+    pub resource_type: String,
+    pub inputs: Properties,
+    /// The file, when the state is a local file (a `state_file` with a `name`): the
+    /// engine locks it beside the file, and a missing file is an empty state. Any other
+    /// storage is locked by its provider (`stateLockRequest`).
+    pub file: Option<PathBuf>,
+    /// How messages name it: `the state file <path>`, `the state resource `state``.
+    pub label: String,
+}
+
+impl StateStorage {
+    /// A local state file, through the local provider.
+    pub fn local_file(local: ProviderCommand, file: PathBuf) -> StateStorage {
+        let mut inputs = Properties::new();
+        inputs.insert("name".into(), Value::String(file.display().to_string()));
+        StateStorage {
+            provider: local,
+            resource_type: "state_file".into(),
+            inputs,
+            label: format!("the state file {}", file.display()),
+            file: Some(file),
+        }
+    }
+
+    fn resource(&self, outputs: Properties) -> ExtantResource {
+        ExtantResource {
+            resource_type: self.resource_type.clone(),
+            input_properties: self.inputs.clone(),
+            output_properties: Some(outputs),
+        }
+    }
+}
+
 /// The state of one deployment, stored through a provider process.
 pub struct StateStore {
-    file: PathBuf,
+    storage: StateStorage,
     provider: Option<ProviderProcess>,
     resource: ExtantResource,
     document: Value,
-    _lock: Option<StateLock>,
+    lock: Option<Held>,
 }
 
 impl StateStore {
-    /// Opens the state in `file` for changes: takes the lock, creates the file if needed
-    /// (through the local provider's `state_file`) and reads it. The lock is held until
-    /// [`StateStore::close`]; the [`Mutation`] capability is good while it is.
+    /// Opens the state for changes: takes the lock, creates the storage if needed (its
+    /// provider's create) and reads it. The lock is held until [`StateStore::close`];
+    /// the [`Mutation`] capability is good while it is.
     pub async fn open_for_changes(
-        local: &ProviderCommand,
-        file: &Path,
-        holder: &str,
+        storage: &StateStorage,
+        operation: &str,
         timeout: Duration,
     ) -> Result<(StateStore, Mutation), EngineError> {
-        let lock = StateLock::acquire(file, holder)?;
-        let mut provider = ProviderProcess::start(local, timeout).await?;
-        let inputs = state_file_inputs(file);
-        provider
+        let holder = holder(operation);
+        let file_lock = match &storage.file {
+            Some(file) => Some(Held::file(file, &holder)?),
+            None => None,
+        };
+        let mut provider = ProviderProcess::start(&storage.provider, timeout).await?;
+        let outputs = match provider
             .request(&Request::CreateResourceRequest(CreateResourceRequest {
-                resource_type: "state_file".into(),
-                input_properties: inputs.clone(),
+                resource_type: storage.resource_type.clone(),
+                input_properties: storage.inputs.clone(),
                 is_stateful: false,
             }))
-            .await?;
-        let resource = ExtantResource {
-            resource_type: "state_file".into(),
-            input_properties: inputs,
-            output_properties: Some(Properties::new()),
+            .await
+            .map_err(|e| in_storage(storage, e.into()))?
+        {
+            Response::CreateResourceResponse(created) => created.output_properties,
+            other => {
+                return Err(EngineError::internal(format!(
+                    "unexpected answer to creating {}: {}",
+                    storage.label,
+                    other.name()
+                )));
+            }
         };
-        let document = read_document(&mut provider, &resource).await?;
+        let resource = storage.resource(outputs);
+        let lock = match file_lock {
+            Some(lock) => lock,
+            None => Held::provider(&mut provider, storage, &resource, holder).await?,
+        };
+        let document = read_document(&mut provider, &resource)
+            .await
+            .map_err(|e| in_storage(storage, e))?;
         let store = StateStore {
-            file: file.to_owned(),
+            storage: storage.clone(),
             provider: Some(provider),
             resource,
             document,
-            _lock: Some(lock),
+            lock: Some(lock),
         };
         Ok((store, Mutation { _private: () }))
     }
 
-    /// Reads the state in `file` without locking it or creating it: a missing file is an
+    /// Reads the state without locking it or creating it: a missing state file is an
     /// empty state.
     pub async fn open_read_only(
-        local: &ProviderCommand,
-        file: &Path,
+        storage: &StateStorage,
         timeout: Duration,
     ) -> Result<StateStore, EngineError> {
-        let resource = ExtantResource {
-            resource_type: "state_file".into(),
-            input_properties: state_file_inputs(file),
-            output_properties: Some(Properties::new()),
-        };
-        let document = if file.exists() {
-            let mut provider = ProviderProcess::start(local, timeout).await?;
-            let document = read_document(&mut provider, &resource).await?;
-            let _ = provider.close().await;
-            document
-        } else {
+        let mut resource = storage.resource(Properties::new());
+        let document = if storage.file.as_ref().is_some_and(|file| !file.exists()) {
             empty_document()
+        } else {
+            let mut provider = ProviderProcess::start(&storage.provider, timeout).await?;
+            let document = read_document(&mut provider, &resource).await;
+            if document.is_ok() && storage.file.is_none() {
+                resource.output_properties = observed_outputs(&mut provider, &resource).await;
+            }
+            let _ = provider.close().await;
+            document.map_err(|e| in_storage(storage, e))?
         };
         Ok(StateStore {
-            file: file.to_owned(),
+            storage: storage.clone(),
             provider: None,
             resource,
             document,
-            _lock: None,
+            lock: None,
         })
     }
 
-    pub fn file(&self) -> &Path {
-        &self.file
+    /// The outputs of the state resource, for expressions that use them: a state file's
+    /// `path`, or what its provider answered.
+    pub fn outputs(&self) -> Properties {
+        match &self.storage.file {
+            Some(file) => {
+                let mut outputs = Properties::new();
+                outputs.insert("path".into(), Value::String(file.display().to_string()));
+                outputs
+            }
+            None => self.resource.output_properties.clone().unwrap_or_default(),
+        }
     }
 
     pub fn document(&self) -> &Value {
@@ -270,7 +335,7 @@ impl StateStore {
         json_patch::patch(&mut self.document, &patch)
             .map_err(|e| EngineError::state(format!("the state does not take the change: {e}")))?;
         if let Err(error) = self.record_patch(event, patch).await {
-            // It may or may not have landed: the file says which.
+            // It may or may not have landed: the storage says which.
             if let Some(provider) = self.provider.as_mut()
                 && let Ok(document) = read_document(provider, &self.resource).await
             {
@@ -297,22 +362,47 @@ impl StateStore {
                 nixops_version: env!("CARGO_PKG_VERSION").to_owned(),
                 patch,
             }))
-            .await?;
+            .await
+            .map_err(|e| in_storage(&self.storage, e.into()))?;
         Ok(())
     }
 
-    /// Closes the state provider and releases the lock.
+    /// Releases the lock and closes the state provider.
     pub async fn close(mut self) {
-        if let Some(provider) = self.provider.take() {
+        if let Some(mut provider) = self.provider.take() {
+            if let Some(lock) = self.lock.take() {
+                lock.release(&mut provider, &self.resource).await;
+            }
             let _ = provider.close().await;
         }
     }
 }
 
-fn state_file_inputs(file: &Path) -> Properties {
-    let mut inputs = Properties::new();
-    inputs.insert("name".into(), Value::String(file.display().to_string()));
-    inputs
+/// Says which storage failed, unless the message already does.
+fn in_storage(storage: &StateStorage, error: EngineError) -> EngineError {
+    if storage.file.is_some() {
+        return error;
+    }
+    EngineError::new(error.kind, format!("{}: {}", storage.label, error.message))
+}
+
+/// What the storage's provider observes as the state resource's outputs, when it can say.
+async fn observed_outputs(
+    provider: &mut ProviderProcess,
+    resource: &ExtantResource,
+) -> Option<Properties> {
+    let request = Request::ReadResourceRequest(ReadResourceRequest {
+        resource: resource.clone(),
+    });
+    if !provider.supports(&request) {
+        return None;
+    }
+    match provider.request(&request).await {
+        Ok(Response::ReadResourceResponse(ReadResourceResponse::Present { output_properties })) => {
+            Some(output_properties)
+        }
+        _ => None,
+    }
 }
 
 async fn read_document(
@@ -325,7 +415,8 @@ async fn read_document(
                 resource: resource.clone(),
             },
         ))
-        .await?
+        .await
+        .map_err(EngineError::from)?
     {
         Response::StateResourceReadResponse(read) => {
             let document = Value::Object(read.state);
@@ -411,70 +502,6 @@ fn collect(
             prefix.pop();
         }
     }
-}
-
-/// An exclusive lock on a state, held for a whole apply, next to the state file. The
-/// lock file says who holds it; the operating system releases it when the holder ends,
-/// however it ends.
-pub struct StateLock {
-    _file: File,
-}
-
-impl StateLock {
-    pub fn acquire(state_file: &Path, holder: &str) -> Result<StateLock, EngineError> {
-        if let Some(parent) = state_file.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| EngineError::state(format!("creating {}: {e}", parent.display())))?;
-        }
-        let lock_path = lock_path(state_file);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| EngineError::state(format!("opening {}: {e}", lock_path.display())))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(EngineError::locked(format!(
-                    "the state {} is locked by {}",
-                    state_file.display(),
-                    if holder.is_empty() {
-                        "another NixOps4 process"
-                    } else {
-                        holder
-                    }
-                )));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(EngineError::state(format!(
-                    "locking {}: {e}",
-                    lock_path.display()
-                )));
-            }
-        }
-        let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        let description = format!("{holder} (process {}) since {since}\n", std::process::id());
-        let written = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(description.as_bytes()));
-        written.map_err(|e| EngineError::state(format!("writing {}: {e}", lock_path.display())))?;
-        Ok(StateLock { _file: file })
-    }
-}
-
-pub fn lock_path(state_file: &Path) -> PathBuf {
-    let mut name = state_file
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".lock");
-    state_file.with_file_name(name)
 }
 
 #[cfg(test)]

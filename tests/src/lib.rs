@@ -5,6 +5,7 @@
 //! (`cargo build --workspace --bins`, as `scripts/test.sh` does), since `cargo test`
 //! builds only the binaries of packages that have integration tests.
 
+pub mod garage;
 pub mod lsp_client;
 
 use std::path::PathBuf;
@@ -276,7 +277,8 @@ impl TestEnv {
         self.output(child.wait_with_output().expect("run nixops4"))
     }
 
-    fn output(&self, output: std::process::Output) -> CommandOutput {
+    /// The normalized output of a program that ran.
+    pub fn output(&self, output: std::process::Output) -> CommandOutput {
         CommandOutput {
             stdout: self.normalize(&String::from_utf8_lossy(&output.stdout)),
             stderr: self.normalize(&String::from_utf8_lossy(&output.stderr)),
@@ -288,7 +290,10 @@ impl TestEnv {
     pub fn normalize(&self, text: &str) -> String {
         let mut text = text.replace(&self.dir().display().to_string(), "<flake>");
         for (pattern, replacement) in [
-            (r"\(process \d+\) since \S+", "(process <pid>) since <time>"),
+            (
+                r"\S+@\S+ \(process \d+, ([^)]*)\) since \S+",
+                "<user>@<host> (process <pid>, ${1}) since <time>",
+            ),
             (r"backup-\d{8}T\d{6}Z(-\d+)?", "backup-<time>"),
             (
                 r#"("fingerprint": ?)"[0-9a-f]{64}""#,

@@ -1,12 +1,13 @@
-//! `nixops4 state show|list|rm|mv`: look at the state, forget a resource, or move a
-//! record after a rename so the resource is not deleted and created again.
+//! `nixops4 state show|list|rm|mv|unlock`: look at the state, forget a resource, move a
+//! record after a rename so the resource is not deleted and created again, or break the
+//! lock of a holder that is gone.
 
 use std::process::ExitCode;
 
 use nixops4_core::error::EngineError;
 
 use crate::Context;
-use crate::commands::resource_path;
+use crate::commands::{confirm, resource_path};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -18,6 +19,15 @@ pub enum Command {
     Rm { resource: String },
     /// Move a record to a new path, after renaming the resource in the expression.
     Mv { from: String, to: String },
+    /// Break the lock of a holder that no longer runs, after showing it and asking.
+    ///
+    /// A lease of a holder that died also expires by itself (s3.object: after about 1.25
+    /// times its `lease_seconds`); a local state file's lock ends with its holder.
+    Unlock {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, EngineError> {
@@ -50,7 +60,38 @@ pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, Engin
                 .map(|()| eprintln!("Moved {from} to {to}.")),
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
+        Command::Unlock { yes } => unlock(context, &engine, *yes).await,
     };
     engine.shutdown().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn unlock(
+    context: &Context,
+    engine: &nixops4_core::engine::Engine,
+    yes: bool,
+) -> Result<(), EngineError> {
+    let holders = engine.state_lock_holders().await?;
+    if holders.is_empty() {
+        eprintln!("The state is not locked.");
+        return Ok(());
+    }
+    eprintln!("The state's lock is held by:");
+    for holder in &holders {
+        eprintln!("  {holder}");
+    }
+    if !yes {
+        if !context.interactive {
+            return Err(EngineError::usage(
+                "state unlock breaks another process's lock; run with --yes to do it without a terminal",
+            ));
+        }
+        if !confirm("Break it? Only if that process no longer runs") {
+            return Err(EngineError::usage("the lock was left as it is"));
+        }
+    }
+    for holder in engine.state_unlock().await? {
+        eprintln!("Released the lock of {holder}.");
+    }
+    Ok(())
 }
