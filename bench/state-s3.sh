@@ -2,7 +2,7 @@
 # State on Garage against local state: `nixops4 apply` of N files (default 1,000) with
 # state in a bucket of a real Garage (scripts/setup-garage.sh) and with a local state
 # file, in one run; prints both times, their ratio, and the S3 requests per resource
-# counted by Garage's metrics (tests/tests/state_s3_bench.rs does the work).
+# counted in Garage's own request log (tests/tests/state_s3_bench.rs does the work).
 # Usage: bench/state-s3.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -33,6 +33,7 @@ mod run;
 mod schedule;
 pub mod scripts;
 pub mod state;
+pub mod transfer;
 
 pub use nixops4_eval::client::EvalOptions;
 pub use nixops4_eval::protocol::{DeclaredScript, LockFileChange, Position, ResourcePath};

@@ -346,6 +346,23 @@ impl StateStore {
         Ok(())
     }
 
+    /// Records `document` (another state's) as this one, in one event: every top-level
+    /// member but `_type` is set.
+    pub async fn replace_all(&mut self, event: &str, document: &Value) -> Result<(), EngineError> {
+        let operations: Vec<Value> = document
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| *key != "_type")
+            .map(|(key, value)| json!({"op": "add", "path": format!("/{}", escape(key)), "value": value}))
+            .collect();
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(operations))
+            .map_err(|e| EngineError::internal(format!("building a state patch: {e}")))?;
+        self.record_patch(event, patch).await?;
+        self.document = document.clone();
+        Ok(())
+    }
+
     async fn record_patch(
         &mut self,
         event: &str,

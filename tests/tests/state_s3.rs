@@ -329,3 +329,74 @@ fn state_unlock_names_the_holder_and_asks_first() {
     // Right away, without waiting for the lease to expire.
     run(&env, &garage, &["apply", "--yes"]).success();
 }
+
+#[test]
+fn state_moves_from_a_local_file_to_garage_and_back() {
+    let garage = Garage::start();
+    let env = TestEnv::new();
+    let local_files = files(&["a", "b"]).replace("state = resources.state; ", "");
+    env.write_deployment(&format!("resources = {{ {local_files} }};"));
+    env.run(&["apply", "--yes"]).success();
+    let original = env.read(".nixops4/default.state.jsonl").unwrap();
+
+    // The deployment now keeps its state in a bucket; the old file is copied there.
+    let remote = checkout(&garage, "moved", &files(&["a", "b"]));
+    std::fs::copy(remote.dir().join("flake.nix"), env.dir().join("flake.nix")).unwrap();
+    let moved = run(
+        &env,
+        &garage,
+        &[
+            "state",
+            "transfer",
+            "--from-file",
+            ".nixops4/default.state.jsonl",
+        ],
+    )
+    .success();
+    assert!(
+        moved
+            .stderr
+            .contains("Copied 2 record(s) from the state file"),
+        "{moved}"
+    );
+    assert_eq!(
+        env.read(".nixops4/default.state.jsonl").unwrap(),
+        original,
+        "the source is left as it was"
+    );
+    assert_eq!(
+        run(&env, &garage, &["plan"]).success().stdout,
+        "No changes. 2 resources up to date.\n"
+    );
+    // A second transfer into the filled bucket is refused.
+    let again = run(
+        &env,
+        &garage,
+        &[
+            "state",
+            "transfer",
+            "--from-file",
+            ".nixops4/default.state.jsonl",
+        ],
+    );
+    assert!(
+        !again.status.success() && again.stderr.contains("already records 2 resource(s)"),
+        "{again}"
+    );
+
+    // And back into a local file that a `local.state_file` then names.
+    run(
+        &env,
+        &garage,
+        &["state", "transfer", "--to-file", "back.jsonl"],
+    )
+    .success();
+    let back = files(&["a", "b"]);
+    env.write_deployment(&format!(
+        r#"resources = {{ state = {{ type = "local.state_file"; inputs.name = "back.jsonl"; }}; {back} }};"#
+    ));
+    assert_eq!(
+        env.run(&["plan"]).success().stdout,
+        "No changes. 2 resources up to date.\n"
+    );
+}

@@ -1,7 +1,7 @@
 //! The cost of state on Garage: an apply of `NIXOPS4_S3_BENCH_COUNT` files (20 by
 //! default, so that `cargo test` keeps it working; `bench/state-s3.sh` runs 1,000) with
 //! state in a bucket against the same apply with a local state file, as a ratio measured
-//! in one run, and the S3 requests per resource that Garage's own metrics count.
+//! in one run, and the S3 requests per resource that Garage's own request log counts.
 
 use std::time::Instant;
 
@@ -58,7 +58,7 @@ fn apply_on_garage_against_local_state() {
         "{count} resources: apply with local state {local_seconds:.2} s, with state on Garage {remote_seconds:.2} s, ratio {:.2}; {requests} S3 requests, {per_resource:.2} per resource",
         remote_seconds / local_seconds
     );
-    assert!(requests > 0, "Garage's metrics counted no request");
+    assert!(requests > 0, "Garage logged no request");
     // An intent and a result per resource, compaction's share, the lock: a handful.
     assert!(
         per_resource < 6.0,

@@ -1,10 +1,11 @@
-//! `nixops4 state show|list|rm|mv|unlock`: look at the state, forget a resource, move a
-//! record after a rename so the resource is not deleted and created again, or break the
-//! lock of a holder that is gone.
+//! `nixops4 state show|list|rm|mv|unlock|transfer`: look at the state, forget a resource,
+//! move a record after a rename so the resource is not deleted and created again, break
+//! the lock of a holder that is gone, or move the whole state to another storage.
 
 use std::process::ExitCode;
 
 use nixops4_core::error::EngineError;
+use nixops4_core::transfer::Transfer;
 
 use crate::Context;
 use crate::commands::{confirm, resource_path};
@@ -27,6 +28,20 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+    },
+    /// Copy the whole state between a local file and the deployment's storage, verified.
+    ///
+    /// The destination must be empty; the source is left as it was. To move local state
+    /// into a bucket: declare the `s3.object` state resource, then `--from-file` the old
+    /// file. Back: `--to-file`, then name that file in a `local.state_file`.
+    #[command(group(clap::ArgGroup::new("direction").required(true)))]
+    Transfer {
+        /// Copy this local state file into the deployment's storage.
+        #[arg(long, group = "direction")]
+        from_file: Option<std::path::PathBuf>,
+        /// Copy the deployment's state into this local state file.
+        #[arg(long, group = "direction")]
+        to_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -61,6 +76,22 @@ pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, Engin
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
         Command::Unlock { yes } => unlock(context, &engine, *yes).await,
+        Command::Transfer { from_file, to_file } => {
+            let transfer = match (from_file, to_file) {
+                (Some(file), None) => Ok(Transfer::FromFile(file.clone())),
+                (None, Some(file)) => Ok(Transfer::ToFile(file.clone())),
+                _ => Err(EngineError::usage("give one of --from-file and --to-file")),
+            };
+            match transfer {
+                Ok(transfer) => engine.state_transfer(&transfer).await.map(|report| {
+                    eprintln!(
+                        "Copied {} record(s) from {} to {} and read them back; the source is unchanged.",
+                        report.records, report.from, report.to
+                    )
+                }),
+                Err(e) => Err(e),
+            }
+        }
     };
     engine.shutdown().await;
     result.map(|()| ExitCode::SUCCESS)
