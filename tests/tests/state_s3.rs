@@ -14,7 +14,7 @@ use nixops4_tests::garage::{BUCKET, Garage, REGION};
 use nixops4_tests::{CommandOutput, TestEnv};
 
 /// A lease short enough that a dead holder's lock is taken over within seconds.
-const LEASE_SECONDS: u64 = 3;
+const LEASE_SECONDS: u64 = 6;
 
 /// A checkout of the deployment: `resources` (Nix attributes) beside the state resource,
 /// on `garage` under `prefix`.
