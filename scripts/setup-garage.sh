@@ -8,7 +8,7 @@ set -euo pipefail
 version=2.5.0
 root=${NIXOPS4_GARAGE_ROOT:-$HOME/.cargo}
 garage=$root/bin/garage
-if ! [ -x "$garage" ] || ! "$garage" --version 2>/dev/null | grep -q "v$version"; then
+if ! [ -x "$garage" ] || ! "$garage" --version 2>/dev/null | grep -q "$version"; then
   echo "== installing Garage $version into $root (once)" >&2
   cargo install garage --version "$version" --locked --root "$root" \
     --no-default-features --features bundled-libs,sqlite >&2

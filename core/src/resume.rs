@@ -6,7 +6,7 @@
 //! its outputs recorded (the apply then redoes an update, whose record still has the old
 //! inputs); where the provider cannot read, the intent is cleared. A delete is done again.
 
-use nixops4_provider_protocol::{Properties, ReadResourceResponse};
+use nixops4_provider_protocol::{ErrorKind, Properties, ReadResourceResponse};
 
 use crate::calls;
 use crate::engine::Engine;
@@ -42,9 +42,8 @@ impl Engine {
                     Ok(ReadResourceResponse::Present { output_properties }) => {
                         StateChange::put(path, settled(&record, Some(output_properties)))
                     }
-                    Ok(ReadResourceResponse::Gone {}) | Err(ProviderError::Unsupported { .. }) => {
-                        StateChange::Remove(path)
-                    }
+                    Ok(ReadResourceResponse::Gone {}) => StateChange::Remove(path),
+                    Err(error) if cannot_read(&error) => StateChange::Remove(path),
                     Err(error) => return Err(error.into()),
                 },
                 Pending::Update | Pending::Operation { .. } => {
@@ -53,7 +52,7 @@ impl Engine {
                             StateChange::put(path, settled(&record, Some(output_properties)))
                         }
                         Ok(ReadResourceResponse::Gone {}) => StateChange::Remove(path),
-                        Err(ProviderError::Unsupported { .. }) => {
+                        Err(error) if cannot_read(&error) => {
                             StateChange::put(path, settled(&record, None))
                         }
                         Err(error) => return Err(error.into()),
@@ -64,6 +63,13 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Whether the provider cannot read this resource back: it has no `read` at all, or its
+/// type answers that it cannot (`local.exec` without recorded outputs, say).
+fn cannot_read(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Unsupported { .. })
+        || error.kind() == Some(ErrorKind::Unsupported)
 }
 
 /// The record without its intent, with the outputs read back when there are some.

@@ -28,11 +28,22 @@ impl Provider {
             .expect("start the S3 provider");
         let input = child.stdin.take().unwrap();
         let output = BufReader::new(child.stdout.take().unwrap());
-        Provider {
+        let mut provider = Provider {
             child,
             input,
             output,
-        }
+        };
+        let handshake = provider
+            .request(json!({"handshakeRequest": {"protocolVersions": [0], "client": "test"}}));
+        let capabilities = &handshake["handshakeResponse"]["capabilities"];
+        assert!(
+            capabilities
+                .as_array()
+                .unwrap()
+                .contains(&json!("stateLock")),
+            "{handshake}"
+        );
+        provider
     }
 
     fn request(&mut self, message: Value) -> Value {
