@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NIXOPS4_GARAGE=${NIXOPS4_GARAGE:-$(scripts/setup-garage.sh)}
 export NIXOPS4_GARAGE
-cargo build --release -q --bins
+cargo build --release -q -p nixops4 -p nixops4-eval -p nixops4-resources-local -p nixops4-resources-s3
 NIXOPS4_S3_BENCH_COUNT=${1:-1000} cargo test --release -q -p nixops4-tests --test state_s3_bench \
   -- --nocapture 2>&1 | grep -E 'resources: apply|panicked|FAILED'

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, lints (warnings are errors), the whole test suite
 # against the machine's Nix (the Neovim plugin on Neovim 0.7.2 and 0.11.4, installed by
-# setup-neovim.sh) and a real Garage (setup-garage.sh), the VS Code extension's build, unit tests, .vsix and end-to-end test
-# in code-server (editors/vscode/e2e, which refreshes docs/screenshots), and the
+# setup-neovim.sh; state in object storage on a real Garage, installed once by
+# setup-garage.sh, about 10 minutes), the VS Code extension's build, unit tests, .vsix
+# and end-to-end test in code-server (editors/vscode/e2e, which refreshes docs/screenshots), and the
 # evaluator's tests and the end-to-end tests of builds, scripts and lock files
 # (tests/tests/{builds,cli_scripts,flake_lock}.rs, run inside the root) again against
 # current Nix (a sid chroot, see setup-current-nix.sh;
