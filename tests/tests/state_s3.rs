@@ -140,7 +140,7 @@ fn contending_checkouts_never_hold_the_lock_together() {
     let rounds: usize = std::env::var("NIXOPS4_S3_CONTENTION_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(50);
     let garage = Garage::start();
     let log_dir = tempfile::tempdir().unwrap();
     let log = log_dir.path().join("holders.log");
