@@ -209,6 +209,9 @@ impl StateStore {
             None => None,
         };
         let mut provider = ProviderProcess::start(&storage.provider, timeout).await?;
+        if file_lock.is_none() {
+            Held::require_provider_lock(&provider, storage)?;
+        }
         let outputs = match provider
             .request(&Request::CreateResourceRequest(CreateResourceRequest {
                 resource_type: storage.resource_type.clone(),

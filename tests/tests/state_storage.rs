@@ -12,7 +12,7 @@ fn a_storage_without_a_lock_is_never_changed() {
         r#"
       providers.upstream = {{ executable = "python3"; args = [ "{}" ]; }};
       resources = {{
-        state = {{ type = "upstream.greeting"; inputs.name = "state"; }};
+        state = {{ type = "upstream.file"; inputs = {{ name = "state.txt"; contents = "created"; }}; }};
         a = {{ type = "local.file"; inputs = {{ name = "a.txt"; contents = "a"; }}; state = resources.state; }};
       }};"#,
         script.display()
@@ -21,16 +21,19 @@ fn a_storage_without_a_lock_is_never_changed() {
     assert!(!apply.status.success(), "{apply}");
     assert!(
         apply.stderr.contains(
-            "the state resource state (upstream.greeting) cannot be locked: its provider does not offer the state lock"
+            "the state resource state (upstream.file) cannot be locked: its provider does not offer the state lock"
         ),
         "{apply}"
     );
-    assert!(env.read("a.txt").is_none(), "nothing was applied");
+    assert!(
+        env.read("a.txt").is_none() && env.read("state.txt").is_none(),
+        "nothing was sent to a provider that changes something"
+    );
     // Reading goes through the same provider, and its refusal names the storage.
     let plan = env.run(&["plan"]);
     assert!(
         plan.stderr
-            .contains("the state resource state (upstream.greeting): provider `upstream`"),
+            .contains("the state resource state (upstream.file): provider `upstream`"),
         "{plan}"
     );
 }

@@ -88,7 +88,23 @@ impl Held {
         Ok(Held::File { _file: file })
     }
 
-    /// Has the storage's provider lock the state for `holder`.
+    /// Refuses a storage whose provider cannot lock it, before anything is sent to it.
+    pub(super) fn require_provider_lock(
+        provider: &ProviderProcess,
+        storage: &StateStorage,
+    ) -> Result<(), EngineError> {
+        let probe = Request::StateLockStatusRequest(StateLockStatusRequest {
+            resource: storage.resource(Properties::new()),
+        });
+        if provider.supports(&probe) {
+            Ok(())
+        } else {
+            Err(no_lock(storage))
+        }
+    }
+
+    /// Has the storage's provider lock the state for `holder` (checked with
+    /// [`Held::require_provider_lock`] first).
     pub(super) async fn provider(
         provider: &mut ProviderProcess,
         storage: &StateStorage,
@@ -99,9 +115,6 @@ impl Held {
             resource: resource.clone(),
             holder,
         });
-        if !provider.supports(&request) {
-            return Err(no_lock(storage));
-        }
         match provider.request(&request).await {
             Ok(_) => Ok(Held::Provider),
             Err(error) => Err(lock_error(storage, error)),
