@@ -259,6 +259,13 @@ impl TestEnv {
         self.output(output)
     }
 
+    /// `nixops4 <args>` with these environment variables added to the clean environment.
+    pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> CommandOutput {
+        let mut command = self.command(args);
+        command.envs(vars.iter().copied());
+        self.output(command.output().expect("run nixops4"))
+    }
+
     /// `nixops4 <args>` with `input` as its standard input.
     pub fn run_with_input(&self, args: &[&str], input: &str) -> CommandOutput {
         use std::io::Write;

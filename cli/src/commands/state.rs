@@ -1,5 +1,6 @@
-//! `nixops4 state show|list|rm|mv`: look at the state, forget a resource, or move a
-//! record after a rename so the resource is not deleted and created again.
+//! `nixops4 state show|list|rm|mv|rekey`: look at the state, forget a resource, move a
+//! record after a rename so the resource is not deleted and created again, or re-encrypt
+//! the state for new keys.
 
 use std::process::ExitCode;
 
@@ -18,6 +19,12 @@ pub enum Command {
     Rm { resource: String },
     /// Move a record to a new path, after renaming the resource in the expression.
     Mv { from: String, to: String },
+    /// Re-encrypt the state for the age recipients configured now.
+    ///
+    /// Recipients come from NIXOPS4_STATE_RECIPIENTS or NIXOPS4_STATE_RECIPIENTS_FILE
+    /// (none: write it plain), identities from NIXOPS4_STATE_IDENTITY_FILE, which must read
+    /// both the current state and the result (docs/state-encryption.md).
+    Rekey,
 }
 
 pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, EngineError> {
@@ -50,6 +57,15 @@ pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, Engin
                 .map(|()| eprintln!("Moved {from} to {to}.")),
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
+        Command::Rekey => engine.state_rekey().await.map(|result| {
+            let events = result.get("events").and_then(|v| v.as_u64()).unwrap_or(0);
+            let how = if result.get("encrypted") == Some(&serde_json::Value::Bool(true)) {
+                "encrypted for the configured recipients"
+            } else {
+                "written plain: no recipients are configured"
+            };
+            eprintln!("Rewrote the state ({events} events), {how}.");
+        }),
     };
     engine.shutdown().await;
     result.map(|()| ExitCode::SUCCESS)
