@@ -208,7 +208,11 @@ impl<'a> Run<'a> {
             &facts.replace_on_change,
         );
         plan::redact(&mut changes, &self.secrets);
+        // Upstream creates a resource without state afresh on every apply; its providers
+        // may refuse an update of one ("update called on stateless file resource").
+        let recreated = facts.upstream_v0 && spec.state.is_none();
         let work = match (action, record) {
+            (Action::Update | Action::Replace, Some(_)) if recreated => Work::Recreate,
             (Action::NoChange, Some(record)) => {
                 self.engine
                     .eval
@@ -268,6 +272,9 @@ impl<'a> Run<'a> {
             Step::Update(mutation) => spec()
                 .zip(record())
                 .map(|both| Prepared::Update(Box::new(both), mutation)),
+            Step::Delete(_) if call.work == Work::Forget => {
+                record().map(|r| Prepared::Forget(Box::new(r)))
+            }
             Step::Delete(mutation) => record().map(|r| Prepared::Delete(Box::new(r), mutation)),
             Step::Read => record().map(|r| Prepared::Read(Box::new(r))),
         };
@@ -285,7 +292,8 @@ impl<'a> Run<'a> {
             ),
             Prepared::Update(both, _) => (both.1.clone(), Pending::Update),
             Prepared::Delete(record, _) => ((**record).clone(), Pending::Delete),
-            Prepared::Read(_) => return None,
+            // Forgetting calls no provider: there is nothing a crash could leave undone.
+            Prepared::Forget(_) | Prepared::Read(_) => return None,
         };
         let mut meta = calls::meta_of(&record);
         meta.pending = Some(pending);
@@ -340,6 +348,14 @@ impl<'a> Run<'a> {
                     None => return Err(EngineError::internal(format!("{path} has no spec"))),
                 },
                 Ok(Answer::Deleted) => {
+                    changes.push(StateChange::Remove(path));
+                    Ok(None)
+                }
+                Ok(Answer::Forgotten { provider }) => {
+                    self.emit(Event::Forgotten {
+                        resource: path.clone(),
+                        provider,
+                    });
                     changes.push(StateChange::Remove(path));
                     Ok(None)
                 }
@@ -398,8 +414,10 @@ impl<'a> Run<'a> {
 
     fn undo_intent(&self, call: &Call) -> Option<StateChange> {
         match call.step {
-            Step::Create(_) => Some(StateChange::Remove(call.path.clone())),
-            Step::Update(_) | Step::Delete(_) => self
+            Step::Create(_) if call.work != Work::Recreate => {
+                Some(StateChange::Remove(call.path.clone()))
+            }
+            Step::Create(_) | Step::Update(_) | Step::Delete(_) => self
                 .records
                 .get(&call.path)
                 .map(|record| StateChange::put(call.path.clone(), record.clone())),
@@ -542,12 +560,18 @@ enum Prepared {
     Create(Box<ResourceSpec>, Mutation),
     Update(Box<(ResourceSpec, ResourceRecord)>, Mutation),
     Delete(Box<ResourceRecord>, Mutation),
+    /// Removed from state only: its provider cannot delete.
+    Forget(Box<ResourceRecord>),
     Read(Box<ResourceRecord>),
 }
 
 enum Answer {
     Outputs(Properties),
     Deleted,
+    /// Removed from state without a provider call; nothing was deleted.
+    Forgotten {
+        provider: String,
+    },
     Read(ReadResourceResponse),
 }
 
@@ -567,6 +591,9 @@ async fn perform(providers: ProviderPool, call: Call, request: Prepared) -> Fini
         Prepared::Delete(record, mutation) => calls::delete(&providers, &record, mutation)
             .await
             .map(|()| Answer::Deleted),
+        Prepared::Forget(record) => Ok(Answer::Forgotten {
+            provider: calls::provider_of(&record).name,
+        }),
         Prepared::Read(record) => calls::read(&providers, &record, true)
             .await
             .map(Answer::Read),
@@ -603,7 +630,9 @@ fn infinitive(action: Action) -> &'static str {
         Action::Create => "create",
         Action::Update => "update",
         Action::Replace => "replace",
+        Action::Recreate => "create again",
         Action::Delete => "delete",
+        Action::Forget => "forget",
         Action::NoChange => "check",
     }
 }

@@ -4,8 +4,12 @@ framework does: it knows createResourceRequest, updateResourceRequest and the tw
 requests, and exits on any message it cannot parse. It stands in for the providers
 written for upstream, to show that NixOps4 still drives them (without the additions).
 
-Resource types: `file` (inputs name, contents; no outputs, like upstream's local file)
-and `greeting` (input name; output text).
+Resource types: `file` (inputs name, contents; no outputs) behaves as upstream's local
+`file` does: it is written on create, and an update is refused with upstream's message,
+"update called on stateless file resource", because upstream never updates a resource
+without state (it creates it afresh). `greeting` (input name; output text) can be updated,
+as upstream's stateful types (`memo`, `exec`) can. Like upstream, nothing can be deleted:
+there is no destroy request in v0.
 """
 import json
 import sys
@@ -41,6 +45,8 @@ for line in sys.stdin:
         if key == "createResourceRequest":
             answer({"createResourceResponse": {"outputProperties": apply(body["type"], body["inputProperties"])}})
         elif key == "updateResourceRequest":
+            if body["resource"]["type"] == "file":
+                raise RuntimeError("Internal error: update called on stateless file resource")
             answer({"updateResourceResponse": {"outputProperties": apply(body["resource"]["type"], body["inputProperties"])}})
         else:
             answer({"errorResponse": {"message": "State operations not implemented by resource provider"}})

@@ -1,0 +1,122 @@
+//! Upstream's lifecycle for providers that speak upstream's protocol v0, end to end: a
+//! resource without state whose inputs change is created again (upstream's providers refuse
+//! to update one), and a removed or destroyed resource is forgotten with a warning, since
+//! v0 has no delete. The provider is `tests/providers/upstream_v0_provider.py`, which
+//! answers as upstream's local provider does on these points; it stands in for that
+//! provider, which cannot be built in CI (its source is not on crates.io).
+
+use nixops4_tests::TestEnv;
+
+fn deployment(env: &TestEnv, contents: &str, greeting_for: &str, with_file: bool) {
+    let provider = nixops4_tests::repository_root().join("tests/providers/upstream_v0_provider.py");
+    let file = if with_file {
+        format!(
+            r#"hello = {{ type = "v0.file"; inputs = {{ name = "hello.txt"; contents = "{contents}"; }}; }};"#
+        )
+    } else {
+        String::new()
+    };
+    env.write_deployment(&format!(
+        r#"
+      providers.v0 = {{ executable = "{}"; }};
+      resources = {{
+        {file}
+        greeting = {{ type = "v0.greeting"; inputs.name = "{greeting_for}"; state = resources.st; }};
+        st = {{ type = "local.state_file"; inputs.name = "state.jsonl"; }};
+      }};"#,
+        provider.display()
+    ));
+}
+
+fn state_list(env: &TestEnv) -> String {
+    env.run(&["state", "list"]).success().stdout
+}
+
+#[test]
+fn a_resource_without_state_is_created_again_when_its_inputs_change() {
+    let env = TestEnv::new();
+    deployment(&env, "Hello", "world", true);
+    env.run(&["apply"]).success();
+    assert_eq!(env.read("hello.txt").as_deref(), Some("Hello"));
+
+    deployment(&env, "Hello again", "you", true);
+    let plan = env.run(&["plan"]).success();
+    insta::assert_snapshot!(plan, @r#"
+    NixOps4 will perform these actions on deployment `default`:
+
+      ~ update   greeting (v0.greeting)
+          name: "world" → "you"
+      + recreate hello (v0.file)
+          (its provider speaks upstream's protocol v0: a resource without state is created again, not updated, and nothing is deleted)
+          contents: "Hello" → "Hello again"
+
+    Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 1 to create again; 0 unchanged.
+    [EOF]
+    "#);
+    let json = env.run(&["plan", "--json"]).success();
+    assert!(json.stdout.contains(r#""action": "recreate""#), "{json}");
+
+    // The provider refuses an update of `file`: the apply succeeds only by creating it.
+    let apply = env.run(&["apply", "--yes", "--parallelism", "1"]).success();
+    assert!(
+        apply.stderr.ends_with(
+            "Done: 0 created, 1 updated, 0 replaced, 0 deleted, 1 created again, 0 unchanged, 0 failed, 0 skipped.\n"
+        ),
+        "{apply}"
+    );
+    assert_eq!(env.read("hello.txt").as_deref(), Some("Hello again"));
+    let plan = env.run(&["plan"]).success();
+    assert_eq!(plan.stdout, "No changes. 2 resources up to date.\n");
+}
+
+#[test]
+fn a_removed_resource_is_forgotten_with_a_warning_that_nothing_was_deleted() {
+    let env = TestEnv::new();
+    deployment(&env, "Hello", "world", true);
+    env.run(&["apply"]).success();
+
+    deployment(&env, "Hello", "world", false);
+    let plan = env.run(&["plan"]).success();
+    insta::assert_snapshot!(plan, @r"
+    NixOps4 will perform these actions on deployment `default`:
+
+      - forget   hello (v0.file)
+          (its provider speaks upstream's protocol v0, which cannot delete: it is only forgotten from state, and what it made stays)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 to forget; 1 unchanged.
+    [EOF]
+    ");
+    let apply = env.run(&["apply", "--yes"]).success();
+    assert!(
+        apply.stderr.contains(
+            "warning: forgot hello without deleting it: provider `v0` speaks upstream's protocol v0, which cannot delete; delete what it made yourself if it should be gone\n"
+        ),
+        "{apply}"
+    );
+    assert!(
+        apply.stderr.ends_with(
+            "Done: 0 created, 0 updated, 0 replaced, 0 deleted, 1 forgotten (not deleted), 1 unchanged, 0 failed, 0 skipped.\n"
+        ),
+        "{apply}"
+    );
+    assert_eq!(
+        env.read("hello.txt").as_deref(),
+        Some("Hello"),
+        "not deleted"
+    );
+    assert_eq!(state_list(&env), "greeting  v0.greeting\n");
+    assert_eq!(
+        env.run(&["plan"]).success().stdout,
+        "No changes. 1 resource up to date.\n"
+    );
+
+    // A destroy forgets too.
+    let destroy = env.run(&["destroy", "--yes"]).success();
+    assert!(
+        destroy
+            .stderr
+            .contains("warning: forgot greeting without deleting it"),
+        "{destroy}"
+    );
+    assert_eq!(state_list(&env), "");
+}
