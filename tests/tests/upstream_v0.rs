@@ -3,12 +3,35 @@
 //! to update one), and a removed or destroyed resource is forgotten with a warning, since
 //! v0 has no delete. The provider is `tests/providers/upstream_v0_provider.py`, which
 //! answers as upstream's local provider does on these points; it stands in for that
-//! provider, which cannot be built in CI (its source is not on crates.io).
+//! provider, which cannot be built in CI (its source is not on crates.io). Where
+//! `NIXOPS4_UPSTREAM_LOCAL_PROVIDER` names a build of upstream's provider, each scenario
+//! runs with it as well.
 
 use nixops4_tests::TestEnv;
 
-fn deployment(env: &TestEnv, contents: &str, greeting_for: &str, with_file: bool) {
-    let provider = nixops4_tests::repository_root().join("tests/providers/upstream_v0_provider.py");
+/// The v0 providers to run each scenario with: the stand-in always, and upstream's own
+/// local provider where `NIXOPS4_UPSTREAM_LOCAL_PROVIDER` names a build of it (made by
+/// hand from upstream's source; CI cannot fetch that source).
+fn v0_providers() -> Vec<std::path::PathBuf> {
+    let mut providers =
+        vec![nixops4_tests::repository_root().join("tests/providers/upstream_v0_provider.py")];
+    match std::env::var_os("NIXOPS4_UPSTREAM_LOCAL_PROVIDER") {
+        Some(upstream) => providers.push(upstream.into()),
+        None => eprintln!(
+            "upstream's own local provider not tried: NIXOPS4_UPSTREAM_LOCAL_PROVIDER is not set"
+        ),
+    }
+    providers
+}
+
+/// A `file` (no state) and a `memo` (state) of a v0 provider, upstream's types.
+fn deployment(
+    env: &TestEnv,
+    provider: &std::path::Path,
+    contents: &str,
+    memo: u32,
+    with_file: bool,
+) {
     let file = if with_file {
         format!(
             r#"hello = {{ type = "v0.file"; inputs = {{ name = "hello.txt"; contents = "{contents}"; }}; }};"#
@@ -21,7 +44,7 @@ fn deployment(env: &TestEnv, contents: &str, greeting_for: &str, with_file: bool
       providers.v0 = {{ executable = "{}"; }};
       resources = {{
         {file}
-        greeting = {{ type = "v0.greeting"; inputs.name = "{greeting_for}"; state = resources.st; }};
+        memo = {{ type = "v0.memo"; inputs.initialize_with = {memo}; state = resources.st; }};
         st = {{ type = "local.state_file"; inputs.name = "state.jsonl"; }};
       }};"#,
         provider.display()
@@ -34,21 +57,28 @@ fn state_list(env: &TestEnv) -> String {
 
 #[test]
 fn a_resource_without_state_is_created_again_when_its_inputs_change() {
+    // Every provider must give the same plan.
+    for provider in v0_providers() {
+        insta::allow_duplicates! { created_again(&provider) }
+    }
+}
+
+fn created_again(provider: &std::path::Path) {
     let env = TestEnv::new();
-    deployment(&env, "Hello", "world", true);
+    deployment(&env, provider, "Hello", 1, true);
     env.run(&["apply"]).success();
     assert_eq!(env.read("hello.txt").as_deref(), Some("Hello"));
 
-    deployment(&env, "Hello again", "you", true);
+    deployment(&env, provider, "Hello again", 2, true);
     let plan = env.run(&["plan"]).success();
     insta::assert_snapshot!(plan, @r#"
     NixOps4 will perform these actions on deployment `default`:
 
-      ~ update   greeting (v0.greeting)
-          name: "world" → "you"
       + recreate hello (v0.file)
           (its provider speaks upstream's protocol v0: a resource without state is created again, not updated, and nothing is deleted)
           contents: "Hello" → "Hello again"
+      ~ update   memo (v0.memo)
+          initialize_with: 1 → 2
 
     Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 1 to create again; 0 unchanged.
     [EOF]
@@ -67,15 +97,26 @@ fn a_resource_without_state_is_created_again_when_its_inputs_change() {
     assert_eq!(env.read("hello.txt").as_deref(), Some("Hello again"));
     let plan = env.run(&["plan"]).success();
     assert_eq!(plan.stdout, "No changes. 2 resources up to date.\n");
+    // A memo keeps the value it was created with, as upstream's does.
+    let state = env.run(&["state", "show"]).success().stdout;
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["resources"]["memo"]["output_properties"]["value"], 1);
 }
 
 #[test]
 fn a_removed_resource_is_forgotten_with_a_warning_that_nothing_was_deleted() {
+    // Every provider must give the same plan.
+    for provider in v0_providers() {
+        insta::allow_duplicates! { forgotten(&provider) }
+    }
+}
+
+fn forgotten(provider: &std::path::Path) {
     let env = TestEnv::new();
-    deployment(&env, "Hello", "world", true);
+    deployment(&env, provider, "Hello", 1, true);
     env.run(&["apply"]).success();
 
-    deployment(&env, "Hello", "world", false);
+    deployment(&env, provider, "Hello", 1, false);
     let plan = env.run(&["plan"]).success();
     insta::assert_snapshot!(plan, @r"
     NixOps4 will perform these actions on deployment `default`:
@@ -104,7 +145,7 @@ fn a_removed_resource_is_forgotten_with_a_warning_that_nothing_was_deleted() {
         Some("Hello"),
         "not deleted"
     );
-    assert_eq!(state_list(&env), "greeting  v0.greeting\n");
+    assert_eq!(state_list(&env), "memo  v0.memo\n");
     assert_eq!(
         env.run(&["plan"]).success().stdout,
         "No changes. 1 resource up to date.\n"
@@ -115,7 +156,7 @@ fn a_removed_resource_is_forgotten_with_a_warning_that_nothing_was_deleted() {
     assert!(
         destroy
             .stderr
-            .contains("warning: forgot greeting without deleting it"),
+            .contains("warning: forgot memo without deleting it"),
         "{destroy}"
     );
     assert_eq!(state_list(&env), "");
