@@ -235,6 +235,20 @@ impl TestEnv {
                 command
             }
         };
+        self.pin_environment(&mut command, nix_config);
+        command
+    }
+
+    /// A copy of one of the project's programs at `program`, run like [`TestEnv::run`]
+    /// runs the built ones (on this machine, not inside a root).
+    pub fn run_copy(&self, program: &std::path::Path, args: &[&str]) -> CommandOutput {
+        let mut command = std::process::Command::new(program);
+        command.args(args).current_dir(self.dir());
+        self.pin_environment(&mut command, "substituters =\nsandbox = false\n".to_owned());
+        self.output(command.output().expect("run a copied program"))
+    }
+
+    fn pin_environment(&self, command: &mut std::process::Command, nix_config: String) {
         command
             .env_clear()
             .env("NIX_CONFIG", nix_config)
@@ -247,7 +261,6 @@ impl TestEnv {
         if let Some(tmp) = std::env::var_os("TMPDIR") {
             command.env("TMPDIR", tmp);
         }
-        command
     }
 
     pub fn run(&self, args: &[&str]) -> CommandOutput {

@@ -161,3 +161,65 @@ fn forgotten(provider: &std::path::Path) {
     );
     assert_eq!(state_list(&env), "");
 }
+
+/// Upstream's local provider as NixOps4's own local provider, state file included: a copy
+/// of `nixops4` and `nixops4-eval` with upstream's `nixops4-resources-local` beside them
+/// (where NixOps4 looks for its local provider). Only where it is built by hand.
+#[test]
+fn upstream_local_provider_stores_the_state_and_gets_its_lifecycle() {
+    let Some(upstream) = std::env::var_os("NIXOPS4_UPSTREAM_LOCAL_PROVIDER") else {
+        eprintln!("not tried: NIXOPS4_UPSTREAM_LOCAL_PROVIDER is not set");
+        return;
+    };
+    if TestEnv::in_root() {
+        eprintln!("not tried: the copied programs would not be in the root");
+        return;
+    }
+    let programs = tempfile::tempdir().unwrap();
+    for name in ["nixops4", "nixops4-eval"] {
+        std::fs::copy(nixops4_tests::binary(name), programs.path().join(name)).unwrap();
+    }
+    std::fs::copy(&upstream, programs.path().join("nixops4-resources-local")).unwrap();
+    let env = TestEnv::new();
+    let nixops4 = programs.path().join("nixops4");
+    let run = |args: &[&str]| env.run_copy(&nixops4, args);
+    let write = |file: &str| {
+        env.write_deployment(&format!(
+            r#"
+      resources = {{
+        {file}
+        memo = {{ type = "local.memo"; inputs.initialize_with = 1; state = resources.st; }};
+        st = {{ type = "local.state_file"; inputs.name = "upstream-state.json"; }};
+      }};"#
+        ))
+    };
+    write(
+        r#"hello = { type = "local.file"; inputs = { name = "hello.txt"; contents = "Hello"; }; };"#,
+    );
+    run(&["apply", "--yes"]).success();
+    // Upstream's state_file wrote it: pretty-printed events, every index 0.
+    let stored = env.read("upstream-state.json").unwrap();
+    assert!(stored.starts_with("{\n  \"index\": 0,"), "{stored}");
+    assert!(!stored.contains("\"index\": 1"), "{stored}");
+
+    write(
+        r#"hello = { type = "local.file"; inputs = { name = "hello.txt"; contents = "Hello again"; }; };"#,
+    );
+    let apply = run(&["apply", "--yes"]).success();
+    assert!(apply.stderr.contains("1 created again"), "{apply}");
+    assert_eq!(env.read("hello.txt").as_deref(), Some("Hello again"));
+    let plan = run(&["plan"]).success();
+    assert_eq!(plan.stdout, "No changes. 2 resources up to date.\n");
+
+    write("");
+    let apply = run(&["apply", "--yes"]).success();
+    assert!(
+        apply.stderr.contains("warning: forgot hello without deleting it: provider `local` speaks upstream's protocol v0"),
+        "{apply}"
+    );
+    assert_eq!(env.read("hello.txt").as_deref(), Some("Hello again"));
+    assert_eq!(
+        run(&["state", "list"]).success().stdout,
+        "memo  local.memo\n"
+    );
+}
