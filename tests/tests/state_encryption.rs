@@ -125,8 +125,24 @@ fn a_wrong_or_missing_key_is_a_clear_error_naming_the_state_file() {
         assert!(!output.stderr.contains("panicked"), "{output}");
         assert!(!output.stderr.contains(CANARY), "{output}");
     }
-    let bad = run(&env, &["plan"], None, Some(&a));
-    assert_eq!(bad.code(), Some(0), "reading needs no recipients: {bad}");
+    let reading = run(&env, &["plan"], None, Some(&a));
+    assert_eq!(
+        reading.code(),
+        Some(0),
+        "reading needs no recipients: {reading}"
+    );
+
+    // A secret key pasted where a recipient belongs is refused without being echoed.
+    let pasted = "AGE-SECRET-KEY-1QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7LQPZRY9X8GF2TVDW0S3JN54KHCE";
+    let misconfigured = env.run_with_env(&["plan"], &[("NIXOPS4_STATE_RECIPIENTS", pasted)]);
+    assert_eq!(misconfigured.code(), Some(1), "{misconfigured}");
+    assert!(
+        misconfigured.stderr.contains(&format!(
+            "state file <flake>/{STATE}: the encryption keys are not usable: NIXOPS4_STATE_RECIPIENTS: `AGE-SECR…` is not an age X25519 recipient (age1…)"
+        )),
+        "{misconfigured}"
+    );
+    assert!(!misconfigured.stderr.contains("QPZRY9"), "{misconfigured}");
 }
 
 #[test]

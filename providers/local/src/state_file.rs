@@ -87,7 +87,7 @@ impl ResourceType for LocalStateFile {
                 Ok(())
             })?;
         } else {
-            create_log(&path, self.keys()?)?;
+            create_log(&path, self.keys(&path)?)?;
         }
         outputs(&path)
     }
@@ -182,7 +182,7 @@ impl ResourceType for LocalStateFile {
         event: &StateResourceEvent,
     ) -> Result<()> {
         let path = absolute(&resource.inputs.name)?;
-        let keys = self.keys()?;
+        let keys = self.keys(&path)?;
         self.with_file(&path, true, |file, replayed| {
             // The patch is applied in place (json_patch undoes a patch that fails). From
             // then until the append is synced the cache is ahead of the file, so it is
@@ -239,7 +239,7 @@ impl LocalStateFile {
         write: bool,
         work: impl FnOnce(&mut File, &mut Replayed) -> Result<T>,
     ) -> Result<T> {
-        let keys = self.keys()?;
+        let keys = self.keys(path)?;
         let mut file = open_locked(path, write)?;
         let length = file
             .metadata()
@@ -259,11 +259,12 @@ impl LocalStateFile {
         work(&mut file, replayed)
     }
 
-    fn keys(&self) -> Result<&StateKeys> {
+    /// The keys for the state in `path`; a bad configuration is reported with it.
+    fn keys(&self, path: &Path) -> Result<&StateKeys> {
         self.keys
             .get_or_init(|| StateKeys::from_env().map_err(|e| e.to_string()))
             .as_ref()
-            .map_err(|e| ProviderError::invalid_input(format!("state encryption keys: {e}")))
+            .map_err(|e| keys_error(path, e))
     }
 
     /// Rewrites the whole log for the recipients configured now. The new log goes to a
@@ -271,7 +272,7 @@ impl LocalStateFile {
     /// renamed over the old one: killed at any point, the state file is either the old
     /// one or the new one, whole.
     fn rekey(&self, path: &Path) -> Result<Value> {
-        let keys = self.keys()?;
+        let keys = self.keys(path)?;
         let mut file = open_locked(path, true)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
@@ -356,8 +357,7 @@ pub fn read_document(path: &Path) -> Result<Value> {
     let bytes = fs::read(path).map_err(|e| {
         ProviderError::internal(format!("cannot read state file {}: {e}", path.display()))
     })?;
-    let keys = StateKeys::from_env()
-        .map_err(|e| ProviderError::invalid_input(format!("state encryption keys: {e}")))?;
+    let keys = StateKeys::from_env().map_err(|e| keys_error(path, &e))?;
     Ok(replay(path, &bytes, &keys)?.state)
 }
 
@@ -378,6 +378,13 @@ fn create_log(path: &Path, keys: &StateKeys) -> Result<()> {
         .and_then(|()| file.sync_all())
         .context(format!("writing state file {}", path.display()))?;
     sync_parent(path)
+}
+
+fn keys_error(path: &Path, error: &dyn std::fmt::Display) -> ProviderError {
+    ProviderError::invalid_input(format!(
+        "state file {}: the encryption keys are not usable: {error}",
+        path.display()
+    ))
 }
 
 /// Resources recorded anywhere in the document, nested deployments included.
