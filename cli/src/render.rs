@@ -34,7 +34,9 @@ fn symbol(action: Action) -> (&'static str, &'static str, &'static str) {
         Action::Create => ("+", "create", GREEN),
         Action::Update => ("~", "update", YELLOW),
         Action::Replace => ("-/+", "replace", MAGENTA),
+        Action::Recreate => ("+", "recreate", GREEN),
         Action::Delete => ("-", "delete", RED),
+        Action::Forget => ("-", "forget", YELLOW),
         Action::NoChange => (" ", "no change", ""),
     }
 }
@@ -93,6 +95,9 @@ pub fn plan(plan: &Plan, colour: bool) -> String {
                 );
             }
             out.push('\n');
+            if let Some(why) = upstream_v0_note(resource.action) {
+                let _ = writeln!(out, "      ({why})");
+            }
             for change in &resource.changes {
                 out.push_str(&change_line(change));
                 out.push('\n');
@@ -135,13 +140,35 @@ pub fn plan(plan: &Plan, colour: bool) -> String {
             plural(summary.unchanged)
         );
     } else {
+        let mut upstream = String::new();
+        for (n, what) in [
+            (summary.recreate, "to create again"),
+            (summary.forget, "to forget"),
+        ] {
+            if n > 0 {
+                let _ = write!(upstream, ", {n} {what}");
+            }
+        }
         let _ = writeln!(
             out,
-            "Plan: {} to create, {} to update, {} to replace, {} to delete; {} unchanged.",
+            "Plan: {} to create, {} to update, {} to replace, {} to delete{upstream}; {} unchanged.",
             summary.create, summary.update, summary.replace, summary.delete, summary.unchanged
         );
     }
     out
+}
+
+/// Why a provider of upstream's protocol v0 gets another action than ours would.
+fn upstream_v0_note(action: Action) -> Option<&'static str> {
+    match action {
+        Action::Recreate => Some(
+            "its provider speaks upstream's protocol v0: a resource without state is created again, not updated, and nothing is deleted",
+        ),
+        Action::Forget => Some(
+            "its provider speaks upstream's protocol v0, which cannot delete: it is only forgotten from state, and what it made stays",
+        ),
+        _ => None,
+    }
 }
 
 fn list(paths: &[nixops4_core::ResourcePath]) -> String {
@@ -165,9 +192,19 @@ pub fn report(report: &ApplyReport, colour: bool) -> String {
     } else {
         "Failed"
     };
+    let mut upstream = String::new();
+    for (action, what) in [
+        (Action::Recreate, "created again"),
+        (Action::Forget, "forgotten (not deleted)"),
+    ] {
+        let n = count(action);
+        if n > 0 {
+            let _ = write!(upstream, ", {n} {what}");
+        }
+    }
     let _ = writeln!(
         out,
-        "{}: {} created, {} updated, {} replaced, {} deleted, {} unchanged, {} failed, {} skipped.",
+        "{}: {} created, {} updated, {} replaced, {} deleted{upstream}, {} unchanged, {} failed, {} skipped.",
         paint(verdict, BOLD, colour),
         count(Action::Create),
         count(Action::Update),
@@ -253,6 +290,10 @@ pub fn progress(
                 Event::Skipped { resource, reason } => {
                     Some(format!("skipped {resource}: {reason}"))
                 }
+                Event::Forgotten { resource, provider } => Some(format!(
+                    "{} forgot {resource} without deleting it: provider `{provider}` speaks upstream's protocol v0, which cannot delete; delete what it made yourself if it should be gone",
+                    paint("warning:", YELLOW, colour)
+                )),
                 Event::BuildStarted { derivation, name } => {
                     building.insert(derivation.clone(), name.clone());
                     (bar.is_none()).then(|| format!("building {name}..."))
@@ -299,7 +340,9 @@ fn verb(action: Action) -> &'static str {
         Action::Create => "creating",
         Action::Update => "updating",
         Action::Replace => "replacing",
+        Action::Recreate => "creating again",
         Action::Delete => "deleting",
+        Action::Forget => "forgetting",
         Action::NoChange => "checking",
     }
 }
@@ -309,7 +352,9 @@ fn past(action: Action) -> &'static str {
         Action::Create => "created",
         Action::Update => "updated",
         Action::Replace => "replaced",
+        Action::Recreate => "created again",
         Action::Delete => "deleted",
+        Action::Forget => "forgot",
         Action::NoChange => "unchanged",
     }
 }

@@ -1,6 +1,7 @@
 //! State administration: show and list the records, forget a resource without deleting
-//! it (`state rm`), move a record after a rename (`state mv`), and break a lock whose
-//! holder is gone (`state unlock`). No resource's provider is called.
+//! it (`state rm`), move a record after a rename (`state mv`), break a lock whose holder
+//! is gone (`state unlock`), and re-encrypt the stored state for the keys configured now
+//! (`state rekey`). No resource's provider is called.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,15 @@ impl Engine {
                     .apply(&event, &[StateChange::Remove(path.clone())])
                     .await
             }
+        })
+        .await
+    }
+
+    /// Re-encrypts the stored state for the encryption keys configured now (plain when
+    /// none are): what the state storage says it did.
+    pub async fn state_rekey(&self) -> Result<Value, EngineError> {
+        self.locked("state rekey", async |state, mutation| {
+            state.rekey(mutation).await
         })
         .await
     }

@@ -6,12 +6,16 @@
 //! locked state, has its plan approved, and then lets the very same run go on with the
 //! capability, for the targets and what they need or for everything: what it applies is
 //! the plan that was approved. A destroy deletes recorded resources, dependents first.
+//!
+//! A record whose provider speaks upstream's protocol v0 cannot be deleted: where a delete
+//! would be, it is forgotten (removed from state, with a warning that nothing was deleted).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use nixops4_eval::protocol::ResourcePath;
 use serde::Serialize;
 
+use crate::calls;
 use crate::engine::{Engine, refuse_empty};
 use crate::error::EngineError;
 use crate::plan::{self, Action, Plan};
@@ -98,19 +102,45 @@ impl Engine {
         self.provide_state_outputs(deployment, state).await?;
         let records = state.records();
         let declared: BTreeSet<&ResourcePath> = paths.iter().collect();
+        let removed: BTreeMap<&ResourcePath, &ResourceRecord> = records
+            .iter()
+            .filter(|(path, _)| !declared.contains(path))
+            .collect();
+        let forget = self
+            .cannot_delete(removed.iter().map(|(p, r)| (*p, *r)))
+            .await;
         let mut schedule = Schedule::new(self.options.parallelism);
         schedule.apply(paths.iter().cloned());
         schedule.delete(
-            records
+            removed
                 .iter()
-                .filter(|(path, _)| !declared.contains(path))
-                .map(|(path, record)| (path.clone(), record.depends_on().to_vec())),
+                .map(|(path, record)| ((*path).clone(), record.depends_on().to_vec())),
+            |path| forget.contains(path),
         );
         let secrets = self.secret_values(&records).await;
         let mut run = Run::new(self, deployment, schedule, records, "apply");
         run.keep_out_of_plans(secrets);
         run.drive(state).await?;
         Ok(run)
+    }
+
+    /// Of these records, those whose provider speaks upstream's protocol v0, which has no
+    /// delete. A provider that cannot be asked is not assumed to be one: its delete fails
+    /// with the reason.
+    pub(crate) async fn cannot_delete<'r>(
+        &self,
+        records: impl Iterator<Item = (&'r ResourcePath, &'r ResourceRecord)>,
+    ) -> BTreeSet<ResourcePath> {
+        let mut forget = BTreeSet::new();
+        for (path, record) in records {
+            let provider = calls::provider_of(record);
+            if let Ok(facts) = self.type_facts(&provider, &record.resource_type).await
+                && facts.upstream_v0
+            {
+                forget.insert(path.clone());
+            }
+        }
+        forget
     }
 
     /// Secret output values recorded in state, to keep out of plans.
@@ -148,11 +178,13 @@ impl Engine {
                     "resource {target} is not recorded in the state"
                 )));
             }
+            let forget = self.cannot_delete(records.iter()).await;
             let mut schedule = Schedule::new(self.options.parallelism);
             schedule.delete(
                 records
                     .iter()
                     .map(|(path, record)| (path.clone(), record.depends_on().to_vec())),
+                |path| forget.contains(path),
             );
             let mut run = Run::new(self, deployment, schedule, records, "destroy");
             run.grant(mutation, targets);

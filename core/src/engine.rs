@@ -275,6 +275,7 @@ impl Engine {
             secret_outputs: description
                 .map(|d| d.secret_outputs.clone())
                 .unwrap_or_default(),
+            upstream_v0: described.is_none(),
         })
     }
 
@@ -317,6 +318,9 @@ impl Engine {
 pub(crate) struct TypeFacts {
     pub replace_on_change: Vec<String>,
     pub secret_outputs: Vec<String>,
+    /// The provider speaks upstream's protocol v0 (it has no `describe`): resources
+    /// without state are created again instead of updated, and none can be deleted.
+    pub upstream_v0: bool,
 }
 
 struct StateLocation {

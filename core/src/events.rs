@@ -25,6 +25,12 @@ pub enum Event {
         resource: ResourcePath,
         error: String,
     },
+    /// The resource was removed from state, but not deleted: its provider speaks upstream's
+    /// protocol v0, which cannot delete. Whatever it made is still there.
+    Forgotten {
+        resource: ResourcePath,
+        provider: String,
+    },
     /// The resource was not applied because something it needs failed or was interrupted.
     Skipped {
         resource: ResourcePath,

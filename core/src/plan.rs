@@ -19,7 +19,13 @@ pub enum Action {
     Update,
     /// Delete and create again: an input the provider cannot update in place changed.
     Replace,
+    /// Create again over what is there, deleting nothing: a resource without state whose
+    /// provider speaks upstream's protocol v0, which re-creates such resources.
+    Recreate,
     Delete,
+    /// Remove from state without deleting: its provider speaks upstream's protocol v0,
+    /// which cannot delete.
+    Forget,
     NoChange,
 }
 
@@ -93,7 +99,9 @@ pub struct Summary {
     pub create: usize,
     pub update: usize,
     pub replace: usize,
+    pub recreate: usize,
     pub delete: usize,
+    pub forget: usize,
     pub unchanged: usize,
 }
 
@@ -105,7 +113,9 @@ impl Plan {
                 Action::Create => summary.create += 1,
                 Action::Update => summary.update += 1,
                 Action::Replace => summary.replace += 1,
+                Action::Recreate => summary.recreate += 1,
                 Action::Delete => summary.delete += 1,
+                Action::Forget => summary.forget += 1,
                 Action::NoChange => summary.unchanged += 1,
             }
         }

@@ -4,13 +4,16 @@
 //! A create that may have happened is read back: kept if the resource exists, forgotten
 //! if not, or where the provider cannot read. An update or an operation is read back and
 //! its outputs recorded (the apply then redoes an update, whose record still has the old
-//! inputs); where the provider cannot read, the intent is cleared. A delete is done again.
+//! inputs); where the provider cannot read, the intent is cleared. A delete is done again,
+//! or, where the provider speaks upstream's protocol v0 and cannot delete, the record is
+//! forgotten with a warning.
 
 use nixops4_provider_protocol::{ErrorKind, Properties, ReadResourceResponse};
 
 use crate::calls;
 use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::events::{Event, emit};
 use crate::provider_client::ProviderError;
 use crate::state::{Mutation, Pending, ResourceRecord, StateChange, StateStore};
 
@@ -25,6 +28,21 @@ impl Engine {
                 continue;
             };
             let change = match pending {
+                Pending::Delete
+                    if self
+                        .cannot_delete([(&path, &record)].into_iter())
+                        .await
+                        .contains(&path) =>
+                {
+                    emit(
+                        &self.options.events,
+                        Event::Forgotten {
+                            resource: path.clone(),
+                            provider: calls::provider_of(&record).name,
+                        },
+                    );
+                    StateChange::Remove(path)
+                }
                 Pending::Delete => {
                     calls::delete(&self.providers, &record, mutation)
                         .await

@@ -8,13 +8,13 @@
 //! records the results that arrived by then (one event), and only then gives their
 //! outputs to the evaluator, so nothing depends on a result that is not in state.
 //! Derivations that resources need are built beside the calls, by the evaluator
-//! (`run/builds.rs`).
+//! (`run/builds.rs`); a preview's plan is read from where the run left each resource
+//! (`run/plan_of.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use nixops4_eval::protocol::{Evaluation, ResourceSpec};
 use nixops4_provider_protocol::{Properties, ReadResourceResponse};
-use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::ResourcePath;
@@ -24,13 +24,14 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::events::{Event, EventSink, emit};
 use crate::operations::RefreshReport;
-use crate::plan::{self, Action, Change, Plan, PlannedResource, Problem};
+use crate::plan::{self, Action, Change, Problem};
 use crate::provider_client::ProviderError;
 use crate::providers::ProviderPool;
-use crate::schedule::{Call, Ended, Evaluated, Schedule, Settled, Step, Work, render_cycle};
+use crate::schedule::{Call, Ended, Evaluated, Schedule, Step, Work};
 use crate::state::{Mutation, Pending, RecordMeta, ResourceRecord, StateChange, StateStore};
 
 mod builds;
+mod plan_of;
 
 use builds::Completion;
 
@@ -208,7 +209,11 @@ impl<'a> Run<'a> {
             &facts.replace_on_change,
         );
         plan::redact(&mut changes, &self.secrets);
+        // Upstream creates a resource without state afresh on every apply; its providers
+        // may refuse an update of one ("update called on stateless file resource").
+        let recreated = facts.upstream_v0 && spec.state.is_none();
         let work = match (action, record) {
+            (Action::Update | Action::Replace, Some(_)) if recreated => Work::Recreate,
             (Action::NoChange, Some(record)) => {
                 self.engine
                     .eval
@@ -268,6 +273,9 @@ impl<'a> Run<'a> {
             Step::Update(mutation) => spec()
                 .zip(record())
                 .map(|both| Prepared::Update(Box::new(both), mutation)),
+            Step::Delete(_) if call.work == Work::Forget => {
+                record().map(|r| Prepared::Forget(Box::new(r)))
+            }
             Step::Delete(mutation) => record().map(|r| Prepared::Delete(Box::new(r), mutation)),
             Step::Read => record().map(|r| Prepared::Read(Box::new(r))),
         };
@@ -285,7 +293,8 @@ impl<'a> Run<'a> {
             ),
             Prepared::Update(both, _) => (both.1.clone(), Pending::Update),
             Prepared::Delete(record, _) => ((**record).clone(), Pending::Delete),
-            Prepared::Read(_) => return None,
+            // Forgetting calls no provider: there is nothing a crash could leave undone.
+            Prepared::Forget(_) | Prepared::Read(_) => return None,
         };
         let mut meta = calls::meta_of(&record);
         meta.pending = Some(pending);
@@ -340,6 +349,14 @@ impl<'a> Run<'a> {
                     None => return Err(EngineError::internal(format!("{path} has no spec"))),
                 },
                 Ok(Answer::Deleted) => {
+                    changes.push(StateChange::Remove(path));
+                    Ok(None)
+                }
+                Ok(Answer::Forgotten { provider }) => {
+                    self.emit(Event::Forgotten {
+                        resource: path.clone(),
+                        provider,
+                    });
                     changes.push(StateChange::Remove(path));
                     Ok(None)
                 }
@@ -398,8 +415,10 @@ impl<'a> Run<'a> {
 
     fn undo_intent(&self, call: &Call) -> Option<StateChange> {
         match call.step {
-            Step::Create(_) => Some(StateChange::Remove(call.path.clone())),
-            Step::Update(_) | Step::Delete(_) => self
+            Step::Create(_) if call.work != Work::Recreate => {
+                Some(StateChange::Remove(call.path.clone()))
+            }
+            Step::Create(_) | Step::Update(_) | Step::Delete(_) => self
                 .records
                 .get(&call.path)
                 .map(|record| StateChange::put(call.path.clone(), record.clone())),
@@ -455,86 +474,6 @@ impl<'a> Run<'a> {
         report.failed.sort();
         report
     }
-
-    /// The plan: where the preview left each resource. `document` is the state it was
-    /// made against.
-    pub(crate) fn plan(&self, document: &Value) -> Plan {
-        let mut resources = Vec::new();
-        let mut problems = Vec::new();
-        let mut evaluated = plan::Evaluated::new();
-        for (path, _, settled) in self.schedule.settled() {
-            let record = self.records.get(&path);
-            let problem = |message: String| Problem {
-                resource: path.clone(),
-                message,
-                position: None,
-            };
-            match settled {
-                Settled::Done(work) | Settled::Planned(work) => {
-                    let Some(action) = work.action() else {
-                        continue;
-                    };
-                    let spec = self.specs.get(&path);
-                    if let Some(spec) = spec {
-                        evaluated.insert(
-                            path.clone(),
-                            Some((spec.type_name.clone(), spec.inputs.clone())),
-                        );
-                    }
-                    resources.push(PlannedResource {
-                        resource: path.clone(),
-                        type_name: spec.map_or_else(
-                            || record.map(|r| r.type_name().to_owned()).unwrap_or_default(),
-                            |s| s.type_name.clone(),
-                        ),
-                        action,
-                        changes: self.changes.get(&path).cloned().unwrap_or_default(),
-                        inputs_known: true,
-                        waiting_for: Vec::new(),
-                        position: spec.and_then(|s| s.position.clone()),
-                    });
-                }
-                // Its inputs are known after the apply of what it waits for.
-                Settled::Waiting(needs) => {
-                    evaluated.insert(path.clone(), None);
-                    resources.push(PlannedResource {
-                        resource: path.clone(),
-                        type_name: record.map(|r| r.type_name().to_owned()).unwrap_or_default(),
-                        action: if record.is_some() {
-                            Action::Update
-                        } else {
-                            Action::Create
-                        },
-                        changes: Vec::new(),
-                        inputs_known: false,
-                        waiting_for: needs,
-                        position: None,
-                    });
-                }
-                Settled::Failed(message) | Settled::Skipped(message) => problems.push(
-                    self.problems
-                        .get(&path)
-                        .cloned()
-                        .unwrap_or_else(|| problem(message)),
-                ),
-                Settled::Cycle(members) => problems.push(problem(format!(
-                    "dependency cycle: {}",
-                    render_cycle(&members)
-                ))),
-                Settled::Blocked(culprit) => problems.push(problem(format!(
-                    "needs the outputs of {culprit}, which cannot be evaluated"
-                ))),
-                Settled::NotEvaluated => problems.push(problem("not evaluated".to_owned())),
-            }
-        }
-        Plan {
-            deployment: self.deployment.clone(),
-            resources,
-            problems,
-            fingerprint: plan::fingerprint(&evaluated, document),
-            builds: self.planned_builds(),
-        }
-    }
 }
 
 /// A call with the spec or record it is made with.
@@ -542,12 +481,18 @@ enum Prepared {
     Create(Box<ResourceSpec>, Mutation),
     Update(Box<(ResourceSpec, ResourceRecord)>, Mutation),
     Delete(Box<ResourceRecord>, Mutation),
+    /// Removed from state only: its provider cannot delete.
+    Forget(Box<ResourceRecord>),
     Read(Box<ResourceRecord>),
 }
 
 enum Answer {
     Outputs(Properties),
     Deleted,
+    /// Removed from state without a provider call; nothing was deleted.
+    Forgotten {
+        provider: String,
+    },
     Read(ReadResourceResponse),
 }
 
@@ -567,6 +512,9 @@ async fn perform(providers: ProviderPool, call: Call, request: Prepared) -> Fini
         Prepared::Delete(record, mutation) => calls::delete(&providers, &record, mutation)
             .await
             .map(|()| Answer::Deleted),
+        Prepared::Forget(record) => Ok(Answer::Forgotten {
+            provider: calls::provider_of(&record).name,
+        }),
         Prepared::Read(record) => calls::read(&providers, &record, true)
             .await
             .map(Answer::Read),
@@ -603,7 +551,9 @@ fn infinitive(action: Action) -> &'static str {
         Action::Create => "create",
         Action::Update => "update",
         Action::Replace => "replace",
+        Action::Recreate => "create again",
         Action::Delete => "delete",
+        Action::Forget => "forget",
         Action::NoChange => "check",
     }
 }

@@ -51,7 +51,12 @@ pub(crate) enum Work {
     Update,
     /// Delete the recorded resource, then create the declared one.
     Replace,
+    /// Create the declared resource again, deleting nothing (upstream v0, no state).
+    Recreate,
     Delete,
+    /// Remove the record without a provider call (upstream v0 cannot delete). It takes a
+    /// delete's place in the order, and like one needs the capability to change the world.
+    Forget,
     Read,
 }
 
@@ -63,7 +68,8 @@ impl Work {
             Work::Create => &[Request::Create],
             Work::Update => &[Request::Update],
             Work::Replace => &[Request::Delete, Request::Create],
-            Work::Delete => &[Request::Delete],
+            Work::Recreate => &[Request::Create],
+            Work::Delete | Work::Forget => &[Request::Delete],
             Work::Read => &[Request::Read],
         }
     }
@@ -75,7 +81,9 @@ impl Work {
             Work::Create => Some(Action::Create),
             Work::Update => Some(Action::Update),
             Work::Replace => Some(Action::Replace),
+            Work::Recreate => Some(Action::Recreate),
             Work::Delete => Some(Action::Delete),
+            Work::Forget => Some(Action::Forget),
             Work::Read => None,
         }
     }
@@ -112,6 +120,8 @@ impl Call {
     pub(crate) fn announced(&self) -> Option<Action> {
         match (self.work, self.step) {
             (Work::Replace, Step::Delete(_)) => Some(Action::Replace),
+            (Work::Recreate, Step::Create(_)) => Some(Action::Recreate),
+            (Work::Forget, Step::Delete(_)) => Some(Action::Forget),
             (_, Step::Create(_)) => Some(Action::Create),
             (_, Step::Update(_)) => Some(Action::Update),
             (_, Step::Delete(_)) => Some(Action::Delete),
@@ -222,10 +232,12 @@ impl Schedule {
     }
 
     /// Adds recorded resources to delete, each with what its record depends on. Each is
-    /// deleted after those of them that depend on it.
+    /// deleted after those of them that depend on it. Those `forget` names are removed
+    /// from state instead, in the same order.
     pub(crate) fn delete(
         &mut self,
         doomed: impl IntoIterator<Item = (ResourcePath, Vec<ResourcePath>)>,
+        forget: impl Fn(&ResourcePath) -> bool,
     ) {
         let doomed: BTreeMap<ResourcePath, Vec<ResourcePath>> = doomed.into_iter().collect();
         let mut dependents: BTreeMap<&ResourcePath, Vec<ResourcePath>> = BTreeMap::new();
@@ -242,7 +254,12 @@ impl Schedule {
         }
         for path in doomed.keys() {
             let after = dependents.remove(path).unwrap_or_default();
-            self.decided(path, Work::Delete, after);
+            let work = if forget(path) {
+                Work::Forget
+            } else {
+                Work::Delete
+            };
+            self.decided(path, work, after);
         }
     }
 

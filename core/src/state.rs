@@ -387,6 +387,31 @@ impl StateStore {
         Ok(())
     }
 
+    /// Has the state storage rewrite what it stores for the encryption keys configured
+    /// now (its `rekey` operation), then checks that the state reads back the same.
+    pub async fn rekey(&mut self, _: Mutation) -> Result<Value, EngineError> {
+        let provider = self
+            .provider
+            .as_mut()
+            .ok_or_else(|| EngineError::internal("the state was opened read-only"))?;
+        let request = Request::OperationRequest(OperationRequest {
+            resource: self.resource.clone(),
+            operation: "rekey".into(),
+            arguments: Properties::new(),
+            is_stateful: false,
+        });
+        let Response::OperationResponse(response) = provider.request(&request).await? else {
+            return Err(EngineError::internal("unexpected answer to rekey"));
+        };
+        if read_document(provider, &self.resource).await? != self.document {
+            return Err(EngineError::state(format!(
+                "{} reads differently after re-encryption",
+                self.storage.label
+            )));
+        }
+        Ok(response.result)
+    }
+
     /// Releases the lock and closes the state provider.
     pub async fn close(mut self) {
         if let Some(mut provider) = self.provider.take() {

@@ -109,19 +109,36 @@ async fn upstream_v0_provider_works_for_create_and_update() {
     );
     let update = Request::UpdateResourceRequest(UpdateResourceRequest {
         resource: ExtantResource {
+            resource_type: "greeting".into(),
+            input_properties: properties(json!({"name": "world"})),
+            output_properties: Some(properties(json!({"text": "Hello, world!"}))),
+        },
+        input_properties: properties(json!({"name": "you"})),
+    });
+    assert_eq!(
+        provider.request(&update).await.unwrap(),
+        Response::UpdateResourceResponse(UpdateResourceResponse {
+            output_properties: properties(json!({"text": "Hello, you!"}))
+        })
+    );
+    // As upstream's local provider: a file (a resource without state there) is never
+    // updated, only created afresh.
+    let update_file = Request::UpdateResourceRequest(UpdateResourceRequest {
+        resource: ExtantResource {
             resource_type: "file".into(),
             input_properties: properties(json!({"name": "a", "contents": "old"})),
             output_properties: Some(Properties::new()),
         },
         input_properties: properties(json!({"name": "a", "contents": "new"})),
     });
-    assert!(matches!(
-        provider.request(&update).await.unwrap(),
-        Response::UpdateResourceResponse(_)
-    ));
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("a")).unwrap(),
-        "new"
+    let refused = provider
+        .request(&update_file)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("update called on stateless file resource"),
+        "{refused}"
     );
 
     // Our additions are refused before anything is sent, with a clear reason.

@@ -236,6 +236,20 @@ impl TestEnv {
                 command
             }
         };
+        self.pin_environment(&mut command, nix_config);
+        command
+    }
+
+    /// A copy of one of the project's programs at `program`, run like [`TestEnv::run`]
+    /// runs the built ones (on this machine, not inside a root).
+    pub fn run_copy(&self, program: &std::path::Path, args: &[&str]) -> CommandOutput {
+        let mut command = std::process::Command::new(program);
+        command.args(args).current_dir(self.dir());
+        self.pin_environment(&mut command, "substituters =\nsandbox = false\n".to_owned());
+        self.output(command.output().expect("run a copied program"))
+    }
+
+    fn pin_environment(&self, command: &mut std::process::Command, nix_config: String) {
         command
             .env_clear()
             .env("NIX_CONFIG", nix_config)
@@ -248,7 +262,6 @@ impl TestEnv {
         if let Some(tmp) = std::env::var_os("TMPDIR") {
             command.env("TMPDIR", tmp);
         }
-        command
     }
 
     pub fn run(&self, args: &[&str]) -> CommandOutput {
@@ -258,6 +271,13 @@ impl TestEnv {
     pub fn run_program(&self, name: &str, args: &[&str]) -> CommandOutput {
         let output = self.program(name, args).output().expect("run a program");
         self.output(output)
+    }
+
+    /// `nixops4 <args>` with these environment variables added to the clean environment.
+    pub fn run_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> CommandOutput {
+        let mut command = self.command(args);
+        command.envs(vars.iter().copied());
+        self.output(command.output().expect("run nixops4"))
     }
 
     /// `nixops4 <args>` with `input` as its standard input.

@@ -73,6 +73,7 @@ fn no_test_is_skipped_without_a_reason() {
 const ALLOWED_EDGES: &[(&str, &str)] = &[
     ("nixops4-provider-sdk", "nixops4-provider-protocol"),
     ("nixops4-resources-local", "nixops4-provider-sdk"),
+    ("nixops4-resources-local", "nixops4-state-encryption"),
     ("nixops4-resources-testing", "nixops4-provider-sdk"),
     ("nixops4-resources-s3", "nixops4-provider-sdk"),
     ("nixops4-core", "nixops4-provider-protocol"),

@@ -1,6 +1,7 @@
-//! `nixops4 state show|list|rm|mv|unlock|transfer`: look at the state, forget a resource,
-//! move a record after a rename so the resource is not deleted and created again, break
-//! the lock of a holder that is gone, or move the whole state to another storage.
+//! `nixops4 state show|list|rm|mv|unlock|transfer|rekey`: look at the state, forget a
+//! resource, move a record after a rename so the resource is not deleted and created
+//! again, break the lock of a holder that is gone, move the whole state to another storage,
+//! or re-encrypt it for new keys.
 
 use std::process::ExitCode;
 
@@ -43,6 +44,12 @@ pub enum Command {
         #[arg(long, group = "direction")]
         to_file: Option<std::path::PathBuf>,
     },
+    /// Re-encrypt the state for the age recipients configured now.
+    ///
+    /// Recipients come from NIXOPS4_STATE_RECIPIENTS or NIXOPS4_STATE_RECIPIENTS_FILE
+    /// (none: write it plain), identities from NIXOPS4_STATE_IDENTITY_FILE, which must read
+    /// both the current state and the result (docs/state-encryption.md).
+    Rekey,
 }
 
 pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, EngineError> {
@@ -92,6 +99,15 @@ pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, Engin
                 Err(e) => Err(e),
             }
         }
+        Command::Rekey => engine.state_rekey().await.map(|result| {
+            let events = result.get("events").and_then(|v| v.as_u64()).unwrap_or(0);
+            let how = if result.get("encrypted") == Some(&serde_json::Value::Bool(true)) {
+                "encrypted for the configured recipients"
+            } else {
+                "written plain: no recipients are configured"
+            };
+            eprintln!("Rewrote the state ({events} events), {how}.");
+        }),
     };
     engine.shutdown().await;
     result.map(|()| ExitCode::SUCCESS)

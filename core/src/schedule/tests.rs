@@ -8,7 +8,7 @@
 //! named `bad…` fails to build). A batch is evaluated as the evaluator does: every item
 //! before any of their outputs are provided. Calls and builds end in the order they
 //! started, one a round. Recorded resources to delete are written
-//! `name delete [depends a,b] [fails call]`.
+//! `name delete [depends a,b] [fails call]`, and those to forget instead `name forget ...`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -32,6 +32,11 @@ struct Line {
     after: Vec<ResourcePath>,
     fails: Option<String>,
     builds: Vec<String>,
+}
+
+/// A recorded resource that is no longer declared.
+fn is_removal(line: &Line) -> bool {
+    matches!(line.work.as_str(), "delete" | "forget")
 }
 
 fn parse(deployment: &str) -> BTreeMap<ResourcePath, Line> {
@@ -102,14 +107,15 @@ impl Driver {
         schedule.apply(
             deployment
                 .iter()
-                .filter(|(_, l)| l.work != "delete")
+                .filter(|(_, l)| !is_removal(l))
                 .map(|(path, _)| path.clone()),
         );
         schedule.delete(
             deployment
                 .iter()
-                .filter(|(_, l)| l.work == "delete")
+                .filter(|(_, l)| is_removal(l))
                 .map(|(path, l)| (path.clone(), l.after.clone())),
+            |path| deployment[path].work == "forget",
         );
         Driver {
             schedule,
@@ -144,6 +150,7 @@ impl Driver {
             "create" => Work::Create,
             "update" => Work::Update,
             "replace" => Work::Replace,
+            "recreate" => Work::Recreate,
             other => panic!("unknown work {other}"),
         };
         // As the driver does: a resource kept as it is needs nothing built.
@@ -532,6 +539,27 @@ fn deletes_go_dependents_first_and_keep_what_a_failed_delete_depends_on() {
     failed top: could not apply top
     skipped base: not deleted: middle, which depends on it, is not deleted
     skipped middle: not deleted: top, which depends on it, is not deleted
+    ");
+}
+
+#[test]
+fn a_forget_takes_the_place_of_a_delete_and_a_recreate_is_one_create() {
+    insta::assert_snapshot!(apply("
+        top delete
+        middle forget depends top
+        bottom delete depends middle
+        changed recreate
+    ", 1), @"
+    evaluate changed
+    start create changed
+    done changed
+    start delete bottom
+    done bottom
+    start delete middle
+    done middle
+    start delete top
+    done top
+    applied: bottom Delete, changed Recreate, middle Forget, top Delete; unchanged: 0
     ");
 }
 

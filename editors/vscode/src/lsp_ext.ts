@@ -27,7 +27,7 @@ export interface CommandResults {
   'nixops4.runScript': ScriptResult;
 }
 
-export type Action = 'create' | 'update' | 'replace' | 'delete' | 'noChange';
+export type Action = 'create' | 'update' | 'replace' | 'delete' | 'noChange' | 'recreate' | 'forget';
 
 /**
  * What `nixops4.apply` returns: what was done, or `{ "applied": false }` when the user
@@ -206,7 +206,10 @@ export interface SourcePosition {
   line: number;
 }
 
-/** How many resources each kind of change touches. */
+/**
+ * How many resources each kind of change touches. Resources created again count as
+ * created, and those forgotten as deleted; their labels say which.
+ */
 export interface Summary {
   create: number;
   delete: number;

@@ -97,7 +97,8 @@ pub struct PlanResult {
     pub scripts: Vec<Vec<String>>,
 }
 
-/// How many resources each kind of change touches.
+/// How many resources each kind of change touches. Resources created again count as
+/// created, and those forgotten as deleted; their labels say which.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Summary {
@@ -161,7 +162,11 @@ pub enum Action {
     Create,
     Update,
     Replace,
+    /// Created again over what is there, deleting nothing (upstream v0, no state).
+    Recreate,
     Delete,
+    /// Removed from state without being deleted (upstream v0 cannot delete).
+    Forget,
     NoChange,
 }
 

@@ -34,7 +34,9 @@ pub fn label(planned: &PlannedResource) -> String {
         Action::Create => "+ create".to_owned(),
         Action::Update => listed("~ update", inputs(false)),
         Action::Replace => listed("-/+ replace", inputs(true)),
+        Action::Recreate => listed("+ create again (upstream v0, no state)", inputs(false)),
         Action::Delete => "- delete".to_owned(),
+        Action::Forget => "- forget, not delete (upstream v0)".to_owned(),
         Action::NoChange => "no changes".to_owned(),
     };
     if !planned.inputs_known && !planned.waiting_for.is_empty() {
@@ -55,7 +57,7 @@ pub fn script(script: &ResourcePath) -> String {
 
 /// `+2 ~1 -/+0 -0`, and `, 3 to build` when the apply builds derivations first.
 pub fn summary(plan: &Plan) -> String {
-    let s = plan.summary();
+    let s = crate::to_proto::summary(plan);
     let mut text = format!("+{} ~{} -/+{} -{}", s.create, s.update, s.replace, s.delete);
     if !plan.builds.is_empty() {
         text.push_str(&format!(", {} to build", plan.builds.len()));
@@ -72,6 +74,10 @@ pub fn event_line(event: &Event) -> String {
         (Action::Update, true) => "updated",
         (Action::Replace, false) => "replacing",
         (Action::Replace, true) => "replaced",
+        (Action::Recreate, false) => "creating again",
+        (Action::Recreate, true) => "created again",
+        (Action::Forget, false) => "forgetting",
+        (Action::Forget, true) => "forgot",
         (Action::Delete, false) => "deleting",
         (Action::Delete, true) => "deleted",
         (Action::NoChange, _) => "unchanged",
@@ -81,6 +87,9 @@ pub fn event_line(event: &Event) -> String {
         Event::Finished { resource, action } => format!("{} {resource}", verb(action, true)),
         Event::Failed { resource, error } => format!("{resource} failed: {error}"),
         Event::Skipped { resource, reason } => format!("{resource} skipped: {reason}"),
+        Event::Forgotten { resource, provider } => format!(
+            "forgot {resource} without deleting it: provider `{provider}` speaks upstream's protocol v0, which cannot delete"
+        ),
         Event::BuildStarted { name, .. } => format!("building {name}"),
         Event::Built { name, .. } => format!("built {name}"),
         Event::BuildFailed { name, error, .. } => format!("could not build {name}: {error}"),
@@ -95,12 +104,14 @@ pub fn outcome(report: &ApplyReport) -> String {
             Action::Create => "created",
             Action::Update => "updated",
             Action::Replace => "replaced",
+            Action::Recreate => "created",
             Action::Delete => "deleted",
+            Action::Forget => "forgotten",
             Action::NoChange => "unchanged",
         };
         *counts.entry(word).or_default() += 1;
     }
-    let mut parts: Vec<String> = ["created", "updated", "replaced", "deleted"]
+    let mut parts: Vec<String> = ["created", "updated", "replaced", "deleted", "forgotten"]
         .iter()
         .filter_map(|w| counts.get(w).map(|n| format!("{n} {w}")))
         .collect();

@@ -352,7 +352,9 @@ pub fn action(action: plan::Action) -> lsp_ext::Action {
         plan::Action::Create => lsp_ext::Action::Create,
         plan::Action::Update => lsp_ext::Action::Update,
         plan::Action::Replace => lsp_ext::Action::Replace,
+        plan::Action::Recreate => lsp_ext::Action::Recreate,
         plan::Action::Delete => lsp_ext::Action::Delete,
+        plan::Action::Forget => lsp_ext::Action::Forget,
         plan::Action::NoChange => lsp_ext::Action::NoChange,
     }
 }
@@ -360,10 +362,10 @@ pub fn action(action: plan::Action) -> lsp_ext::Action {
 pub fn summary(plan: &plan::Plan) -> lsp_ext::Summary {
     let s = plan.summary();
     lsp_ext::Summary {
-        create: s.create,
+        create: s.create + s.recreate,
         update: s.update,
         replace: s.replace,
-        delete: s.delete,
+        delete: s.delete + s.forget,
         unchanged: s.unchanged,
     }
 }

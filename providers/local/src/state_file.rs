@@ -9,27 +9,38 @@
 //! Reads take a shared lock and appends an exclusive one (`flock`, as upstream does). The
 //! replayed document is cached between events of one session; if the file's length is not
 //! what this process last wrote, someone else wrote to it and it is replayed again.
+//!
+//! Events are encrypted for age recipients when the environment configures them
+//! (`log.rs`, docs/state-encryption.md); the `rekey` operation rewrites the whole file for
+//! the recipients configured now, into a new file renamed over the old one.
+
+mod log;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use nixops4_provider_sdk::protocol::{InputPath, Properties, StateResourceEvent};
 use nixops4_provider_sdk::{
-    Context, ErrorContext, Extant, ProviderError, ResourceType, Result, TypeInfo,
+    Context, ErrorContext, Extant, OperationOutcome, ProviderError, ResourceType, Result, TypeInfo,
+    no_arguments,
 };
+use nixops4_state_encryption::StateKeys;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::paths::{absolute, path_string, sync_parent};
-use crate::timestamp;
+use log::{Event, Replayed, encode, meta, replay};
 
 #[derive(Default)]
 pub struct LocalStateFile {
     replayed: Mutex<HashMap<PathBuf, Replayed>>,
+    /// The encryption keys the environment configures, read once.
+    keys: OnceLock<std::result::Result<StateKeys, String>>,
 }
 
 /// Inputs of `local.state_file`.
@@ -49,30 +60,18 @@ pub struct StateFileOutputs {
     pub path: Option<String>,
 }
 
-/// One entry of the log.
-#[derive(Debug, Serialize, Deserialize)]
-struct Event {
-    index: u64,
-    meta: Map<String, Value>,
-    patch: json_patch::Patch,
-}
-
-/// The document a file replays to, and where the file ended when it was replayed.
-#[derive(Debug)]
-struct Replayed {
-    state: Value,
-    events: u64,
-    length: u64,
-    ends_with_newline: bool,
-}
-
 impl ResourceType for LocalStateFile {
     type Inputs = StateFileInputs;
     type Outputs = StateFileOutputs;
 
     fn info(&self) -> TypeInfo {
         TypeInfo::new(
-            "Stores deployment state in a local file: an append-only log of JSON Patch events, synced on every write.",
+            "Stores deployment state in a local file: an append-only log of JSON Patch events, synced on every write, encrypted for the age recipients the environment configures.",
+        )
+        .operation(
+            "rekey",
+            "Rewrites every event of the state file for the age recipients configured now (plain when none are): a new file, synced and renamed over the old one.",
+            no_arguments(),
         )
     }
 
@@ -88,7 +87,7 @@ impl ResourceType for LocalStateFile {
                 Ok(())
             })?;
         } else {
-            create_log(&path)?;
+            create_log(&path, self.keys(&path)?)?;
         }
         outputs(&path)
     }
@@ -144,6 +143,28 @@ impl ResourceType for LocalStateFile {
         Ok(())
     }
 
+    fn operation(
+        &self,
+        name: &str,
+        resource: Extant<StateFileInputs, StateFileOutputs>,
+        _: Properties,
+        _: &Context,
+    ) -> Result<OperationOutcome<StateFileOutputs>> {
+        match name {
+            "rekey" => {
+                let path = absolute(&resource.inputs.name)?;
+                let result = self.rekey(&path)?;
+                Ok(OperationOutcome {
+                    result,
+                    outputs: None,
+                })
+            }
+            other => Err(ProviderError::unsupported(format!(
+                "state_file has no operation `{other}`"
+            ))),
+        }
+    }
+
     fn state_read(
         &self,
         resource: Extant<StateFileInputs, StateFileOutputs>,
@@ -161,6 +182,7 @@ impl ResourceType for LocalStateFile {
         event: &StateResourceEvent,
     ) -> Result<()> {
         let path = absolute(&resource.inputs.name)?;
+        let keys = self.keys(&path)?;
         self.with_file(&path, true, |file, replayed| {
             // The patch is applied in place (json_patch undoes a patch that fails). From
             // then until the append is synced the cache is ahead of the file, so it is
@@ -192,7 +214,7 @@ impl ResourceType for LocalStateFile {
             } else {
                 "\n".to_owned()
             };
-            line.push_str(&serde_json::to_string(&entry).context("serialising a state event")?);
+            line.push_str(&encode(&entry, keys)?);
             line.push('\n');
             file.write_all(line.as_bytes())
                 .and_then(|()| file.sync_data())
@@ -217,7 +239,72 @@ impl LocalStateFile {
         write: bool,
         work: impl FnOnce(&mut File, &mut Replayed) -> Result<T>,
     ) -> Result<T> {
-        let mut file = OpenOptions::new()
+        let keys = self.keys(path)?;
+        let mut file = open_locked(path, write)?;
+        let length = file
+            .metadata()
+            .context(format!("reading {}", path.display()))?
+            .len();
+        let mut cache = self.replayed.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = cache.get(path).is_some_and(|r| r.length == length);
+        if !fresh {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)
+                .context(format!("reading {}", path.display()))?;
+            cache.insert(path.to_owned(), replay(path, &bytes, keys)?);
+        }
+        let replayed = cache
+            .get_mut(path)
+            .ok_or_else(|| ProviderError::internal("state cache lost an entry"))?;
+        work(&mut file, replayed)
+    }
+
+    /// The keys for the state in `path`; a bad configuration is reported with it.
+    fn keys(&self, path: &Path) -> Result<&StateKeys> {
+        self.keys
+            .get_or_init(|| StateKeys::from_env().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| keys_error(path, e))
+    }
+
+    /// Rewrites the whole log for the recipients configured now. The new log goes to a
+    /// file beside the old one, is synced, checked to replay to the same document, and
+    /// renamed over the old one: killed at any point, the state file is either the old
+    /// one or the new one, whole.
+    fn rekey(&self, path: &Path) -> Result<Value> {
+        let keys = self.keys(path)?;
+        let mut file = open_locked(path, true)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .context(format!("reading {}", path.display()))?;
+        let (resealed, events) = log::reseal(path, &bytes, keys)?;
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".rekey");
+        let new = path.with_file_name(name);
+        let written = File::create(&new).and_then(|mut f| {
+            f.write_all(&resealed)?;
+            f.sync_all()
+        });
+        written.context(format!("writing {}", new.display()))?;
+        fs::rename(&new, path).context(format!(
+            "renaming {} to {}",
+            new.display(),
+            path.display()
+        ))?;
+        sync_parent(path)?;
+        self.replayed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+        Ok(json!({ "events": events, "encrypted": keys.encrypts() }))
+    }
+}
+
+/// Opens the log and locks it (exclusively when `write`). A log renamed over while this
+/// waited for the lock (a rekey) is opened again, so nothing is written to the old one.
+fn open_locked(path: &Path, write: bool) -> Result<File> {
+    loop {
+        let file = OpenOptions::new()
             .read(true)
             .append(write)
             .open(path)
@@ -229,22 +316,13 @@ impl LocalStateFile {
                 _ => ProviderError::internal(format!("opening state file {}: {e}", path.display())),
             })?;
         lock(&file, path, write)?;
-        let length = file
-            .metadata()
-            .context(format!("reading {}", path.display()))?
-            .len();
-        let mut cache = self.replayed.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = cache.get(path).is_some_and(|r| r.length == length);
-        if !fresh {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes)
-                .context(format!("reading {}", path.display()))?;
-            cache.insert(path.to_owned(), replay(path, &bytes)?);
+        let opened = file.metadata().map(|m| m.ino());
+        let current = fs::metadata(path).map(|m| m.ino());
+        if let (Ok(opened), Ok(current)) = (opened, current)
+            && opened == current
+        {
+            return Ok(file);
         }
-        let replayed = cache
-            .get_mut(path)
-            .ok_or_else(|| ProviderError::internal("state cache lost an entry"))?;
-        work(&mut file, replayed)
     }
 }
 
@@ -279,94 +357,17 @@ pub fn read_document(path: &Path) -> Result<Value> {
     let bytes = fs::read(path).map_err(|e| {
         ProviderError::internal(format!("cannot read state file {}: {e}", path.display()))
     })?;
-    Ok(replay(path, &bytes)?.state)
-}
-
-/// Replays a log into its document, refusing anything that does not replay cleanly.
-fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed> {
-    let shown = path.display();
-    let mut state = Value::Null;
-    let mut events = 0u64;
-    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
-    loop {
-        let start = stream.byte_offset();
-        let value = match stream.next() {
-            None => break,
-            Some(Ok(value)) => value,
-            Some(Err(e)) if e.is_eof() => {
-                let line = line_of(bytes, first_non_space(bytes, start));
-                return Err(ProviderError::internal(format!(
-                    "state file {shown}: the event starting at line {line} is incomplete, probably cut short by a crash; \
-                     it is not dropped silently: check the file and remove the incomplete event yourself"
-                )));
-            }
-            Some(Err(e)) => {
-                return Err(ProviderError::internal(format!(
-                    "state file {shown} is corrupt at line {}, column {}: {e}",
-                    e.line(),
-                    e.column()
-                )));
-            }
-        };
-        // Counting lines is linear in the file: only an error needs it.
-        let line = || line_of(bytes, first_non_space(bytes, start));
-        let event: Event = serde_json::from_value(value).map_err(|e| {
-            ProviderError::internal(format!(
-                "state file {shown}, line {}: not a state event: {e}",
-                line()
-            ))
-        })?;
-        if events == 0 && event.index != 0 {
-            return Err(ProviderError::internal(format!(
-                "state file {shown}, line {}: the first event must have index 0, not {}",
-                line(),
-                event.index
-            )));
-        }
-        json_patch::patch(&mut state, &event.patch).map_err(|e| {
-            ProviderError::internal(format!(
-                "state file {shown}, line {}: the event does not apply: {e}",
-                line()
-            ))
-        })?;
-        events += 1;
-    }
-    if events == 0 {
-        return Err(ProviderError::internal(format!(
-            "state file {shown} has no events; a state file starts with an initial event"
-        )));
-    }
-    if state.get("_type") != Some(&json!("nixopsState")) {
-        return Err(ProviderError::internal(format!(
-            "state file {shown} does not describe a `nixopsState` document"
-        )));
-    }
-    Ok(Replayed {
-        state,
-        events,
-        length: bytes.len() as u64,
-        ends_with_newline: bytes.last().is_none_or(|b| *b == b'\n'),
-    })
+    let keys = StateKeys::from_env().map_err(|e| keys_error(path, &e))?;
+    Ok(replay(path, &bytes, &keys)?.state)
 }
 
 /// Creates a new log holding only the initial event, durably, and never over a file that
 /// appeared meanwhile.
-fn create_log(path: &Path) -> Result<()> {
+fn create_log(path: &Path, keys: &StateKeys) -> Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).context(format!("creating directory {}", parent.display()))?;
     }
-    let initial = Event {
-        index: 0,
-        meta: meta(&[]),
-        patch: serde_json::from_value(json!([{
-            "op": "add",
-            "path": "",
-            "value": { "_type": "nixopsState", "resources": {}, "deployments": {} }
-        }]))
-        .context("building the initial state event")?,
-    };
-    let mut line =
-        serde_json::to_string(&initial).context("serialising the initial state event")?;
+    let mut line = encode(&Event::initial()?, keys)?;
     line.push('\n');
     let mut file = OpenOptions::new()
         .write(true)
@@ -379,13 +380,11 @@ fn create_log(path: &Path) -> Result<()> {
     sync_parent(path)
 }
 
-fn meta(extra: &[(&str, &str)]) -> Map<String, Value> {
-    let mut meta = Map::new();
-    meta.insert("time".into(), Value::String(timestamp::rfc3339_now()));
-    for (key, value) in extra {
-        meta.insert((*key).into(), Value::String((*value).into()));
-    }
-    meta
+fn keys_error(path: &Path, error: &dyn std::fmt::Display) -> ProviderError {
+    ProviderError::invalid_input(format!(
+        "state file {}: the encryption keys are not usable: {error}",
+        path.display()
+    ))
 }
 
 /// Resources recorded anywhere in the document, nested deployments included.
@@ -401,21 +400,6 @@ fn count_resources(deployment: &Value) -> usize {
     own + nested
 }
 
-fn first_non_space(bytes: &[u8], from: usize) -> usize {
-    bytes[from..]
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map_or(bytes.len(), |n| from + n)
-}
-
-fn line_of(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset.min(bytes.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
-
 fn outputs(path: &Path) -> Result<StateFileOutputs> {
     Ok(StateFileOutputs {
         path: Some(path_string(path)?),
@@ -425,79 +409,6 @@ fn outputs(path: &Path) -> Result<StateFileOutputs> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const INITIAL: &str = r#"{"index":0,"meta":{"time":"2024-01-01T00:00:00Z"},"patch":[{"op":"add","path":"","value":{"_type":"nixopsState","resources":{},"deployments":{}}}]}"#;
-
-    fn replay_str(text: &str) -> Result<Replayed> {
-        replay(Path::new("/s.jsonl"), text.as_bytes())
-    }
-
-    #[test]
-    fn replays_upstream_pretty_printed_events() {
-        // Upstream writes each event pretty-printed; the manual's example file.
-        let text = r#"{
-  "index": 0,
-  "meta": { "time": "2024-01-01T00:00:00Z" },
-  "patch": [ { "op": "add", "path": "", "value": { "_type": "nixopsState", "resources": {}, "deployments": {} } } ]
-}
-{
-  "index": 1,
-  "meta": { "time": "2024-01-01T00:01:00Z", "event": "create" },
-  "patch": [ { "op": "add", "path": "/resources/myfile",
-               "value": { "type": "file", "inputProperties": {"name": "test.txt", "contents": "hello"}, "outputProperties": {} } } ]
-}
-"#;
-        let replayed = replay_str(text).unwrap();
-        assert_eq!(replayed.events, 2);
-        assert_eq!(replayed.state["resources"]["myfile"]["type"], "file");
-        assert_eq!(count_resources(&replayed.state), 1);
-    }
-
-    #[test]
-    fn torn_last_event_is_reported_with_its_line() {
-        let text = format!(
-            "{INITIAL}\n{{\"index\":1,\"meta\":{{\"time\":\"x\"}},\"patch\":[{{\"op\":\"add\""
-        );
-        let e = replay_str(&text).unwrap_err();
-        assert!(
-            e.message.contains("starting at line 2 is incomplete"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
-    fn corrupt_line_is_reported_with_its_line() {
-        let text = format!("{INITIAL}\n{INITIAL}\nnot json\n");
-        let e = replay_str(&text).unwrap_err();
-        assert!(e.message.contains("corrupt at line 3"), "{}", e.message);
-    }
-
-    #[test]
-    fn event_that_does_not_apply_is_reported() {
-        let text = format!(
-            "{INITIAL}\n{{\"index\":1,\"meta\":{{}},\"patch\":[{{\"op\":\"remove\",\"path\":\"/resources/nope\"}}]}}\n"
-        );
-        let e = replay_str(&text).unwrap_err();
-        assert!(
-            e.message.contains("line 2: the event does not apply"),
-            "{}",
-            e.message
-        );
-    }
-
-    #[test]
-    fn empty_and_foreign_files_are_refused() {
-        assert!(replay_str("").unwrap_err().message.contains("no events"));
-        let foreign =
-            r#"{"index":0,"meta":{},"patch":[{"op":"add","path":"","value":{"_type":"other"}}]}"#;
-        assert!(
-            replay_str(foreign)
-                .unwrap_err()
-                .message
-                .contains("nixopsState")
-        );
-    }
 
     #[test]
     fn counts_nested_resources() {

@@ -56,11 +56,11 @@ fn lenses(snap: &Snapshot, uri: &Uri) -> Vec<CodeLens> {
                 }
                 None => last_seen.get(path).copied(),
             };
-            let command = (planned.action != Action::Delete)
+            let command = (!matches!(planned.action, Action::Delete | Action::Forget))
                 .then(|| (Command::Apply, apply(vec![path.clone()])));
             match range {
                 Some(range) => lenses.push(to_proto::lens(range, render::label(planned), command)),
-                None if planned.action == Action::Delete => {
+                None if matches!(planned.action, Action::Delete | Action::Forget) => {
                     undeclared.push(planned.resource.to_string())
                 }
                 None => {}
