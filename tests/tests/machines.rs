@@ -1,0 +1,309 @@
+//! NixOS machines deployed over SSH, end to end: the real `nixops4`, the real SSH provider,
+//! real sshd test hosts (chroots with their own Nix store on 127.0.3.x) and fake NixOS
+//! systems (`tests/fixtures/machines/fake-system.nix`). Needs root, as CI is
+//! (`nixops4_tests::test_hosts`). Each test uses its own host addresses.
+
+use std::time::Duration;
+
+use nixops4_tests::test_hosts::{TestHost, wait_for};
+use nixops4_tests::{TestEnv, repository_root};
+
+/// A flake whose deployment has a key pair `sshkeypair` and `resources`, with the Nix
+/// library as `nixops4` and the fake systems as `fake` in scope.
+fn machines_env(resources: &str) -> TestEnv {
+    let env = TestEnv::new();
+    write_machines_flake(&env, resources);
+    let root = repository_root();
+    env.write(
+        "nixops4-lib.nix",
+        &std::fs::read_to_string(root.join("nix/lib.nix")).unwrap(),
+    );
+    env.write(
+        "fake-system.nix",
+        &std::fs::read_to_string(root.join("tests/fixtures/machines/fake-system.nix")).unwrap(),
+    );
+    env
+}
+
+fn write_machines_flake(env: &TestEnv, resources: &str) {
+    let flake = format!(
+        r#"{{
+  outputs = {{ self }}:
+    let
+      nixops4 = import ./nixops4-lib.nix;
+      fake = import ./fake-system.nix;
+    in {{
+      nixops4Deployments.default = {{ resources, ... }}: {{
+        providers.ssh = {{ executable = "{ssh}"; }};
+        providers.testing = {{ executable = "{testing}"; }};
+        outputs.publicKey = resources.sshkeypair.publicKey;
+        resources = {{
+          state = {{ type = "local.state_file"; inputs.name = "machines.state.jsonl"; }};
+          sshkeypair = {{ type = "ssh.keypair"; state = resources.state; inputs.comment = "nixops4-test"; }};
+{resources}
+        }};
+      }};
+    }};
+}}
+"#,
+        ssh = env.program_path("nixops4-resources-ssh").display(),
+        testing = env.program_path("nixops4-resources-testing").display(),
+    );
+    env.write("flake.nix", &flake);
+}
+
+/// A machine resource for `host` deploying a fake system.
+fn machine(name: &str, host: &TestHost, system: &str, extra: &str) -> String {
+    format!(
+        r#"          {name} = nixops4.nixos {{
+            ssh = {{ host = "{address}"; privateKey = resources.sshkeypair.privateKey; hostPublicKey = "{key}"; }};
+            system = fake {system};
+            {extra}
+          }};"#,
+        address = host.address,
+        key = host.host_public_key(),
+    )
+}
+
+/// Makes the key pair and lets it log in to `hosts` (the test setup's part).
+fn make_key_and_authorize(env: &TestEnv, hosts: &[&TestHost]) -> String {
+    env.run(&["apply", "--target", "sshkeypair"]).success();
+    let public_key = env.run(&["output", "publicKey"]).success().stdout;
+    assert!(public_key.starts_with("ssh-ed25519 "), "{public_key}");
+    for host in hosts {
+        host.authorize(&public_key);
+    }
+    public_key
+}
+
+fn state(env: &TestEnv) -> String {
+    env.read("machines.state.jsonl").unwrap_or_default()
+}
+
+#[test]
+fn seed_example_deploys_with_the_generated_key_and_then_does_nothing() {
+    let host = TestHost::start("127.0.3.1");
+    let env = machines_env(&format!(
+        "{}\n          secret = {{ type = \"testing.secret\"; inputs.name = \"db\"; }};",
+        machine(
+            "nixos",
+            &host,
+            "{ }",
+            r#"keys."db-password" = { text = resources.secret.token; user = "deployer"; group = "deployer"; permissions = "0640"; };"#,
+        )
+    ));
+    make_key_and_authorize(&env, &[&host]);
+    let apply = env.run(&["apply"]).success();
+    let system = host.profile().expect("the profile is set");
+    assert!(system.ends_with("-nixos-system-fake-good-1"), "{system}");
+    assert_eq!(host.active().as_deref(), Some(system.as_str()));
+    assert_eq!(host.activations(), format!("{system} switch\n"));
+    assert!(state(&env).contains(&system), "the system is recorded");
+
+    // The key: content, owner and mode; and nowhere it must not be.
+    let key_path = host.path("/run/keys/db-password");
+    assert_eq!(
+        std::fs::read_to_string(&key_path).unwrap(),
+        "s3cr3t-token-for-db"
+    );
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let metadata = std::fs::metadata(&key_path).unwrap();
+    assert_eq!(metadata.permissions().mode() & 0o7777, 0o640);
+    assert_eq!((metadata.uid(), metadata.gid()), (1000, 1000), "deployer");
+    let plan_json = env.run(&["plan", "--json"]).success();
+    for text in [
+        &apply.stdout,
+        &apply.stderr,
+        &plan_json.stdout,
+        &plan_json.stderr,
+    ] {
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+    }
+    let store = host.path("/nix/store");
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", "s3cr3t-token-for-db"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "the secret is in the host's store");
+
+    // Nothing new: nothing copied, nothing activated.
+    let again = env.run(&["apply"]).success();
+    assert!(again.to_string().contains("No changes"), "{again}");
+    assert_eq!(host.activations(), format!("{system} switch\n"));
+
+    // A new system is a new generation.
+    write_machines_flake(
+        &env,
+        &format!(
+            "{}\n          secret = {{ type = \"testing.secret\"; inputs.name = \"db\"; }};",
+            machine("nixos", &host, r#"{ label = "2"; }"#, "")
+        ),
+    );
+    env.run(&["apply", "--yes"]).success();
+    let second = host.profile().unwrap();
+    assert!(second.ends_with("-nixos-system-fake-good-2"), "{second}");
+    assert!(host.path("/nix/var/nix/profiles/system-2-link").exists());
+    assert!(
+        !key_path.exists(),
+        "a key taken out of the inputs is removed"
+    );
+}
+
+#[test]
+fn a_failing_activation_rolls_back() {
+    let host = TestHost::start("127.0.3.2");
+    let env = machines_env(&machine("nixos", &host, "{ }", ""));
+    make_key_and_authorize(&env, &[&host]);
+    env.run(&["apply"]).success();
+    let good = host.profile().unwrap();
+
+    for (variant, says) in [
+        ("fail", "switch-to-configuration failed with exit status 2"),
+        ("units-failed", "exited with 4: some units failed"),
+    ] {
+        write_machines_flake(
+            &env,
+            &machine(
+                "nixos",
+                &host,
+                &format!("{{ variant = \"{variant}\"; }}"),
+                "",
+            ),
+        );
+        let failed = env.run(&["apply", "--yes"]);
+        assert_ne!(failed.code(), Some(0), "{failed}");
+        assert!(failed.stderr.contains("was rolled back"), "{failed}");
+        assert!(failed.stderr.contains(says), "{failed}");
+        assert!(failed.stderr.contains("127.0.3.2"), "{failed}");
+        assert_eq!(host.profile().as_deref(), Some(good.as_str()));
+        assert_eq!(host.active().as_deref(), Some(good.as_str()));
+        assert!(!host.path("/nix/var/nix/profiles/system-2-link").exists());
+        let activations = host.activations();
+        assert!(
+            activations.ends_with(&format!("{variant}-1 switch\n{good} switch\n")),
+            "the good system is activated again:\n{activations}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_host_rolls_itself_back_after_the_timeout() {
+    let host = TestHost::start("127.0.3.3");
+    let env = machines_env(&machine("nixos", &host, "{ }", ""));
+    make_key_and_authorize(&env, &[&host]);
+    env.run(&["apply"]).success();
+    let good = host.profile().unwrap();
+
+    write_machines_flake(
+        &env,
+        &machine(
+            "nixos",
+            &host,
+            r#"{ variant = "cut-off"; }"#,
+            "confirmTimeout = 3;",
+        ),
+    );
+    let failed = env.run(&["apply", "--yes"]);
+    assert_ne!(failed.code(), Some(0), "{failed}");
+    // Either NixOps4 gives up first, or it reads that the host rolled back once the old
+    // system's sshd let it in again.
+    assert!(failed.stderr.contains("127.0.3.3:22"), "{failed}");
+    assert!(
+        failed.stderr.contains("did not answer a new connection")
+            || failed
+                .stderr
+                .contains("not reachable over a new connection within 3s"),
+        "{failed}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || host.profile().as_deref()
+            == Some(good.as_str())
+            && host.active().as_deref() == Some(good.as_str())),
+        "the host rolled back to {good}:\n{}{}",
+        host.activations(),
+        std::process::Command::new("sh").arg("-c").arg(format!("tail -n 30 {0}/run/nixops4/*/status {0}/run/nixops4/*/log; ls -la {0}/run/nixops4/*/", host.root().display())).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    );
+    // The old system started sshd again: the host is reachable, and a new apply works.
+    assert!(wait_for(Duration::from_secs(10), || host.is_listening()));
+    write_machines_flake(&env, &machine("nixos", &host, "{ }", ""));
+    env.run(&["apply", "--yes"]).success();
+}
+
+#[test]
+fn a_wrong_host_key_is_refused_and_a_wrong_private_key_names_host_and_user() {
+    let host = TestHost::start("127.0.3.4");
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("k");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wrong = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let fingerprint = |path: &std::path::Path| {
+        let out = std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    let wrong_fingerprint = fingerprint(&key.with_extension("pub"));
+    let real_fingerprint = fingerprint(&host.path("/etc/ssh/ssh_host_ed25519_key.pub"));
+
+    let resource = machine("nixos", &host, "{ }", "").replace(
+        &host.host_public_key(),
+        wrong
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .as_str(),
+    );
+    let env = machines_env(&resource);
+    make_key_and_authorize(&env, &[&host]);
+    let refused = env.run(&["apply"]);
+    assert_ne!(refused.code(), Some(0), "{refused}");
+    assert!(
+        refused.stderr.contains("refusing 127.0.3.4:22"),
+        "{refused}"
+    );
+    assert!(refused.stderr.contains(&real_fingerprint), "{refused}");
+    assert!(refused.stderr.contains(&wrong_fingerprint), "{refused}");
+    assert!(refused.stderr.contains("ssh.hostPublicKey"), "{refused}");
+    assert_eq!(host.profile(), None, "nothing was deployed");
+
+    // The right host key, but the host does not know the private key.
+    write_machines_flake(&env, &machine("nixos", &host, "{ }", ""));
+    host.authorize(&wrong);
+    let denied = env.run(&["apply"]);
+    assert_ne!(denied.code(), Some(0), "{denied}");
+    assert!(
+        denied
+            .stderr
+            .contains("cannot log in to 127.0.3.4:22 as root"),
+        "{denied}"
+    );
+    assert!(!denied.stderr.contains("PRIVATE KEY"), "{denied}");
+}
+
+#[test]
+fn a_user_other_than_root_deploys_through_sudo() {
+    let host = TestHost::start("127.0.3.5");
+    let env = machines_env(&machine("nixos", &host, "{ }", "").replace(
+        "privateKey = resources.sshkeypair.privateKey;",
+        r#"privateKey = resources.sshkeypair.privateKey; user = "deployer";"#,
+    ));
+    make_key_and_authorize(&env, &[&host]);
+    env.run(&["apply"]).success();
+    let system = host.profile().expect("deployed");
+    assert_eq!(host.activations(), format!("{system} switch\n"));
+}
