@@ -11,6 +11,7 @@ use nixops4_provider_sdk::{
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use ssh_key::private::RsaKeypair;
 use ssh_key::rand_core::OsRng;
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
 
@@ -18,14 +19,22 @@ pub struct KeyPair;
 
 /// Inputs of `ssh.keypair`. Changing any of them replaces the key.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeyPairInputs {
-    /// The key's algorithm: `ed25519` (the default) or `rsa` (4096 bits).
+    /// The key's algorithm: `ed25519` (the default) or `rsa`.
     #[serde(default)]
     pub algorithm: KeyAlgorithm,
+    /// The size of an RSA key, in bits: at least 2048. Ignored for ed25519.
+    #[serde(default = "default_rsa_bits")]
+    #[schemars(range(min = 2048, max = 16384))]
+    pub rsa_bits: usize,
     /// The comment written after the public key, such as `deploy@example`.
     #[serde(default)]
     pub comment: String,
+}
+
+fn default_rsa_bits() -> usize {
+    4096
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema)]
@@ -59,6 +68,7 @@ impl ResourceType for KeyPair {
         )
         .requires_state()
         .replace_on_change("algorithm")
+        .replace_on_change("rsaBits")
         .replace_on_change("comment")
         .secret_output("privateKey")
         .operation(
@@ -106,11 +116,11 @@ impl ResourceType for KeyPair {
 }
 
 fn generate(inputs: &KeyPairInputs) -> Result<KeyPairOutputs> {
-    let algorithm = match inputs.algorithm {
-        KeyAlgorithm::Ed25519 => Algorithm::Ed25519,
-        KeyAlgorithm::Rsa => Algorithm::Rsa { hash: None },
-    };
-    let mut key = PrivateKey::random(&mut OsRng, algorithm).context("generating a key")?;
+    let mut key = match inputs.algorithm {
+        KeyAlgorithm::Ed25519 => PrivateKey::random(&mut OsRng, Algorithm::Ed25519),
+        KeyAlgorithm::Rsa => RsaKeypair::random(&mut OsRng, inputs.rsa_bits).map(PrivateKey::from),
+    }
+    .context("generating a key")?;
     key.set_comment(inputs.comment.as_str());
     let private_key = key
         .to_openssh(LineEnding::LF)
@@ -133,6 +143,7 @@ mod tests {
     fn inputs(algorithm: KeyAlgorithm) -> KeyPairInputs {
         KeyPairInputs {
             algorithm,
+            rsa_bits: 2048,
             comment: "deploy@test".to_owned(),
         }
     }
