@@ -21,10 +21,23 @@ start() {
   mkdir -p "$dir/upper" "$dir/work" "$root"
   mount -t overlay overlay -o "lowerdir=$base,upperdir=$dir/upper,workdir=$dir/work" "$root"
   mount -t proc proc "$root/proc"
+  # A chroot cannot reboot: a stand-in `reboot` gives the host a new boot id (a file of
+  # its own over /proc's) and restarts its sshd, which is what the deployer looks for.
+  cp /proc/sys/kernel/random/boot_id "$dir/boot_id"
+  mount --bind "$dir/boot_id" "$root/proc/sys/kernel/random/boot_id"
   mount --rbind /dev "$root/dev"
   mkdir -p "$root/run/sshd" "$root/root/.ssh"
   chmod 0700 "$root/root/.ssh"
   chroot "$root" ssh-keygen -A >/dev/null
+  cat > "$root/usr/local/sbin/reboot" <<'REBOOT'
+#!/bin/sh
+# Stand-in for reboot on a test host (scripts/test-host.sh).
+kill "$(cat /run/sshd.pid)"
+sleep 1
+cat /proc/sys/kernel/random/uuid > /proc/sys/kernel/random/boot_id
+/usr/sbin/sshd
+REBOOT
+  chmod +x "$root/usr/local/sbin/reboot"
   printf '127.0.0.1 localhost %s\n' "$(hostname)" > "$root/etc/hosts"
   cat > "$root/etc/ssh/sshd_config.d/nixops4-test-host.conf" <<CONF
 ListenAddress $address:22
@@ -53,7 +66,7 @@ stop() {
     sleep 0.2
   done
   umount -R "$root/dev" 2>/dev/null || true
-  umount "$root/proc" 2>/dev/null || true
+  umount -R "$root/proc" 2>/dev/null || true
   umount "$root" 2>/dev/null || true
   rm -rf "$dir"
 }

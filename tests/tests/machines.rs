@@ -307,3 +307,96 @@ fn a_user_other_than_root_deploys_through_sudo() {
     let system = host.profile().expect("deployed");
     assert_eq!(host.activations(), format!("{system} switch\n"));
 }
+
+#[test]
+fn operations_list_roll_back_run_and_reboot() {
+    let host = TestHost::start("127.0.3.6");
+    let env = machines_env(&machine("nixos", &host, "{ }", ""));
+    make_key_and_authorize(&env, &[&host]);
+    env.run(&["apply"]).success();
+    let first = host.profile().unwrap();
+    write_machines_flake(&env, &machine("nixos", &host, r#"{ label = "2"; }"#, ""));
+    env.run(&["apply"]).success();
+    let second = host.profile().unwrap();
+
+    let operation = |args: &[&str]| -> serde_json::Value {
+        let output = env.command(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let generations = operation(&["run", "nixos", "generations"]);
+    assert_eq!(
+        generations,
+        serde_json::json!([
+            { "generation": 1, "system": first, "current": false },
+            { "generation": 2, "system": second, "current": true },
+        ])
+    );
+
+    let rolled = operation(&["run", "nixos", "rollback"]);
+    assert_eq!(rolled["generation"], 1);
+    assert_eq!(host.profile().as_deref(), Some(first.as_str()));
+    assert_eq!(host.active().as_deref(), Some(first.as_str()));
+    assert!(host.activations().ends_with(&format!("{first} switch\n")));
+    assert!(state(&env).contains("operation rollback on nixos"));
+
+    let ran = operation(&["run", "nixos", "run", "--arg", "command=id -u; exit 3"]);
+    assert_eq!(ran["stdout"], "0\n");
+    assert_eq!(ran["exitCode"], 3);
+
+    let boot_id = || std::fs::read_to_string(host.path("/proc/sys/kernel/random/boot_id")).unwrap();
+    let before = boot_id();
+    operation(&["run", "nixos", "reboot", "--arg", "timeout=30"]);
+    assert_ne!(boot_id(), before);
+
+    // switch-to-configuration's 100: the profile is set, and a reboot is required.
+    write_machines_flake(
+        &env,
+        &machine("nixos", &host, r#"{ variant = "reboot-required"; }"#, ""),
+    );
+    env.run(&["apply", "--yes"]).success();
+    assert!(host.profile().unwrap().ends_with("fake-reboot-required-1"));
+    assert!(
+        state(&env).contains(r#""rebootRequired":true"#),
+        "{}",
+        state(&env)
+    );
+}
+
+#[test]
+fn eight_hosts_deploy_in_parallel_and_a_broken_one_stops_none_of_the_others() {
+    let hosts: Vec<TestHost> = (7..=14)
+        .map(|n| TestHost::start(&format!("127.0.3.{n}")))
+        .collect();
+    let resources: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| machine(&format!("m{i}"), host, "{ }", ""))
+        .collect();
+    let env = machines_env(&resources.join("\n"));
+    make_key_and_authorize(&env, &hosts.iter().collect::<Vec<_>>());
+    // The last host is broken: its sshd is stopped.
+    let broken = &hosts[7];
+    let pid = std::fs::read_to_string(broken.path("/run/sshd.pid")).unwrap();
+    let status = std::process::Command::new("kill")
+        .arg(pid.trim())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(wait_for(Duration::from_secs(5), || !broken.is_listening()));
+
+    let apply = env.run(&["apply", "--parallelism", "4"]);
+    assert_ne!(apply.code(), Some(0), "{apply}");
+    assert!(apply.stderr.contains("could not create m7"), "{apply}");
+    assert!(
+        apply.stderr.contains("cannot reach 127.0.3.14:22"),
+        "{apply}"
+    );
+    for host in &hosts[..7] {
+        let system = host
+            .profile()
+            .unwrap_or_else(|| panic!("{} is deployed", host.address));
+        assert_eq!(host.activations(), format!("{system} switch\n"));
+    }
+    assert_eq!(broken.profile(), None);
+}
