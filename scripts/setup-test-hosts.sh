@@ -12,6 +12,11 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "setup-test-hosts: needs root (debootstrap, chroot, mount)" >&2
   exit 1
 fi
+# The deployer's side: ssh, ssh-keygen and ssh-keyscan.
+command -v ssh-keyscan >/dev/null || {
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >&2
+}
 if [ ! -e "$base/.complete" ]; then
   command -v debootstrap >/dev/null || {
     apt-get update -qq >&2

@@ -7,11 +7,15 @@
 # (tests/tests/{builds,cli_scripts,flake_lock}.rs, run inside the root) again against
 # current Nix (a sid chroot, see setup-current-nix.sh;
 # skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines where you are not root).
+# Machine deployments (tests/tests/machines.rs) run on sshd test hosts made over a
+# debootstrap base that setup-test-hosts.sh caches; they need root, as CI is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 NIXOPS4_NVIM=${NIXOPS4_NVIM:-$(scripts/setup-neovim.sh)}
 export NIXOPS4_NVIM
+NIXOPS4_TEST_HOSTS_BASE=$(scripts/setup-test-hosts.sh)
+export NIXOPS4_TEST_HOSTS_BASE
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests, with $(nix --version)"
