@@ -400,3 +400,75 @@ fn eight_hosts_deploy_in_parallel_and_a_broken_one_stops_none_of_the_others() {
     }
     assert_eq!(broken.profile(), None);
 }
+
+#[test]
+fn the_language_server_shows_a_machine_and_offers_rollback_and_reboot() {
+    use nixops4_tests::lsp_client::{LspClient, marked};
+    use serde_json::json;
+    let host = TestHost::start("127.0.3.15");
+    let env = machines_env(&machine("nixos", &host, "{ }", ""));
+    make_key_and_authorize(&env, &[&host]);
+    env.run(&["apply"]).success();
+    let system = host.profile().unwrap();
+
+    let text = env.read("flake.nix").unwrap();
+    let file = format!("file://{}", env.dir().join("flake.nix").display());
+    let (_, on_name) = marked(&text.replacen("nixos = nixops4", "nix$0os = nixops4", 1));
+    for trusted in [false, true] {
+        let mut client = LspClient::start(&[], Some(env.dir()), json!({ "trusted": trusted }));
+        client.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": file, "languageId": "nix", "version": 1, "text": text}}),
+        );
+        let titles = |client: &mut LspClient| -> Vec<String> {
+            let actions = client.request(
+                "textDocument/codeAction",
+                json!({"textDocument": {"uri": file}, "range": {"start": on_name, "end": on_name}, "context": {"diagnostics": []}}),
+            );
+            actions
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["title"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        if trusted {
+            // The provider's schema arrives once it has described itself.
+            let mut offered = Vec::new();
+            assert!(
+                wait_for(Duration::from_secs(20), || {
+                    offered = titles(&mut client);
+                    offered.iter().any(|t| t.contains("rollback"))
+                }),
+                "{offered:?}"
+            );
+            assert!(
+                offered.contains(&"Run `rollback` on nixos".to_owned()),
+                "{offered:?}"
+            );
+            assert!(
+                offered.contains(&"Run `reboot` on nixos".to_owned()),
+                "{offered:?}"
+            );
+            let hover = client.request(
+                "textDocument/hover",
+                json!({"textDocument": {"uri": file}, "position": on_name}),
+            );
+            let shown = hover["contents"]["value"].as_str().unwrap();
+            assert!(shown.contains("`ssh.nixos`"), "{shown}");
+            assert!(
+                shown.contains(&format!("- `system`: `\"{system}\"`")),
+                "{shown}"
+            );
+            assert!(shown.contains("- `generation`: `1`"), "{shown}");
+            assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        } else {
+            let offered = titles(&mut client);
+            assert!(
+                !offered.iter().any(|t| t.contains("rollback")),
+                "{offered:?}"
+            );
+        }
+        client.shutdown();
+    }
+}
