@@ -26,6 +26,9 @@ for n in 1 2 3 4 5 6 7 8; do
   hosts+=("$work/host$n")
   scripts/test-host.sh start "$work/host$n" "127.0.3.$n" "$work/key.pub"
 done
+for n in 1 2 3 4 5 6 7 8; do
+  until [ -s "$work/host$n/root/run/sshd.pid" ]; do sleep 0.1; done
+done
 kill "$(cat "$work/host8/root/run/sshd.pid")"
 now() { date +%s.%N; }
 # deployment <dir> <first host> <last host>

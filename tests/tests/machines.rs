@@ -76,6 +76,17 @@ fn make_key_and_authorize(env: &TestEnv, hosts: &[&TestHost]) -> String {
     public_key
 }
 
+/// A host at `address` with the good fake system deployed by the deployment of a flake
+/// whose machine resource is `nixos`; returns the deployed system as well.
+fn deployed_machine(address: &str) -> (TestHost, TestEnv, String) {
+    let host = TestHost::start(address);
+    let env = machines_env(&machine("nixos", &host, "{ }", ""));
+    make_key_and_authorize(&env, &[&host]);
+    env.run(&["apply"]).success();
+    let system = host.profile().expect("the machine is deployed");
+    (host, env, system)
+}
+
 fn state(env: &TestEnv) -> String {
     env.read("machines.state.jsonl").unwrap_or_default()
 }
@@ -133,6 +144,24 @@ fn seed_example_deploys_with_the_generated_key_and_then_does_nothing() {
     assert!(again.to_string().contains("No changes"), "{again}");
     assert_eq!(host.activations(), format!("{system} switch\n"));
 
+    // An input changes but the system does not: the provider is called, and finds the
+    // machine running it already.
+    write_machines_flake(
+        &env,
+        &format!(
+            "{}\n          secret = {{ type = \"testing.secret\"; inputs.name = \"db\"; }};",
+            machine(
+                "nixos",
+                &host,
+                "{ }",
+                r#"confirmTimeout = 20; keys."db-password" = { text = resources.secret.token; user = "deployer"; group = "deployer"; permissions = "0640"; };"#,
+            )
+        ),
+    );
+    let update = env.run(&["apply"]).success();
+    assert!(update.to_string().contains("updated nixos"), "{update}");
+    assert_eq!(host.activations(), format!("{system} switch\n"));
+
     // A new system is a new generation.
     write_machines_flake(
         &env,
@@ -153,11 +182,7 @@ fn seed_example_deploys_with_the_generated_key_and_then_does_nothing() {
 
 #[test]
 fn a_failing_activation_rolls_back() {
-    let host = TestHost::start("127.0.3.2");
-    let env = machines_env(&machine("nixos", &host, "{ }", ""));
-    make_key_and_authorize(&env, &[&host]);
-    env.run(&["apply"]).success();
-    let good = host.profile().unwrap();
+    let (host, env, good) = deployed_machine("127.0.3.2");
 
     for (variant, says) in [
         ("fail", "switch-to-configuration failed with exit status 2"),
@@ -190,11 +215,7 @@ fn a_failing_activation_rolls_back() {
 
 #[test]
 fn an_unreachable_host_rolls_itself_back_after_the_timeout() {
-    let host = TestHost::start("127.0.3.3");
-    let env = machines_env(&machine("nixos", &host, "{ }", ""));
-    make_key_and_authorize(&env, &[&host]);
-    env.run(&["apply"]).success();
-    let good = host.profile().unwrap();
+    let (host, env, good) = deployed_machine("127.0.3.3");
 
     write_machines_flake(
         &env,
@@ -310,11 +331,7 @@ fn a_user_other_than_root_deploys_through_sudo() {
 
 #[test]
 fn operations_list_roll_back_run_and_reboot() {
-    let host = TestHost::start("127.0.3.6");
-    let env = machines_env(&machine("nixos", &host, "{ }", ""));
-    make_key_and_authorize(&env, &[&host]);
-    env.run(&["apply"]).success();
-    let first = host.profile().unwrap();
+    let (host, env, first) = deployed_machine("127.0.3.6");
     write_machines_flake(&env, &machine("nixos", &host, r#"{ label = "2"; }"#, ""));
     env.run(&["apply"]).success();
     let second = host.profile().unwrap();
@@ -405,11 +422,7 @@ fn eight_hosts_deploy_in_parallel_and_a_broken_one_stops_none_of_the_others() {
 fn the_language_server_shows_a_machine_and_offers_rollback_and_reboot() {
     use nixops4_tests::lsp_client::{LspClient, marked};
     use serde_json::json;
-    let host = TestHost::start("127.0.3.15");
-    let env = machines_env(&machine("nixos", &host, "{ }", ""));
-    make_key_and_authorize(&env, &[&host]);
-    env.run(&["apply"]).success();
-    let system = host.profile().unwrap();
+    let (_host, env, system) = deployed_machine("127.0.3.15");
 
     let text = env.read("flake.nix").unwrap();
     let file = format!("file://{}", env.dir().join("flake.nix").display());
