@@ -163,7 +163,7 @@ esac"#;
         let answer = session.run(poll, &[dir], b"").and_then(|output| {
             let text = String::from_utf8_lossy(&output.stdout).into_owned();
             if !confirmed && text.starts_with("confirm") {
-                session.run(confirm, &[dir], b"")?;
+                session.run_over_new_connection(confirm, &[dir])?;
                 confirmed = true;
             }
             Ok(text)

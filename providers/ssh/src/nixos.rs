@@ -266,8 +266,9 @@ fn outputs(session: &Session, action: Action, reboot_required: bool) -> Result<N
     })
 }
 
+/// The boot id, over a new connection: one opened before a reboot would not answer.
 fn boot_id(session: &Session) -> Result<String> {
-    let output = session.run("cat /proc/sys/kernel/random/boot_id", &[], b"")?;
+    let output = session.run_over_new_connection("cat /proc/sys/kernel/random/boot_id", &[])?;
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 

@@ -119,9 +119,10 @@ impl Session {
         self.host_key.fingerprint(HashAlg::Sha256).to_string()
     }
 
-    /// The options of every connection; each one is a new connection, so a command that
-    /// gets through proves the machine is reachable now.
-    pub fn ssh_options(&self) -> Vec<String> {
+    /// The options of a connection. Commands share one connection (an SSH control master,
+    /// closed with the session) unless they ask for a new one, which proves that the
+    /// machine accepts connections now.
+    fn ssh_options(&self, connection: Connection) -> Vec<String> {
         let dir = self.dir.path().display();
         let mut options = vec![
             "-i".to_owned(),
@@ -139,9 +140,23 @@ impl Session {
             "PasswordAuthentication=no".to_owned(),
             "KbdInteractiveAuthentication=no".to_owned(),
             "ConnectTimeout=10".to_owned(),
-            "ControlPath=none".to_owned(),
+            // A connection the network dropped ends within 15 s instead of hanging.
+            "ServerAliveInterval=5".to_owned(),
+            "ServerAliveCountMax=3".to_owned(),
             "LogLevel=ERROR".to_owned(),
         ] {
+            options.push("-o".to_owned());
+            options.push(option);
+        }
+        let control = match connection {
+            Connection::New => vec!["ControlPath=none".to_owned()],
+            Connection::Shared => vec![
+                "ControlMaster=auto".to_owned(),
+                format!("ControlPath={dir}/master"),
+                "ControlPersist=60".to_owned(),
+            ],
+        };
+        for option in control {
             options.push("-o".to_owned());
             options.push(option);
         }
@@ -152,6 +167,21 @@ impl Session {
     /// with `args` as its `$1`… and `stdin` as its input. A failure to connect or log in is
     /// an error; the script's own exit status is the caller's to read.
     pub fn run(&self, script: &str, args: &[&str], stdin: &[u8]) -> Result<Output> {
+        self.run_over(Connection::Shared, script, args, stdin)
+    }
+
+    /// [`Session::run`] over a connection opened for this command alone.
+    pub fn run_over_new_connection(&self, script: &str, args: &[&str]) -> Result<Output> {
+        self.run_over(Connection::New, script, args, b"")
+    }
+
+    fn run_over(
+        &self,
+        connection: Connection,
+        script: &str,
+        args: &[&str],
+        stdin: &[u8],
+    ) -> Result<Output> {
         let mut remote = String::new();
         if self.sudo {
             remote.push_str("sudo -n ");
@@ -164,7 +194,7 @@ impl Session {
             remote.push_str(&shell_quote(arg));
         }
         let mut child = Command::new("ssh")
-            .args(self.ssh_options())
+            .args(self.ssh_options(connection))
             .arg(format!("{}@{}", self.inputs.user, self.inputs.host))
             .arg("--")
             .arg(remote)
@@ -207,7 +237,7 @@ impl Session {
         let output = Command::new("nix")
             .args(["--extra-experimental-features", "nix-command"])
             .args(["copy", "--no-check-sigs", "--to", &store, path])
-            .env("NIX_SSHOPTS", self.ssh_options().join(" "))
+            .env("NIX_SSHOPTS", self.ssh_options(Connection::New).join(" "))
             .stdin(Stdio::null())
             .output()
             .context("running nix copy")?;
@@ -296,6 +326,28 @@ impl Session {
             })
             .collect()
     }
+}
+
+impl Drop for Session {
+    /// Closes the shared connection, if one was opened.
+    fn drop(&mut self) {
+        if self.dir.path().join("master").exists() {
+            let _ = Command::new("ssh")
+                .args(self.ssh_options(Connection::Shared))
+                .args(["-O", "exit"])
+                .arg(format!("{}@{}", self.inputs.user, self.inputs.host))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Connection {
+    Shared,
+    New,
 }
 
 fn input(name: &str) -> InputPath {
