@@ -327,6 +327,32 @@ fn a_user_other_than_root_deploys_through_sudo() {
     env.run(&["apply"]).success();
     let system = host.profile().expect("deployed");
     assert_eq!(host.activations(), format!("{system} switch\n"));
+    let owner = std::fs::symlink_metadata(host.path("/nix/var/nix/profiles/system")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&owner),
+        0,
+        "set as root, through sudo"
+    );
+}
+
+#[test]
+fn the_nixos_helper_evaluates_the_system_from_nixpkgs_and_a_module() {
+    let host = TestHost::start("127.0.3.16");
+    // A stand-in for nixpkgs (none exists here): its `lib.nixosSystem` makes a fake system
+    // from the module it is given, so the helper's wiring is what is checked.
+    let resource = machine("nixos", &host, "{ }", "").replace(
+        "system = fake { };",
+        r#"nixpkgs = { lib.nixosSystem = { modules }: { config.system.build.toplevel = fake (builtins.head modules); }; };
+            module = { label = "from-a-module"; };"#,
+    );
+    let env = machines_env(&resource);
+    make_key_and_authorize(&env, &[&host]);
+    env.run(&["apply"]).success();
+    let system = host.profile().expect("deployed");
+    assert!(
+        system.ends_with("-nixos-system-fake-good-from-a-module"),
+        "{system}"
+    );
 }
 
 #[test]
