@@ -15,8 +15,10 @@ scripts/setup-test-hosts.sh >/dev/null
 work=$(mktemp -d /tmp/machines-bench-XXXXXX)
 hosts=()
 cleanup() {
-  for h in "${hosts[@]}"; do scripts/test-host.sh stop "$h"; done
-  rm -rf "$work"
+  local kept=
+  for h in "${hosts[@]}"; do scripts/test-host.sh stop "$h" || kept=1; done
+  # A host that could not be unmounted keeps the directory: /dev is mounted in it.
+  [ -n "$kept" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 export NIX_CONFIG="substituters =

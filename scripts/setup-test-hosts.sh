@@ -18,16 +18,7 @@ command -v ssh-keyscan >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >&2
 }
 if [ ! -e "$base/.complete" ]; then
-  command -v debootstrap >/dev/null || {
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
-  }
-  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  rm -rf "$base"
-  mkdir -p "$base"
-  debootstrap --variant=minbase --include=ca-certificates bookworm "$base" "$mirror" >&2
-  cp /etc/resolv.conf "$base/etc/" 2>/dev/null || true
+  "$(dirname "$0")/debootstrap-root.sh" bookworm "$base"
   mount -t proc proc "$base/proc"
   mount --rbind /dev "$base/dev"
   trap 'umount -R "$base/dev"; umount "$base/proc"' EXIT

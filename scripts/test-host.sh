@@ -55,7 +55,6 @@ CONF
 }
 
 stop() {
-  [ -d "$root" ] || { rm -rf "$dir"; return; }
   # Every process whose root is this host: sshd, sessions, activations.
   local real pids
   real=$(readlink -f "$root")
@@ -68,6 +67,11 @@ stop() {
   umount -R "$root/dev" 2>/dev/null || true
   umount -R "$root/proc" 2>/dev/null || true
   umount "$root" 2>/dev/null || true
+  # Never remove a directory that still has something mounted in it (/dev above all).
+  if awk -v d="$(realpath -m "$dir")/" 'index($2 "/", d) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+    echo "test-host: $dir still has mounts inside; not removing it" >&2
+    exit 1
+  fi
   rm -rf "$dir"
 }
 

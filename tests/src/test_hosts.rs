@@ -30,7 +30,9 @@ fn ensure_base() {
 /// One running test host; stopped and removed when dropped.
 pub struct TestHost {
     pub address: String,
-    dir: tempfile::TempDir,
+    /// Removed by `test-host.sh stop`, never by a recursive delete of our own, which would
+    /// reach through the host's mounts (its /dev is this machine's).
+    dir: PathBuf,
 }
 
 impl TestHost {
@@ -40,10 +42,11 @@ impl TestHost {
         let dir = tempfile::Builder::new()
             .prefix("machines-host-")
             .tempdir()
-            .expect("a directory for the host");
+            .expect("a directory for the host")
+            .keep();
         let status = Command::new(repository_root().join("scripts/test-host.sh"))
             .arg("start")
-            .arg(dir.path())
+            .arg(&dir)
             .arg(address)
             .status()
             .expect("run scripts/test-host.sh");
@@ -70,7 +73,7 @@ impl TestHost {
 
     /// The host's root directory, as this machine sees it.
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        self.dir.join("root")
     }
 
     /// The host's ed25519 host key, one `authorized_keys`-style line.
@@ -147,7 +150,7 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         let _ = Command::new(repository_root().join("scripts/test-host.sh"))
             .arg("stop")
-            .arg(self.dir.path())
+            .arg(&self.dir)
             .status();
     }
 }
