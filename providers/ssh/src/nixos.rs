@@ -172,7 +172,7 @@ nix-env -p "$p" --rollback
                         tail(&String::from_utf8_lossy(&output.stderr), 5)
                     )));
                 }
-                let outputs = outputs(&session, inputs.action, false)?;
+                let outputs = outputs(&session, inputs.action)?;
                 Ok(OperationOutcome {
                     result: json!({ "system": outputs.system, "generation": outputs.generation }),
                     outputs: Some(outputs),
@@ -181,7 +181,7 @@ nix-env -p "$p" --rollback
             "reboot" => {
                 let arguments: RebootArguments = parse(arguments)?;
                 reboot(&session, Duration::from_secs(arguments.timeout))?;
-                let outputs = outputs(&session, inputs.action, false)?;
+                let outputs = outputs(&session, inputs.action)?;
                 Ok(OperationOutcome {
                     result: json!({ "rebooted": true, "system": outputs.system }),
                     outputs: Some(outputs),
@@ -250,8 +250,8 @@ fn apply(inputs: &NixosInputs, previous_keys: &BTreeMap<String, Key>) -> Result<
     })
 }
 
-/// The outputs as the machine is now.
-fn outputs(session: &Session, action: Action, reboot_required: bool) -> Result<NixosOutputs> {
+/// The outputs as the machine is now, after an operation that activated what it has.
+fn outputs(session: &Session, action: Action) -> Result<NixosOutputs> {
     let current = deploy::current(session)?;
     let system = match action {
         Action::Test => current.active,
@@ -262,7 +262,7 @@ fn outputs(session: &Session, action: Action, reboot_required: bool) -> Result<N
         generation: current.generation,
         host_public_key: session.host_public_key(),
         host_key_fingerprint: session.host_key_fingerprint(),
-        reboot_required,
+        reboot_required: false,
     })
 }
 

@@ -7,6 +7,7 @@
 //! the private key: `ssh`'s own messages do not, and nothing here prints the key.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Output, Stdio};
 
 use nixops4_provider_sdk::protocol::{InputPath, PathSegment};
@@ -80,7 +81,7 @@ impl Session {
         let mut key_file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode_0600()
+            .mode(0o600)
             .open(&key_path)
             .context("creating the private key file")?;
         key_file
@@ -381,17 +382,6 @@ fn last_line(text: &str) -> String {
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-trait CreateMode {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl CreateMode for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
 }
 
 #[cfg(test)]
