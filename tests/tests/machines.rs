@@ -94,15 +94,15 @@ fn state(env: &TestEnv) -> String {
 #[test]
 fn seed_example_deploys_with_the_generated_key_and_then_does_nothing() {
     let host = TestHost::start("127.0.3.1");
-    let env = machines_env(&format!(
-        "{}\n          secret = {{ type = \"testing.secret\"; inputs.name = \"db\"; }};",
-        machine(
-            "nixos",
-            &host,
-            "{ }",
-            r#"keys."db-password" = { text = resources.secret.token; user = "deployer"; group = "deployer"; permissions = "0640"; };"#,
+    const KEY: &str = r#"keys."db-password" = { text = resources.secret.token; user = "deployer"; group = "deployer"; permissions = "0640"; };"#;
+    // The machine with `system` and `extra` inputs, and the secret its key holds.
+    let resources = |system: &str, extra: &str| {
+        format!(
+            "{}\n          secret = {{ type = \"testing.secret\"; inputs.name = \"db\"; }};",
+            machine("nixos", &host, system, extra)
         )
-    ));
+    };
+    let env = machines_env(&resources("{ }", KEY));
     make_key_and_authorize(&env, &[&host]);
     let apply = env.run(&["apply"]).success();
     let system = host.profile().expect("the profile is set");
@@ -148,28 +148,14 @@ fn seed_example_deploys_with_the_generated_key_and_then_does_nothing() {
     // machine running it already.
     write_machines_flake(
         &env,
-        &format!(
-            "{}\n          secret = {{ type = \"testing.secret\"; inputs.name = \"db\"; }};",
-            machine(
-                "nixos",
-                &host,
-                "{ }",
-                r#"confirmTimeout = 20; keys."db-password" = { text = resources.secret.token; user = "deployer"; group = "deployer"; permissions = "0640"; };"#,
-            )
-        ),
+        &resources("{ }", &format!("confirmTimeout = 20; {KEY}")),
     );
     let update = env.run(&["apply"]).success();
     assert!(update.to_string().contains("updated nixos"), "{update}");
     assert_eq!(host.activations(), format!("{system} switch\n"));
 
     // A new system is a new generation.
-    write_machines_flake(
-        &env,
-        &format!(
-            "{}\n          secret = {{ type = \"testing.secret\"; inputs.name = \"db\"; }};",
-            machine("nixos", &host, r#"{ label = "2"; }"#, "")
-        ),
-    );
+    write_machines_flake(&env, &resources(r#"{ label = "2"; }"#, ""));
     env.run(&["apply", "--yes"]).success();
     let second = host.profile().unwrap();
     assert!(second.ends_with("-nixos-system-fake-good-2"), "{second}");
