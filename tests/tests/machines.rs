@@ -497,3 +497,27 @@ fn the_language_server_shows_a_machine_and_offers_rollback_and_reboot() {
         client.shutdown();
     }
 }
+
+#[test]
+fn after_the_key_pair_rotates_the_previous_key_deploys_the_system_that_authorises_the_new_one() {
+    let (host, env, first) = deployed_machine("127.0.3.17");
+    let rotate = env
+        .command(&["run", "sshkeypair", "rotate"])
+        .output()
+        .unwrap();
+    assert!(rotate.status.success(), "{rotate:?}");
+    // The new system would authorise the new key; the machine knows only the old one yet.
+    write_machines_flake(&env, &machine("nixos", &host, r#"{ label = "2"; }"#, ""));
+    env.run(&["apply"]).success();
+    let second = host.profile().unwrap();
+    assert_ne!(second, first);
+    assert!(second.ends_with("-nixos-system-fake-good-2"), "{second}");
+    // Once the machine has the new key, operations use it.
+    let public_key = env.run(&["output", "publicKey"]).success().stdout;
+    host.authorize(&public_key);
+    let ran = env
+        .command(&["run", "nixos", "run", "--arg", "command=echo ok"])
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{ran:?}");
+}

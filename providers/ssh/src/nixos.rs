@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::deploy::{self, Action};
 use crate::keys::{self, Key};
-use crate::session::{Session, SshInputs, tail};
+use crate::session::{self, Session, SshInputs, tail};
 
 pub struct Nixos;
 
@@ -129,7 +129,7 @@ impl ResourceType for Nixos {
     }
 
     fn create(&self, inputs: NixosInputs, _: &Context) -> Result<NixosOutputs> {
-        apply(&inputs, &BTreeMap::new())
+        apply(&inputs, None)
     }
 
     fn update(
@@ -138,7 +138,7 @@ impl ResourceType for Nixos {
         inputs: NixosInputs,
         _: &Context,
     ) -> Result<NixosOutputs> {
-        apply(&inputs, &previous.inputs.keys)
+        apply(&inputs, Some(&previous.inputs))
     }
 
     fn destroy(&self, _: Extant<NixosInputs, NixosOutputs>) -> Result<()> {
@@ -208,11 +208,15 @@ nix-env -p "$p" --rollback
 }
 
 /// Brings the machine to `inputs`: keys first, then the system unless it runs it already.
-fn apply(inputs: &NixosInputs, previous_keys: &BTreeMap<String, Key>) -> Result<NixosOutputs> {
+fn apply(inputs: &NixosInputs, previous: Option<&NixosInputs>) -> Result<NixosOutputs> {
     keys::check(&inputs.keys)?;
-    let session = Session::new(&inputs.ssh, inputs.sudo)?;
-    let current = deploy::current(&session)?;
-    keys::upload(&session, &inputs.keys, previous_keys)?;
+    let (session, current) = log_in(inputs, previous)?;
+    let no_keys = BTreeMap::new();
+    keys::upload(
+        &session,
+        &inputs.keys,
+        previous.map_or(&no_keys, |p| &p.keys),
+    )?;
     if deploy::is_current(&current, &inputs.system, inputs.action) {
         tracing::info!(
             "{} runs {} already: nothing to copy or activate",
@@ -248,6 +252,37 @@ fn apply(inputs: &NixosInputs, previous_keys: &BTreeMap<String, Key>) -> Result<
         host_key_fingerprint: session.host_key_fingerprint(),
         reboot_required: deployed.reboot_required,
     })
+}
+
+/// Logs in and reads what the machine runs. When the machine refuses a new private key
+/// (a rotated key pair, whose public key the system being deployed authorises), the
+/// previous key, which deployed what the machine runs now, is tried once.
+fn log_in(
+    inputs: &NixosInputs,
+    previous: Option<&NixosInputs>,
+) -> Result<(Session, deploy::Current)> {
+    let session = Session::new(&inputs.ssh, inputs.sudo)?;
+    let refused = match deploy::current(&session) {
+        Ok(current) => return Ok((session, current)),
+        Err(error) if error.input_path == Some(session::private_key_input()) => error,
+        Err(error) => return Err(error),
+    };
+    let Some(previous) = previous.filter(|p| {
+        p.ssh.private_key != inputs.ssh.private_key
+            && p.ssh.host == inputs.ssh.host
+            && p.ssh.user == inputs.ssh.user
+    }) else {
+        return Err(refused);
+    };
+    let mut with_previous_key = inputs.ssh.clone();
+    with_previous_key.private_key = previous.ssh.private_key.clone();
+    let session = Session::new(&with_previous_key, inputs.sudo)?;
+    let current = deploy::current(&session).map_err(|_| refused)?;
+    tracing::warn!(
+        "{} refused the new ssh.privateKey; deploying with the previous one",
+        session.login()
+    );
+    Ok((session, current))
 }
 
 /// The outputs as the machine is now, after an operation that activated what it has.

@@ -351,6 +351,11 @@ enum Connection {
     New,
 }
 
+/// Where errors about the private key point.
+pub fn private_key_input() -> InputPath {
+    input("privateKey")
+}
+
 fn input(name: &str) -> InputPath {
     InputPath::key("ssh").join(PathSegment::Key(name.to_owned()))
 }
