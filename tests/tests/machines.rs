@@ -369,6 +369,23 @@ fn operations_list_roll_back_run_and_reboot() {
     assert!(host.activations().ends_with(&format!("{first} switch\n")));
     assert!(state(&env).contains("operation rollback on nixos"));
 
+    // A change by hand, which a refresh reads back.
+    operation(&[
+        "run",
+        "nixos",
+        "run",
+        "--arg",
+        "command=nix-env -p /nix/var/nix/profiles/system --switch-generation 2",
+    ]);
+    assert_eq!(host.profile().as_deref(), Some(second.as_str()));
+    env.run(&["refresh"]).success();
+    let recorded = state(&env);
+    let last = recorded.lines().last().unwrap();
+    assert!(
+        last.contains(&second) && last.contains(r#""generation":2"#),
+        "{last}"
+    );
+
     let ran = operation(&["run", "nixos", "run", "--arg", "command=id -u; exit 3"]);
     assert_eq!(ran["stdout"], "0\n");
     assert_eq!(ran["exitCode"], 3);

@@ -141,6 +141,17 @@ impl ResourceType for Nixos {
         apply(&inputs, Some(&previous.inputs))
     }
 
+    /// What the machine's profile holds now, which a rollback or a hand-made change may
+    /// have moved.
+    fn read(&self, resource: Extant<NixosInputs, NixosOutputs>) -> Result<Option<NixosOutputs>> {
+        let inputs = &resource.inputs;
+        let session = Session::new(&inputs.ssh, inputs.sudo)?;
+        let reboot_required = resource.outputs.is_some_and(|o| o.reboot_required);
+        let mut outputs = outputs(&session, inputs.action)?;
+        outputs.reboot_required = reboot_required;
+        Ok(Some(outputs))
+    }
+
     fn destroy(&self, _: Extant<NixosInputs, NixosOutputs>) -> Result<()> {
         Ok(())
     }
