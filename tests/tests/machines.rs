@@ -525,7 +525,10 @@ fn after_the_key_pair_rotates_the_previous_key_deploys_the_system_that_authorise
     assert!(rotate.status.success(), "{rotate:?}");
     // The new system would authorise the new key; the machine knows only the old one yet.
     write_machines_flake(&env, &machine("nixos", &host, r#"{ label = "2"; }"#, ""));
-    env.run(&["apply"]).success();
+    let plan = env.run(&["plan", "--json"]).success();
+    assert!(!plan.to_string().contains("PRIVATE KEY"), "{plan}");
+    let apply = env.run(&["apply"]).success();
+    assert!(!apply.to_string().contains("PRIVATE KEY"), "{apply}");
     let second = host.profile().unwrap();
     assert_ne!(second, first);
     assert!(second.ends_with("-nixos-system-fake-good-2"), "{second}");

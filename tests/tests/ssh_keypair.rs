@@ -15,6 +15,7 @@ fn keypair_env(keypair_inputs: &str) -> TestEnv {
       resources = {{
         key = {{ type = "ssh.keypair"; inputs = {{ {keypair_inputs} }}; }};
         authorized = {{ type = "local.file"; inputs = {{ name = "authorized_keys"; contents = resources.key.publicKey; }}; }};
+        identity = {{ type = "local.file"; inputs = {{ name = "identity"; contents = resources.key.privateKey; }}; }};
       }};"#,
         env.program_path("nixops4-resources-ssh").display()
     ));
@@ -84,6 +85,13 @@ fn a_key_is_kept_replaced_on_input_change_and_rotated_on_demand() {
     let plan = env.run(&["plan"]).success();
     let shown = plan.to_string();
     assert!(shown.contains("~ update   authorized"), "{plan}");
+    // The key it replaces was a secret too, though no output holds it any more.
+    assert!(
+        shown.contains(
+            "~ update   identity (local.file)\n      contents: \"(sensitive)\" → \"(sensitive)\""
+        ),
+        "{plan}"
+    );
     assert!(!shown.contains("PRIVATE KEY"), "{plan}");
     env.run(&["apply"]).success();
     assert_ne!(env.read("authorized_keys").unwrap(), public);
