@@ -28,9 +28,44 @@ let
         outputs = lazyAttrs "Values computed from resource outputs, for scripts and `nixops4 output`.";
       };
     };
+
+  # The NixOS system a `nixos` resource deploys: `system` as given, or evaluated from
+  # `nixpkgs` (a flake input or a source tree) with `modules`.
+  nixosSystem = { system, nixpkgs, modules }:
+    if system != null then system
+    else if nixpkgs == null then throw "nixops4.lib.nixos: give `system` (a built NixOS system) or `nixpkgs` with `modules`"
+    else if nixpkgs ? lib.nixosSystem then (nixpkgs.lib.nixosSystem { inherit modules; }).config.system.build.toplevel
+    else (import "${nixpkgs}/nixos/lib/eval-config.nix" { system = null; inherit modules; }).config.system.build.toplevel;
 in
 {
   inherit nested;
+
+  # A NixOS machine deployed over SSH: a resource of type `ssh.nixos` (declare the
+  # provider as `providers.ssh`; docs/machines.md). Give the system to deploy, or a
+  # nixpkgs and the machine's modules, from which the system is evaluated:
+  #
+  #   resources.web = nixops4.lib.nixos {
+  #     ssh = { host = "web.example"; privateKey = resources.sshkeypair.privateKey;
+  #             hostPublicKey = "ssh-ed25519 AAAA..."; };
+  #     nixpkgs = inputs.nixpkgs;
+  #     module = ./configuration.nix;
+  #   };
+  #
+  # Other attributes (`action`, `sudo`, `keys`, `confirmTimeout`, ...) are the resource's
+  # inputs, as are `state` and `dependsOn` its own.
+  nixos = { ssh, system ? null, nixpkgs ? null, module ? null, modules ? [ ], state ? null, dependsOn ? [ ], ... }@args:
+    let
+      inputs = removeAttrs args [ "system" "nixpkgs" "module" "modules" "state" "dependsOn" ];
+      toplevel = nixosSystem {
+        inherit system nixpkgs;
+        modules = modules ++ (if module == null then [ ] else [ module ]);
+      };
+    in
+    {
+      type = "ssh.nixos";
+      inputs = inputs // { system = "${toplevel}"; };
+      inherit dependsOn;
+    } // (if state == null then { } else { inherit state; });
 
   # A deployment written as NixOS-style modules (imports, options, mkIf, ...), evaluated
   # with the nixpkgs `lib` you pass. Modules set `resources`, `providers` and `outputs`;

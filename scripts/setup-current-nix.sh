@@ -15,16 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 if [ ! -x "$root/usr/bin/nix" ]; then
-  command -v debootstrap >/dev/null || {
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
-  }
-  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  rm -rf "$root"
-  mkdir -p "$root"
-  debootstrap --variant=minbase --include=ca-certificates sid "$root" "$mirror" >&2
-  cp /etc/resolv.conf "$root/etc/" 2>/dev/null || true
+  "$(dirname "$0")/debootstrap-root.sh" sid "$root"
   chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update -qq >&2
   DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends nix-bin git >&2
 fi

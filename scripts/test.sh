@@ -8,6 +8,8 @@
 # (tests/tests/{builds,cli_scripts,flake_lock}.rs, run inside the root) again against
 # current Nix (a sid chroot, see setup-current-nix.sh;
 # skipped with NIXOPS4_SKIP_CURRENT_NIX=1, for machines where you are not root).
+# Machine deployments (tests/tests/machines.rs) run on sshd test hosts made over a
+# debootstrap base that setup-test-hosts.sh caches; they need root, as CI is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -16,6 +18,9 @@ export NIXOPS4_NVIM
 # Garage, for state in object storage (tests/tests/state_s3.rs).
 NIXOPS4_GARAGE=${NIXOPS4_GARAGE:-$(scripts/setup-garage.sh)}
 export NIXOPS4_GARAGE
+# sshd test hosts with their own Nix store, for machine deployments (tests/tests/machines.rs).
+NIXOPS4_TEST_HOSTS_BASE=$(scripts/setup-test-hosts.sh)
+export NIXOPS4_TEST_HOSTS_BASE
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests, with $(nix --version)"

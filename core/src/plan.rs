@@ -181,21 +181,24 @@ pub fn diff(
         .collect()
 }
 
-/// Replaces every value that contains a secret with `"(sensitive)"`.
+/// Replaces every value that contains a secret with `"(sensitive)"`, and the value on the
+/// other side of its change too: what a secret replaces is an earlier secret (a rotated
+/// key), which no output holds any more.
 pub fn redact(changes: &mut [Change], secrets: &BTreeSet<String>) {
     if secrets.is_empty() {
         return;
     }
-    let hide = |value: &mut Option<Value>| {
-        if let Some(v) = value
-            && contains_secret(v, secrets)
-        {
-            *v = Value::String("(sensitive)".into());
-        }
-    };
+    let secret =
+        |value: &Option<Value>| value.as_ref().is_some_and(|v| contains_secret(v, secrets));
     for change in changes {
-        hide(&mut change.before);
-        hide(&mut change.after);
+        if secret(&change.before) || secret(&change.after) {
+            for value in [&mut change.before, &mut change.after]
+                .into_iter()
+                .flatten()
+            {
+                *value = Value::String("(sensitive)".into());
+            }
+        }
     }
 }
 
@@ -331,15 +334,24 @@ mod tests {
     fn secrets_are_redacted_wherever_they_appear() {
         let secrets: BTreeSet<String> = ["s3cr3t".to_owned()].into();
         let mut changes = diff(
-            &inputs(json!({"a": "x"})),
-            &inputs(json!({"a": "key=s3cr3t", "b": ["s3cr3t"], "c": 1})),
+            &inputs(json!({"a": "old-secret", "d": "x"})),
+            &inputs(json!({"a": "key=s3cr3t", "b": ["s3cr3t"], "c": 1, "d": "y"})),
             &[],
         );
         redact(&mut changes, &secrets);
-        let after: Vec<Value> = changes.iter().map(|c| c.after.clone().unwrap()).collect();
+        let shown: Vec<(Option<Value>, Option<Value>)> = changes
+            .iter()
+            .map(|c| (c.before.clone(), c.after.clone()))
+            .collect();
+        let sensitive = || Some(json!("(sensitive)"));
         assert_eq!(
-            after,
-            [json!("(sensitive)"), json!("(sensitive)"), json!(1)]
+            shown,
+            [
+                (sensitive(), sensitive()),
+                (None, sensitive()),
+                (None, Some(json!(1))),
+                (Some(json!("x")), Some(json!("y"))),
+            ]
         );
         assert_eq!(
             redact_text("log: key=s3cr3t\nend", &secrets),

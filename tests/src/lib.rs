@@ -7,6 +7,7 @@
 
 pub mod garage;
 pub mod lsp_client;
+pub mod test_hosts;
 
 use std::path::PathBuf;
 
@@ -95,11 +96,12 @@ pub fn commit_flake_to_git(dir: &std::path::Path) {
 }
 
 /// The workspace's programs that tests run.
-const PROGRAMS: [&str; 5] = [
+const PROGRAMS: [&str; 6] = [
     "nixops4",
     "nixops4-eval",
     "nixops4-lsp",
     "nixops4-resources-local",
+    "nixops4-resources-ssh",
     "nixops4-resources-testing",
 ];
 

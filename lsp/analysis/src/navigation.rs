@@ -488,4 +488,58 @@ mod tests {
     fn nothing_named_elsewhere() {
         insta::assert_snapshot!(target("{ resources, ... }: { x$0 = 1; }"), @"(none)");
     }
+
+    const MACHINE: &str = r#"
+#- /flake.nix
+{ outputs = { self }: let nixops4 = import ./lib.nix; in { nixops4Deployments.default = { resources, ... }: {
+  resources.we$0b = nixops4.lib.nixos {
+    ssh = { host = "web"; privateKey = resources.key.privateKey; hostPublicKey = "ssh-ed25519 AAAA"; };
+    nixpkgs = ./nixpkgs;
+    module = ./web.nix;
+  };
+}; }; }
+#- provider ssh
+{ "nixos": {
+    "inputs": { "type": "object", "required": ["ssh", "system"], "properties": {
+      "ssh": { "type": "object" }, "system": { "type": "string" } } },
+    "outputs": { "type": "object", "properties": { "system": { "type": "string" }, "generation": { "type": "integer" } } },
+    "operations": {
+      "rollback": { "description": "Back.", "arguments": {} },
+      "reboot": { "description": "Reboot.", "arguments": {} } } } }
+#- recorded
+{ "web": { "system": "/nix/store/abc-nixos-system-web", "generation": 7 } }
+"#;
+
+    #[test]
+    fn a_machine_of_the_nixos_helper_shows_its_deployed_system_and_generation() {
+        let hovered = hover(MACHINE);
+        assert!(
+            hovered.contains("resource **web** `ssh.nixos`"),
+            "{hovered}"
+        );
+        assert!(
+            hovered.contains("- `system`: `\"/nix/store/abc-nixos-system-web\"`"),
+            "{hovered}"
+        );
+        assert!(hovered.contains("- `generation`: `7`"), "{hovered}");
+    }
+
+    #[test]
+    fn the_nixos_helper_offers_its_operations_and_takes_only_inputs() {
+        let fixture = crate::fixture::Fixture::parse(MACHINE);
+        let analysis = fixture.analysis();
+        let resource = analysis.resource_named_at(fixture.offset()).unwrap();
+        let operations: Vec<&String> = analysis
+            .operations(&resource, &fixture.schemas)
+            .keys()
+            .collect();
+        assert_eq!(operations, ["reboot", "rollback"]);
+        // `nixpkgs` and `module` belong to the helper: no diagnostic calls them unknown inputs.
+        let diagnostics = format!(
+            "{:?}",
+            analysis.diagnostics(&fixture.schemas, &Default::default())
+        );
+        assert!(!diagnostics.contains("nixpkgs"), "{diagnostics}");
+        assert!(!diagnostics.contains("`system`"), "{diagnostics}");
+    }
 }

@@ -251,6 +251,10 @@ impl<'a> Builder<'a> {
                 let kind = function
                     .as_deref()
                     .map(|f| f.rsplit('.').next().unwrap_or(f).trim());
+                if kind == Some("nixos") {
+                    self.read_nixos_helper(id, &apply);
+                    return;
+                }
                 if !matches!(kind, Some("nested") | Some("mkSequence")) {
                     return;
                 }
@@ -271,6 +275,32 @@ impl<'a> Builder<'a> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `a = nixops4.lib.nixos { ssh = ...; system = ...; }`: an `ssh.nixos` resource whose
+    /// inputs are the argument's attributes, but for those the helper itself takes. Which
+    /// inputs are given is not known (the helper may add `system`).
+    fn read_nixos_helper(&mut self, id: DeclId, apply: &ast::Apply) {
+        const HELPER_ONLY: [&str; 5] = ["nixpkgs", "module", "modules", "state", "dependsOn"];
+        let decl = &mut self.index.resources[id];
+        decl.inputs_open = true;
+        if let Some(function) = apply.lambda() {
+            decl.type_name = Some(("ssh.nixos".to_owned(), function.syntax().text_range()));
+        }
+        let Some(ast::Expr::AttrSet(set)) = apply.argument().map(strip_parens) else {
+            return;
+        };
+        for entry in set.attrpath_values() {
+            let Some(path) = entry.attrpath().map(|p| static_names(&p)) else {
+                continue;
+            };
+            if let (Some((Some(input), range)), Some(value)) =
+                (path.first().cloned(), entry.value())
+                && !HELPER_ONLY.contains(&input.as_str())
+            {
+                self.add_input(id, input, range, &value, path.len() == 1);
+            }
         }
     }
 
