@@ -112,6 +112,7 @@ pub(crate) fn meta_of(record: &ResourceRecord) -> RecordMeta {
         type_name: format!("local.{}", record.resource_type),
         provider: local(),
         depends_on: Vec::new(),
+        secret_outputs: None,
         pending: None,
     })
 }

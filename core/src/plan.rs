@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::secrets::Secrets;
 use crate::state::ResourceRecord;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -116,6 +117,24 @@ impl Plan {
         self.resources.iter().any(|r| r.action != Action::NoChange)
     }
 
+    /// Hides secrets: an input value that is or contains one shows as `(sensitive)`,
+    /// and problems' messages have them replaced.
+    pub(crate) fn hide(&mut self, secrets: &Secrets) {
+        for resource in &mut self.resources {
+            for change in &mut resource.changes {
+                for value in [&mut change.before, &mut change.after]
+                    .into_iter()
+                    .flatten()
+                {
+                    secrets.hide_value(value);
+                }
+            }
+        }
+        for problem in &mut self.problems {
+            problem.message = secrets.redact(&problem.message);
+        }
+    }
+
     /// Whether applying it deletes something (a delete or a replacement).
     pub fn is_destructive(&self) -> bool {
         self.resources
@@ -169,60 +188,6 @@ pub fn diff(
             forces_replacement: replace_on_change.contains(key),
         })
         .collect()
-}
-
-/// Replaces every value that contains a secret with `"(sensitive)"`.
-pub fn redact(changes: &mut [Change], secrets: &BTreeSet<String>) {
-    if secrets.is_empty() {
-        return;
-    }
-    let hide = |value: &mut Option<Value>| {
-        if let Some(v) = value
-            && contains_secret(v, secrets)
-        {
-            *v = Value::String("(sensitive)".into());
-        }
-    };
-    for change in changes {
-        hide(&mut change.before);
-        hide(&mut change.after);
-    }
-}
-
-/// Adds the values of the secret outputs `names` among `outputs` to `secrets`.
-pub fn secret_outputs(
-    names: &[String],
-    outputs: &Map<String, Value>,
-    secrets: &mut BTreeSet<String>,
-) {
-    for name in names {
-        match outputs.get(name) {
-            Some(Value::String(value)) => secrets.insert(value.clone()),
-            Some(other) => secrets.insert(other.to_string()),
-            None => false,
-        };
-    }
-}
-
-/// Replaces every secret in a text (a build's log, say) with `(sensitive)`.
-pub fn redact_text(text: &str, secrets: &BTreeSet<String>) -> String {
-    secrets
-        .iter()
-        .filter(|secret| !secret.is_empty())
-        .fold(text.to_owned(), |text, secret| {
-            text.replace(secret.as_str(), "(sensitive)")
-        })
-}
-
-pub fn contains_secret(value: &Value, secrets: &BTreeSet<String>) -> bool {
-    match value {
-        Value::String(s) => secrets
-            .iter()
-            .any(|secret| !secret.is_empty() && s.contains(secret.as_str())),
-        Value::Array(items) => items.iter().any(|v| contains_secret(v, secrets)),
-        Value::Object(map) => map.values().any(|v| contains_secret(v, secrets)),
-        _ => false,
-    }
 }
 
 /// What a plan saw of each resource: its type and inputs, or nothing when they were not
@@ -318,22 +283,43 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_redacted_wherever_they_appear() {
-        let secrets: BTreeSet<String> = ["s3cr3t".to_owned()].into();
-        let mut changes = diff(
+    fn a_plan_shows_an_input_with_a_secret_in_it_as_sensitive() {
+        let secrets = Secrets::default();
+        secrets.learn(&json!("s3cr3t-token"));
+        let changes = diff(
             &inputs(json!({"a": "x"})),
-            &inputs(json!({"a": "key=s3cr3t", "b": ["s3cr3t"], "c": 1})),
+            &inputs(json!({"a": "key=s3cr3t-token", "b": ["s3cr3t-token"], "c": 1})),
             &[],
         );
-        redact(&mut changes, &secrets);
-        let after: Vec<Value> = changes.iter().map(|c| c.after.clone().unwrap()).collect();
+        let mut plan = Plan {
+            deployment: "default".into(),
+            resources: vec![PlannedResource {
+                resource: ResourcePath::parse_dotted("r"),
+                type_name: "local.file".into(),
+                action: Action::Update,
+                changes,
+                inputs_known: true,
+                waiting_for: Vec::new(),
+                position: None,
+            }],
+            problems: vec![Problem {
+                resource: ResourcePath::parse_dotted("r"),
+                message: "error: bad value \"s3cr3t-token\"".into(),
+                position: None,
+            }],
+            fingerprint: String::new(),
+            builds: Vec::new(),
+        };
+        plan.hide(&secrets);
+        let after: Vec<Value> = plan.resources[0]
+            .changes
+            .iter()
+            .map(|c| c.after.clone().unwrap())
+            .collect();
         assert_eq!(
             after,
             [json!("(sensitive)"), json!("(sensitive)"), json!(1)]
         );
-        assert_eq!(
-            redact_text("log: key=s3cr3t\nend", &secrets),
-            "log: key=(sensitive)\nend"
-        );
+        assert_eq!(plan.problems[0].message, "error: bad value \"(sensitive)\"");
     }
 }

@@ -45,8 +45,6 @@ pub(crate) struct Run<'a> {
     changes: BTreeMap<ResourcePath, Vec<Change>>,
     /// Why resources could not be evaluated, with where, for plans.
     problems: BTreeMap<ResourcePath, Problem>,
-    /// Recorded secret outputs, kept out of plans.
-    secrets: BTreeSet<String>,
     /// Front ends hear of a run only once it may change the world.
     events: EventSink,
     /// The name of the state events that record results.
@@ -72,16 +70,11 @@ impl<'a> Run<'a> {
             specs: BTreeMap::new(),
             changes: BTreeMap::new(),
             problems: BTreeMap::new(),
-            secrets: BTreeSet::new(),
             events: None,
             recorded_as,
             refreshed: RefreshReport::default(),
             builds: Vec::new(),
         }
-    }
-
-    pub(crate) fn keep_out_of_plans(&mut self, secrets: BTreeSet<String>) {
-        self.secrets = secrets;
     }
 
     /// Whether the deployment declares the resource, to be applied.
@@ -105,7 +98,7 @@ impl<'a> Run<'a> {
     }
 
     fn emit(&self, event: Event) {
-        emit(&self.events, event);
+        emit(&self.events, &self.engine.secrets, event);
     }
 
     /// Runs the loop until nothing more can happen.
@@ -201,13 +194,12 @@ impl<'a> Run<'a> {
             }
         };
         let record = self.records.get(path);
-        let (action, mut changes) = plan::decide(
+        let (action, changes) = plan::decide(
             &spec.inputs,
             &spec.type_name,
             record,
             &facts.replace_on_change,
         );
-        plan::redact(&mut changes, &self.secrets);
         let work = match (action, record) {
             (Action::NoChange, Some(record)) => {
                 self.engine
@@ -280,7 +272,7 @@ impl<'a> Run<'a> {
     fn intent(&self, call: &Call, request: &Prepared) -> Option<StateChange> {
         let (mut record, pending) = match request {
             Prepared::Create(spec, _) => (
-                self.record_of(&call.path, spec, Properties::new()),
+                self.record_of(&call.path, spec, Properties::new(), None),
                 Pending::Create,
             ),
             Prepared::Update(both, _) => (both.1.clone(), Pending::Update),
@@ -298,6 +290,7 @@ impl<'a> Run<'a> {
         path: &ResourcePath,
         spec: &ResourceSpec,
         outputs: Properties,
+        secret_outputs: Option<Vec<String>>,
     ) -> ResourceRecord {
         let depends_on: BTreeSet<ResourcePath> = spec
             .depends_on
@@ -313,6 +306,7 @@ impl<'a> Run<'a> {
                 type_name: spec.type_name.clone(),
                 provider: spec.provider.clone(),
                 depends_on: depends_on.into_iter().collect(),
+                secret_outputs,
                 pending: None,
             }),
         }
@@ -332,8 +326,8 @@ impl<'a> Run<'a> {
             let result = match result {
                 Ok(Answer::Outputs(outputs)) => match self.specs.get(&path).cloned() {
                     Some(spec) => {
-                        self.learn_secrets(&spec, &outputs).await;
-                        let record = self.record_of(&path, &spec, outputs.clone());
+                        let secret_outputs = self.learn_secrets(&spec, &outputs).await;
+                        let record = self.record_of(&path, &spec, outputs.clone(), secret_outputs);
                         changes.push(StateChange::put(path, record));
                         Ok(Some(outputs))
                     }
@@ -344,7 +338,12 @@ impl<'a> Run<'a> {
                     Ok(None)
                 }
                 Ok(Answer::Read(read)) => {
-                    changes.extend(self.refreshed(&path, read));
+                    if let Some(change) = self.refreshed(&path, read) {
+                        if let StateChange::Put(_, record) = &change {
+                            self.engine.learn_secrets_of(record).await;
+                        }
+                        changes.push(change);
+                    }
                     Ok(None)
                 }
                 Err(ProviderError::Unsupported { .. }) if call.step == Step::Read => {
@@ -443,7 +442,15 @@ impl<'a> Run<'a> {
                 Ended::Skipped(reason) => Event::Skipped { resource, reason },
             });
         }
-        self.schedule.report()
+        let mut report = self.schedule.report();
+        for text in report
+            .failed
+            .values_mut()
+            .chain(report.skipped.values_mut())
+        {
+            *text = self.engine.secrets.redact(text);
+        }
+        report
     }
 
     /// What a refresh found, in path order.
@@ -453,6 +460,9 @@ impl<'a> Run<'a> {
         report.gone.sort();
         report.unreadable.sort();
         report.failed.sort();
+        for (_, text) in &mut report.failed {
+            *text = self.engine.secrets.redact(text);
+        }
         report
     }
 
@@ -527,13 +537,15 @@ impl<'a> Run<'a> {
                 Settled::NotEvaluated => problems.push(problem("not evaluated".to_owned())),
             }
         }
-        Plan {
+        let mut plan = Plan {
             deployment: self.deployment.clone(),
             resources,
             problems,
             fingerprint: plan::fingerprint(&evaluated, document),
             builds: self.planned_builds(),
-        }
+        };
+        plan.hide(&self.engine.secrets);
+        plan
     }
 }
 

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ pub struct RecordMeta {
     pub provider: ProviderSpec,
     #[serde(default)]
     pub depends_on: Vec<ResourcePath>,
+    /// The outputs the provider marks secret, so that a reader of the state knows what to
+    /// hide without asking the provider. Absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_outputs: Option<Vec<String>>,
     /// Set while a provider call for this resource may be in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
@@ -432,6 +437,7 @@ impl StateLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| EngineError::state(format!("opening {}: {e}", lock_path.display())))?;
         match file.try_lock() {
@@ -457,6 +463,8 @@ impl StateLock {
                 )));
             }
         }
+        // It names the holder: the owner's business only, like the state.
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
         let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         let description = format!("{holder} (process {}) since {since}\n", std::process::id());
         let written = file

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -229,6 +230,9 @@ impl LocalStateFile {
                 _ => ProviderError::internal(format!("opening state file {}: {e}", path.display())),
             })?;
         lock(&file, path, write)?;
+        if write {
+            keep_to_owner(&file, path)?;
+        }
         let length = file
             .metadata()
             .context(format!("reading {}", path.display()))?
@@ -349,6 +353,24 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<Replayed> {
     })
 }
 
+/// State holds secrets: its files are readable and writable by their owner only.
+const OWNER_ONLY: u32 = 0o600;
+
+/// Takes the permissions of group and others away from a state file that has them (one
+/// written by an older version, or copied).
+fn keep_to_owner(file: &File, path: &Path) -> Result<()> {
+    let mode = file
+        .metadata()
+        .context(format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(mode & 0o700))
+            .context(format!("restricting {} to its owner", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Creates a new log holding only the initial event, durably, and never over a file that
 /// appeared meanwhile.
 fn create_log(path: &Path) -> Result<()> {
@@ -371,6 +393,7 @@ fn create_log(path: &Path) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(OWNER_ONLY)
         .open(path)
         .context(format!("creating state file {}", path.display()))?;
     file.write_all(line.as_bytes())
