@@ -113,6 +113,7 @@ pub(crate) fn meta_of(record: &ResourceRecord) -> RecordMeta {
         provider: local(),
         depends_on: Vec::new(),
         secret_outputs: None,
+        sensitive_inputs: Vec::new(),
         pending: None,
     })
 }

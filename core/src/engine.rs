@@ -128,11 +128,14 @@ impl Engine {
         }
     }
 
-    /// Learns the secret outputs of one record.
+    /// Learns the secret outputs of one record, and the inputs it holds that were made
+    /// from secrets.
     pub(crate) async fn learn_secrets_of(&self, record: &ResourceRecord) {
         let Some(meta) = &record.nixops4 else {
             return;
         };
+        self.secrets
+            .learn_outputs(&meta.sensitive_inputs, &record.input_properties);
         let names = match &meta.secret_outputs {
             Some(names) => names.clone(),
             None => match self.type_facts(&meta.provider, &record.resource_type).await {

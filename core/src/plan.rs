@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::secrets::Secrets;
+use crate::secrets::{PLACEHOLDER, Secrets};
 use crate::state::ResourceRecord;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -117,16 +117,22 @@ impl Plan {
         self.resources.iter().any(|r| r.action != Action::NoChange)
     }
 
-    /// Hides secrets: an input value that is or contains one shows as `(sensitive)`,
-    /// and problems' messages have them replaced.
+    /// Hides secrets: an input change with a secret on either side shows both sides as
+    /// `(sensitive)` (what replaces a secret is as secret as what it replaces), and
+    /// problems' messages have them replaced.
     pub(crate) fn hide(&mut self, secrets: &Secrets) {
         for resource in &mut self.resources {
             for change in &mut resource.changes {
-                for value in [&mut change.before, &mut change.after]
+                let sensitive = [&change.before, &change.after]
                     .into_iter()
                     .flatten()
-                {
-                    secrets.hide_value(value);
+                    .any(|value| secrets.is_sensitive(value));
+                if sensitive {
+                    for side in [&mut change.before, &mut change.after] {
+                        if let Some(value) = side {
+                            *value = Value::String(PLACEHOLDER.into());
+                        }
+                    }
                 }
             }
         }
@@ -287,7 +293,7 @@ mod tests {
         let secrets = Secrets::default();
         secrets.learn(&json!("s3cr3t-token"));
         let changes = diff(
-            &inputs(json!({"a": "x"})),
+            &inputs(json!({"a": "x", "c": 0})),
             &inputs(json!({"a": "key=s3cr3t-token", "b": ["s3cr3t-token"], "c": 1})),
             &[],
         );
@@ -319,6 +325,12 @@ mod tests {
         assert_eq!(
             after,
             [json!("(sensitive)"), json!("(sensitive)"), json!(1)]
+        );
+        let before = plan.resources[0].changes[0].before.clone();
+        assert_eq!(
+            before,
+            Some(json!("(sensitive)")),
+            "what a secret replaces is hidden too"
         );
         assert_eq!(plan.problems[0].message, "error: bad value \"(sensitive)\"");
     }

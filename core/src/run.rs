@@ -307,6 +307,12 @@ impl<'a> Run<'a> {
                 provider: spec.provider.clone(),
                 depends_on: depends_on.into_iter().collect(),
                 secret_outputs,
+                sensitive_inputs: spec
+                    .inputs
+                    .iter()
+                    .filter(|(_, value)| self.engine.secrets.is_sensitive(value))
+                    .map(|(name, _)| name.clone())
+                    .collect(),
                 pending: None,
             }),
         }

@@ -139,12 +139,24 @@ fn a_secret_appears_on_no_surface_unless_revealed() {
     surfaces.check_output("`nixops4-lsp --apply --json`", &headless);
 
     language_server(&env, &mut surfaces);
+
+    // The secret changes (a rotated key): what the old one was made into, still recorded
+    // for `derived`, stays hidden.
+    deployment(&env, &format!("{canary}-rotated"), &format!("v2 {DERIVED}"));
+    env.run(&["apply", "--yes", "--target", "key"]).success();
+    let plan = env.run(&["plan"]);
+    assert!(plan.stdout.contains("(sensitive)"), "{plan}");
+    surfaces.check_output("`plan` after the secret changed", &plan);
+    surfaces.check_output(
+        "`state show` after the secret changed",
+        &env.run(&["state", "show"]).success(),
+    );
     eprintln!(
         "the canary was looked for on {} surfaces: {}",
         surfaces.checked.len(),
         surfaces.checked.join("; ")
     );
-    assert_eq!(surfaces.checked.len(), 15);
+    assert_eq!(surfaces.checked.len(), 17);
 }
 
 /// The editor's side: diagnostics, hover, lenses, `nixops4/plan`, an apply's progress
