@@ -128,10 +128,11 @@ impl Plan {
                     .flatten()
                     .any(|value| secrets.is_sensitive(value));
                 if sensitive {
-                    for side in [&mut change.before, &mut change.after] {
-                        if let Some(value) = side {
-                            *value = Value::String(PLACEHOLDER.into());
-                        }
+                    for value in [&mut change.before, &mut change.after]
+                        .into_iter()
+                        .flatten()
+                    {
+                        *value = Value::String(PLACEHOLDER.into());
                     }
                 }
             }
