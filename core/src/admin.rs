@@ -1,27 +1,42 @@
 //! State administration: show and list the records, forget a resource without deleting
 //! it (`state rm`), move a record after a rename (`state mv`), break a lock whose holder
 //! is gone (`state unlock`), and re-encrypt the stored state for the keys configured now
-//! (`state rekey`). No resource's provider is called.
+//! (`state rekey`). No resource's provider is called but to learn which recorded outputs
+//! are secret, for records that do not say.
 
 use std::collections::BTreeMap;
 
 use nixops4_eval::protocol::ResourcePath;
 use serde_json::Value;
 
-use crate::engine::{Engine, refuse_empty};
+use crate::engine::{Engine, Secrecy, refuse_empty};
 use crate::error::EngineError;
+use crate::secrets::Secrets;
 use crate::state::{LockHolder, ResourceRecord, StateChange, force_unlock, lock_holders};
 
 impl Engine {
-    /// The recorded state document.
-    pub async fn state_document(&self) -> Result<Value, EngineError> {
-        Ok(self.read_state().await?.document().clone())
+    /// The recorded state document. Each recorded value that is or contains a secret
+    /// is `(sensitive)` unless `secrets` reveals it.
+    pub async fn state_document(&self, secrets: Secrecy) -> Result<Value, EngineError> {
+        let state = self.hiding(self.read_state().await)?;
+        let mut document = state.document().clone();
+        if secrets == Secrecy::Hide {
+            hide_recorded_values(&mut document, &self.secrets);
+        }
+        Ok(document)
     }
 
+    /// The records, with secret and secret-derived values hidden.
     pub async fn state_records(
         &self,
     ) -> Result<BTreeMap<ResourcePath, ResourceRecord>, EngineError> {
-        Ok(self.read_state().await?.records())
+        let state = self.hiding(self.read_state().await)?;
+        let mut records = state.records();
+        for record in records.values_mut() {
+            self.secrets.hide_properties(&mut record.input_properties);
+            self.secrets.hide_properties(&mut record.output_properties);
+        }
+        Ok(records)
     }
 
     /// Who holds the state's lock, as its storage records it.
@@ -89,5 +104,27 @@ impl Engine {
             }
         })
         .await
+    }
+}
+
+/// Hides the sensitive inputs and outputs of every record in a state document, nested
+/// deployments' included.
+fn hide_recorded_values(document: &mut Value, secrets: &Secrets) {
+    let Some(object) = document.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(resources)) = object.get_mut("resources") {
+        for record in resources.values_mut() {
+            for key in ["input_properties", "output_properties"] {
+                if let Some(Value::Object(properties)) = record.get_mut(key) {
+                    secrets.hide_properties(properties);
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(deployments)) = object.get_mut("deployments") {
+        for nested in deployments.values_mut() {
+            hide_recorded_values(nested, secrets);
+        }
     }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::calls;
 use crate::engine::{Engine, refuse_empty};
 use crate::error::EngineError;
-use crate::plan::{self, Action, Plan};
+use crate::plan::{Action, Plan};
 use crate::run::Run;
 use crate::schedule::Schedule;
 use crate::state::{ResourceRecord, StateStore};
@@ -54,10 +54,13 @@ impl ApplyReport {
 impl Engine {
     /// Plans the deployment against its state, without changing anything.
     pub async fn plan(&self) -> Result<Plan, EngineError> {
-        let deployment = self.deployment()?;
-        let mut state = self.read_state().await?;
-        let run = self.preview(deployment, &mut state).await?;
-        Ok(run.plan(state.document()))
+        let planned = async {
+            let deployment = self.deployment()?;
+            let mut state = self.read_state().await?;
+            let run = self.preview(deployment, &mut state).await?;
+            Ok(run.plan(state.document()))
+        };
+        self.hiding(planned.await)
     }
 
     /// Applies the deployment: creates, updates, replaces and (without targets) deletes.
@@ -117,9 +120,7 @@ impl Engine {
                 .map(|(path, record)| ((*path).clone(), record.depends_on().to_vec())),
             |path| forget.contains(path),
         );
-        let secrets = self.secret_values(&records).await;
         let mut run = Run::new(self, deployment, schedule, records, "apply");
-        run.keep_out_of_plans(secrets);
         run.drive(state).await?;
         Ok(run)
     }
@@ -141,28 +142,6 @@ impl Engine {
             }
         }
         forget
-    }
-
-    /// Secret output values recorded in state, to keep out of plans.
-    pub(crate) async fn secret_values(
-        &self,
-        records: &BTreeMap<ResourcePath, ResourceRecord>,
-    ) -> BTreeSet<String> {
-        let mut secrets = BTreeSet::new();
-        for record in records.values() {
-            let Some(meta) = &record.nixops4 else {
-                continue;
-            };
-            let Ok(facts) = self.type_facts(&meta.provider, &record.resource_type).await else {
-                continue;
-            };
-            plan::secret_outputs(
-                &facts.secret_outputs,
-                &record.output_properties,
-                &mut secrets,
-            );
-        }
-        secrets
     }
 
     /// Deletes the recorded resources (or the targets and what depends on them), in

@@ -112,6 +112,8 @@ pub(crate) fn meta_of(record: &ResourceRecord) -> RecordMeta {
         type_name: format!("local.{}", record.resource_type),
         provider: local(),
         depends_on: Vec::new(),
+        secret_outputs: None,
+        sensitive_inputs: Vec::new(),
         pending: None,
     })
 }

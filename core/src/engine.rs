@@ -21,7 +21,8 @@ use crate::error::EngineError;
 use crate::events::EventSink;
 pub use crate::operations::RefreshReport;
 use crate::providers::ProviderPool;
-use crate::state::{Mutation, StateStorage, StateStore};
+use crate::secrets::Secrets;
+use crate::state::{Mutation, ResourceRecord, StateStorage, StateStore};
 
 pub struct EngineOptions {
     /// The flake's directory (or a flake reference the evaluator understands).
@@ -66,6 +67,8 @@ pub struct Engine {
     pub(crate) providers: ProviderPool,
     deployments: Vec<String>,
     lock_file: Option<LockFileChange>,
+    /// Every secret known in this session: what leaves the engine has them hidden.
+    pub(crate) secrets: Secrets,
 }
 
 impl Engine {
@@ -82,7 +85,13 @@ impl Engine {
             .local_provider
             .clone()
             .unwrap_or_else(|| beside_executable("nixops4-resources-local"));
-        let providers = ProviderPool::new(local, flake_dir.clone(), options.provider_timeout);
+        let secrets = Secrets::default();
+        let providers = ProviderPool::new(
+            local,
+            flake_dir.clone(),
+            options.provider_timeout,
+            secrets.clone(),
+        );
 
         Ok(Engine {
             options,
@@ -92,7 +101,50 @@ impl Engine {
             providers,
             deployments: loaded.deployments,
             lock_file: loaded.lock_file,
+            secrets,
         })
+    }
+
+    /// The secrets known so far, for a front end that shows texts the engine did not
+    /// make (a script's output, say) to hide them there too.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// The error with every known secret in its message hidden: what every public
+    /// method returns.
+    pub(crate) fn hiding<T>(&self, result: Result<T, EngineError>) -> Result<T, EngineError> {
+        result.map_err(|mut error| {
+            error.message = self.secrets.redact(&error.message);
+            error
+        })
+    }
+
+    /// Learns the secret outputs of these records: by the names the record keeps, or,
+    /// for a record written before it kept them, by asking its provider.
+    pub(crate) async fn learn_recorded_secrets(&self, state: &StateStore) {
+        for record in state.records().values() {
+            self.learn_secrets_of(record).await;
+        }
+    }
+
+    /// Learns the secret outputs of one record, and the inputs it holds that were made
+    /// from secrets.
+    pub(crate) async fn learn_secrets_of(&self, record: &ResourceRecord) {
+        let Some(meta) = &record.nixops4 else {
+            return;
+        };
+        self.secrets
+            .learn_outputs(&meta.sensitive_inputs, &record.input_properties);
+        let names = match &meta.secret_outputs {
+            Some(names) => names.clone(),
+            None => match self.type_facts(&meta.provider, &record.resource_type).await {
+                Ok(facts) => facts.secret_outputs,
+                Err(_) => return,
+            },
+        };
+        self.secrets
+            .learn_outputs(&names, &record.output_properties);
     }
 
     pub fn deployments(&self) -> &[String] {
@@ -219,12 +271,15 @@ impl Engine {
     }
 
     pub async fn resources(&self) -> Result<Vec<ResourcePath>, EngineError> {
-        Ok(self.eval.list_resources(self.deployment()?).await?)
+        let listed = async { Ok(self.eval.list_resources(self.deployment()?).await?) };
+        self.hiding(listed.await)
     }
 
     pub(crate) async fn read_state(&self) -> Result<StateStore, EngineError> {
         let storage = &self.state_location().await?.storage;
-        StateStore::open_read_only(storage, self.options.provider_timeout).await
+        let state = StateStore::open_read_only(storage, self.options.provider_timeout).await?;
+        self.learn_recorded_secrets(&state).await;
+        Ok(state)
     }
 
     /// Where the state is stored, for `state unlock`.
@@ -234,7 +289,8 @@ impl Engine {
 
     /// Runs `work` with the state locked, and with the capability to change the world
     /// that holding the lock gives; then closes the state and the idle providers,
-    /// whatever `work` returned. `what` says in the lock what its holder does.
+    /// whatever `work` returned, and hides secrets in its error. `what` says in the lock
+    /// what its holder does.
     pub(crate) async fn locked<T>(
         &self,
         what: &str,
@@ -245,10 +301,11 @@ impl Engine {
         let (mut state, mutation) =
             StateStore::open_for_changes(storage, &operation, self.options.provider_timeout)
                 .await?;
+        self.learn_recorded_secrets(&state).await;
         let result = work(&mut state, mutation).await;
         state.close().await;
         self.providers.close().await;
-        result
+        self.hiding(result)
     }
 
     /// Whether the user asked to stop starting new work.
@@ -296,22 +353,39 @@ impl Engine {
     }
 
     /// Evaluates `outputs.<name>` of the deployment with the outputs recorded in state.
-    pub async fn output(&self, name: &str) -> Result<Value, EngineError> {
-        let deployment = self.deployment()?.to_owned();
-        let state = self.read_state().await?;
-        self.provide_recorded_outputs(&deployment, &state).await?;
-        match self.eval.evaluate_output(&deployment, name).await? {
-            Evaluation::Ready { value } => Ok(value),
-            Evaluation::Waiting { resources } => {
-                Err(not_applied(&format!("output `{name}`"), &resources))
+    /// A value that is or contains a secret is `(sensitive)` unless `secrets` reveals it.
+    pub async fn output(&self, name: &str, secrets: Secrecy) -> Result<Value, EngineError> {
+        let evaluated = async {
+            let deployment = self.deployment()?.to_owned();
+            let state = self.read_state().await?;
+            self.provide_recorded_outputs(&deployment, &state).await?;
+            match self.eval.evaluate_output(&deployment, name).await? {
+                Evaluation::Ready { mut value } => {
+                    if secrets == Secrecy::Hide {
+                        self.secrets.hide_value(&mut value);
+                    }
+                    Ok(value)
+                }
+                Evaluation::Waiting { resources } => {
+                    Err(not_applied(&format!("output `{name}`"), &resources))
+                }
             }
-        }
+        };
+        self.hiding(evaluated.await)
     }
 
     pub async fn shutdown(self) {
         self.providers.close().await;
         self.eval.shutdown().await;
     }
+}
+
+/// Whether a value shown to a person has its secrets hidden (the default everywhere) or
+/// revealed, because they asked for it explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrecy {
+    Hide,
+    Reveal,
 }
 
 #[derive(Default)]

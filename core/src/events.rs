@@ -5,6 +5,7 @@ use nixops4_eval::protocol::ResourcePath;
 use serde::Serialize;
 
 use crate::plan::Action;
+use crate::secrets::Secrets;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
@@ -52,8 +53,19 @@ pub enum Event {
 /// Where the engine sends its events; a front end that wants none gives `None`.
 pub type EventSink = Option<tokio::sync::mpsc::UnboundedSender<Event>>;
 
-pub(crate) fn emit(sink: &EventSink, event: Event) {
+/// Sends an event with every secret in its texts hidden.
+pub(crate) fn emit(sink: &EventSink, secrets: &Secrets, mut event: Event) {
     if let Some(sink) = sink {
+        match &mut event {
+            Event::Failed { error: text, .. }
+            | Event::Skipped { reason: text, .. }
+            | Event::BuildFailed { error: text, .. } => *text = secrets.redact(text),
+            Event::Started { .. }
+            | Event::Finished { .. }
+            | Event::Forgotten { .. }
+            | Event::BuildStarted { .. }
+            | Event::Built { .. } => {}
+        }
         let _ = sink.send(event);
     }
 }

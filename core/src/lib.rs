@@ -12,7 +12,8 @@
 //! - [`state`]: the state document, its storage through a provider, and the lock;
 //! - [`providers`] and [`provider_client`]: running provider programs, and `calls`, the
 //!   requests made about resources;
-//! - [`events`]: what front ends render while work runs.
+//! - [`events`]: what front ends render while work runs;
+//! - [`secrets`]: the one redaction step every text leaving the engine passes through.
 //!
 //! Invariant: this crate never prints; front ends render what it returns and emits.
 
@@ -32,6 +33,7 @@ mod resume;
 mod run;
 mod schedule;
 pub mod scripts;
+pub mod secrets;
 pub mod state;
 pub mod transfer;
 

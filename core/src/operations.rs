@@ -71,11 +71,17 @@ impl Engine {
                 Ok(response) => {
                     if let Some(outputs) = response.output_properties {
                         done.output_properties = outputs;
+                        self.learn_secrets_of(&done).await;
                     }
                     state
                         .apply(&event, &[StateChange::put(path.clone(), done)])
                         .await?;
-                    Ok(response.result)
+                    let mut result = response.result;
+                    match result.as_object_mut() {
+                        Some(properties) => self.secrets.hide_properties(properties),
+                        None => self.secrets.hide_value(&mut result),
+                    }
+                    Ok(result)
                 }
                 // Refused: nothing happened, so the intent goes. Without an answer the
                 // intent stays for the next apply to settle.

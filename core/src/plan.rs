@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::secrets::{PLACEHOLDER, Secrets};
 use crate::state::ResourceRecord;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -126,6 +127,31 @@ impl Plan {
         self.resources.iter().any(|r| r.action != Action::NoChange)
     }
 
+    /// Hides secrets: an input change with a secret on either side shows both sides as
+    /// `(sensitive)` (what replaces a secret is as secret as what it replaces), and
+    /// problems' messages have them replaced.
+    pub(crate) fn hide(&mut self, secrets: &Secrets) {
+        for resource in &mut self.resources {
+            for change in &mut resource.changes {
+                let sensitive = [&change.before, &change.after]
+                    .into_iter()
+                    .flatten()
+                    .any(|value| secrets.is_sensitive(value));
+                if sensitive {
+                    for value in [&mut change.before, &mut change.after]
+                        .into_iter()
+                        .flatten()
+                    {
+                        *value = Value::String(PLACEHOLDER.into());
+                    }
+                }
+            }
+        }
+        for problem in &mut self.problems {
+            problem.message = secrets.redact(&problem.message);
+        }
+    }
+
     /// Whether applying it deletes something (a delete or a replacement).
     pub fn is_destructive(&self) -> bool {
         self.resources
@@ -179,63 +205,6 @@ pub fn diff(
             forces_replacement: replace_on_change.contains(key),
         })
         .collect()
-}
-
-/// Replaces every value that contains a secret with `"(sensitive)"`, and the value on the
-/// other side of its change too: what a secret replaces is an earlier secret (a rotated
-/// key), which no output holds any more.
-pub fn redact(changes: &mut [Change], secrets: &BTreeSet<String>) {
-    if secrets.is_empty() {
-        return;
-    }
-    let secret =
-        |value: &Option<Value>| value.as_ref().is_some_and(|v| contains_secret(v, secrets));
-    for change in changes {
-        if secret(&change.before) || secret(&change.after) {
-            for value in [&mut change.before, &mut change.after]
-                .into_iter()
-                .flatten()
-            {
-                *value = Value::String("(sensitive)".into());
-            }
-        }
-    }
-}
-
-/// Adds the values of the secret outputs `names` among `outputs` to `secrets`.
-pub fn secret_outputs(
-    names: &[String],
-    outputs: &Map<String, Value>,
-    secrets: &mut BTreeSet<String>,
-) {
-    for name in names {
-        match outputs.get(name) {
-            Some(Value::String(value)) => secrets.insert(value.clone()),
-            Some(other) => secrets.insert(other.to_string()),
-            None => false,
-        };
-    }
-}
-
-/// Replaces every secret in a text (a build's log, say) with `(sensitive)`.
-pub fn redact_text(text: &str, secrets: &BTreeSet<String>) -> String {
-    secrets
-        .iter()
-        .filter(|secret| !secret.is_empty())
-        .fold(text.to_owned(), |text, secret| {
-            text.replace(secret.as_str(), "(sensitive)")
-        })
-}
-
-pub fn contains_secret(value: &Value, secrets: &BTreeSet<String>) -> bool {
-    match value {
-        Value::String(s) => secrets
-            .iter()
-            .any(|secret| !secret.is_empty() && s.contains(secret.as_str())),
-        Value::Array(items) => items.iter().any(|v| contains_secret(v, secrets)),
-        Value::Object(map) => map.values().any(|v| contains_secret(v, secrets)),
-        _ => false,
-    }
 }
 
 /// What a plan saw of each resource: its type and inputs, or nothing when they were not
@@ -331,31 +300,49 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_redacted_wherever_they_appear() {
-        let secrets: BTreeSet<String> = ["s3cr3t".to_owned()].into();
-        let mut changes = diff(
-            &inputs(json!({"a": "old-secret", "d": "x"})),
-            &inputs(json!({"a": "key=s3cr3t", "b": ["s3cr3t"], "c": 1, "d": "y"})),
+    fn a_plan_shows_an_input_with_a_secret_in_it_as_sensitive() {
+        let secrets = Secrets::default();
+        secrets.learn(&json!("s3cr3t-token"));
+        let changes = diff(
+            &inputs(json!({"a": "x", "c": 0})),
+            &inputs(json!({"a": "key=s3cr3t-token", "b": ["s3cr3t-token"], "c": 1})),
             &[],
         );
-        redact(&mut changes, &secrets);
-        let shown: Vec<(Option<Value>, Option<Value>)> = changes
+        let mut plan = Plan {
+            deployment: "default".into(),
+            resources: vec![PlannedResource {
+                resource: ResourcePath::parse_dotted("r"),
+                type_name: "local.file".into(),
+                action: Action::Update,
+                changes,
+                inputs_known: true,
+                waiting_for: Vec::new(),
+                position: None,
+            }],
+            problems: vec![Problem {
+                resource: ResourcePath::parse_dotted("r"),
+                message: "error: bad value \"s3cr3t-token\"".into(),
+                position: None,
+            }],
+            fingerprint: String::new(),
+            builds: Vec::new(),
+        };
+        plan.hide(&secrets);
+        let after: Vec<Value> = plan.resources[0]
+            .changes
             .iter()
-            .map(|c| (c.before.clone(), c.after.clone()))
+            .map(|c| c.after.clone().unwrap())
             .collect();
-        let sensitive = || Some(json!("(sensitive)"));
         assert_eq!(
-            shown,
-            [
-                (sensitive(), sensitive()),
-                (None, sensitive()),
-                (None, Some(json!(1))),
-                (Some(json!("x")), Some(json!("y"))),
-            ]
+            after,
+            [json!("(sensitive)"), json!("(sensitive)"), json!(1)]
         );
+        let before = plan.resources[0].changes[0].before.clone();
         assert_eq!(
-            redact_text("log: key=s3cr3t\nend", &secrets),
-            "log: key=(sensitive)\nend"
+            before,
+            Some(json!("(sensitive)")),
+            "what a secret replaces is hidden too"
         );
+        assert_eq!(plan.problems[0].message, "error: bad value \"(sensitive)\"");
     }
 }

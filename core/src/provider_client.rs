@@ -18,6 +18,8 @@ use nixops4_provider_protocol::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use crate::secrets::Secrets;
+
 /// How to start a provider program.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProviderCommand {
@@ -27,6 +29,8 @@ pub struct ProviderCommand {
     pub working_directory: Option<PathBuf>,
     /// How messages name the provider (`local`); the executable when absent.
     pub label: Option<String>,
+    /// The secrets hidden in what the provider prints on its stderr.
+    pub redaction: Option<Secrets>,
 }
 
 impl ProviderCommand {
@@ -36,6 +40,7 @@ impl ProviderCommand {
             args: Vec::new(),
             working_directory: None,
             label: None,
+            redaction: None,
         }
     }
 
@@ -46,6 +51,12 @@ impl ProviderCommand {
 
     pub fn labelled(mut self, label: &str) -> ProviderCommand {
         self.label = Some(label.to_owned());
+        self
+    }
+
+    /// Hides these secrets in the provider's stderr before it is logged or quoted.
+    pub fn redacting(mut self, secrets: &Secrets) -> ProviderCommand {
+        self.redaction = Some(secrets.clone());
         self
     }
 
@@ -269,9 +280,14 @@ impl ProviderProcess {
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let tail = stderr_tail.clone();
         let provider = name.clone();
+        let redaction = command.redaction.clone();
         let stderr_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                let line = match &redaction {
+                    Some(secrets) => secrets.redact(&line),
+                    None => line,
+                };
                 tracing::info!(target: "nixops4::provider", "{provider}: {line}");
                 let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
                 if tail.len() == STDERR_TAIL_LINES {

@@ -11,6 +11,7 @@ use nixops4_provider_protocol::*;
 
 use crate::error::EngineError;
 use crate::provider_client::{ProviderCommand, ProviderError, ProviderProcess};
+use crate::secrets::Secrets;
 
 #[derive(Clone)]
 pub struct ProviderPool {
@@ -21,19 +22,27 @@ struct Inner {
     local: PathBuf,
     working_directory: PathBuf,
     timeout: Duration,
+    /// Hidden in what providers print on stderr.
+    secrets: Secrets,
     idle: Mutex<HashMap<ProviderCommand, Vec<ProviderProcess>>>,
     described: tokio::sync::Mutex<HashMap<ProviderCommand, Option<DescribeResponse>>>,
 }
 
 impl ProviderPool {
     /// `local` is the built-in local provider's program; providers run in
-    /// `working_directory` (the flake's directory).
-    pub fn new(local: PathBuf, working_directory: PathBuf, timeout: Duration) -> ProviderPool {
+    /// `working_directory` (the flake's directory), with `secrets` hidden in their stderr.
+    pub fn new(
+        local: PathBuf,
+        working_directory: PathBuf,
+        timeout: Duration,
+        secrets: Secrets,
+    ) -> ProviderPool {
         ProviderPool {
             inner: Arc::new(Inner {
                 local,
                 working_directory,
                 timeout,
+                secrets,
                 idle: Mutex::default(),
                 described: Default::default(),
             }),
@@ -50,12 +59,14 @@ impl ProviderPool {
         command
             .in_directory(&self.inner.working_directory)
             .labelled(&provider.name)
+            .redacting(&self.inner.secrets)
     }
 
     pub fn local_command(&self) -> ProviderCommand {
         ProviderCommand::new(&self.inner.local)
             .in_directory(&self.inner.working_directory)
             .labelled("local")
+            .redacting(&self.inner.secrets)
     }
 
     pub fn timeout(&self) -> Duration {

@@ -36,6 +36,7 @@ impl Engine {
                 {
                     emit(
                         &self.options.events,
+                        &self.secrets,
                         Event::Forgotten {
                             resource: path.clone(),
                             provider: calls::provider_of(&record).name,

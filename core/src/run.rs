@@ -46,8 +46,6 @@ pub(crate) struct Run<'a> {
     changes: BTreeMap<ResourcePath, Vec<Change>>,
     /// Why resources could not be evaluated, with where, for plans.
     problems: BTreeMap<ResourcePath, Problem>,
-    /// Recorded secret outputs, kept out of plans.
-    secrets: BTreeSet<String>,
     /// Front ends hear of a run only once it may change the world.
     events: EventSink,
     /// The name of the state events that record results.
@@ -73,16 +71,11 @@ impl<'a> Run<'a> {
             specs: BTreeMap::new(),
             changes: BTreeMap::new(),
             problems: BTreeMap::new(),
-            secrets: BTreeSet::new(),
             events: None,
             recorded_as,
             refreshed: RefreshReport::default(),
             builds: Vec::new(),
         }
-    }
-
-    pub(crate) fn keep_out_of_plans(&mut self, secrets: BTreeSet<String>) {
-        self.secrets = secrets;
     }
 
     /// Whether the deployment declares the resource, to be applied.
@@ -106,7 +99,7 @@ impl<'a> Run<'a> {
     }
 
     fn emit(&self, event: Event) {
-        emit(&self.events, event);
+        emit(&self.events, &self.engine.secrets, event);
     }
 
     /// Runs the loop until nothing more can happen.
@@ -202,13 +195,12 @@ impl<'a> Run<'a> {
             }
         };
         let record = self.records.get(path);
-        let (action, mut changes) = plan::decide(
+        let (action, changes) = plan::decide(
             &spec.inputs,
             &spec.type_name,
             record,
             &facts.replace_on_change,
         );
-        plan::redact(&mut changes, &self.secrets);
         // Upstream creates a resource without state afresh on every apply; its providers
         // may refuse an update of one ("update called on stateless file resource").
         let recreated = facts.upstream_v0 && spec.state.is_none();
@@ -288,7 +280,7 @@ impl<'a> Run<'a> {
     fn intent(&self, call: &Call, request: &Prepared) -> Option<StateChange> {
         let (mut record, pending) = match request {
             Prepared::Create(spec, _) => (
-                self.record_of(&call.path, spec, Properties::new()),
+                self.record_of(&call.path, spec, Properties::new(), None),
                 Pending::Create,
             ),
             Prepared::Update(both, _) => (both.1.clone(), Pending::Update),
@@ -307,6 +299,7 @@ impl<'a> Run<'a> {
         path: &ResourcePath,
         spec: &ResourceSpec,
         outputs: Properties,
+        secret_outputs: Option<Vec<String>>,
     ) -> ResourceRecord {
         let depends_on: BTreeSet<ResourcePath> = spec
             .depends_on
@@ -322,6 +315,13 @@ impl<'a> Run<'a> {
                 type_name: spec.type_name.clone(),
                 provider: spec.provider.clone(),
                 depends_on: depends_on.into_iter().collect(),
+                secret_outputs,
+                sensitive_inputs: spec
+                    .inputs
+                    .iter()
+                    .filter(|(_, value)| self.engine.secrets.is_sensitive(value))
+                    .map(|(name, _)| name.clone())
+                    .collect(),
                 pending: None,
             }),
         }
@@ -341,8 +341,8 @@ impl<'a> Run<'a> {
             let result = match result {
                 Ok(Answer::Outputs(outputs)) => match self.specs.get(&path).cloned() {
                     Some(spec) => {
-                        self.learn_secrets(&spec, &outputs).await;
-                        let record = self.record_of(&path, &spec, outputs.clone());
+                        let secret_outputs = self.learn_secrets(&spec, &outputs).await;
+                        let record = self.record_of(&path, &spec, outputs.clone(), secret_outputs);
                         changes.push(StateChange::put(path, record));
                         Ok(Some(outputs))
                     }
@@ -361,7 +361,12 @@ impl<'a> Run<'a> {
                     Ok(None)
                 }
                 Ok(Answer::Read(read)) => {
-                    changes.extend(self.refreshed(&path, read));
+                    if let Some(change) = self.refreshed(&path, read) {
+                        if let StateChange::Put(_, record) = &change {
+                            self.engine.learn_secrets_of(record).await;
+                        }
+                        changes.push(change);
+                    }
                     Ok(None)
                 }
                 Err(ProviderError::Unsupported { .. }) if call.step == Step::Read => {
@@ -462,7 +467,15 @@ impl<'a> Run<'a> {
                 Ended::Skipped(reason) => Event::Skipped { resource, reason },
             });
         }
-        self.schedule.report()
+        let mut report = self.schedule.report();
+        for text in report
+            .failed
+            .values_mut()
+            .chain(report.skipped.values_mut())
+        {
+            *text = self.engine.secrets.redact(text);
+        }
+        report
     }
 
     /// What a refresh found, in path order.
@@ -472,6 +485,9 @@ impl<'a> Run<'a> {
         report.gone.sort();
         report.unreadable.sort();
         report.failed.sort();
+        for (_, text) in &mut report.failed {
+            *text = self.engine.secrets.redact(text);
+        }
         report
     }
 }

@@ -8,7 +8,6 @@
 //! in that environment and that file only, never in an error or a `Debug` of this
 //! module's types; errors from evaluating a script have recorded secret values hidden.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use nixops4_eval::protocol::{
@@ -19,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::engine::{Engine, not_applied, refuse_empty};
 use crate::error::{EngineError, EngineErrorKind};
 use crate::events::{Event, emit};
-use crate::plan::redact_text;
+use crate::secrets::Secrets;
 
 /// The environment variable that names the file with all of a script's outputs.
 pub const OUTPUTS_FILE_VARIABLE: &str = "NIXOPS4_OUTPUTS_FILE";
@@ -34,6 +33,7 @@ pub struct PreparedScript {
     /// Each output by its name; the values may be secret.
     variables: Vec<(String, String)>,
     outputs_file: tempfile::TempPath,
+    secrets: Secrets,
 }
 
 impl PreparedScript {
@@ -50,6 +50,12 @@ impl PreparedScript {
     /// The file holding every output as one JSON object (mode 0600).
     pub fn outputs_file(&self) -> &Path {
         &self.outputs_file
+    }
+
+    /// The secrets known when it was prepared, for a front end that logs the program's
+    /// output (a terminal gets it as it is: the user ran the script).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 }
 
@@ -72,7 +78,8 @@ impl std::fmt::Debug for PreparedScript {
 impl Engine {
     /// The deployment's scripts, with where each is declared.
     pub async fn scripts(&self) -> Result<Vec<DeclaredScript>, EngineError> {
-        Ok(self.eval.list_scripts(self.deployment()?).await?)
+        let listed = async { Ok(self.eval.list_scripts(self.deployment()?).await?) };
+        self.hiding(listed.await)
     }
 
     /// Prepares a script to run with `args` after its declared ones: evaluates it with the
@@ -83,23 +90,26 @@ impl Engine {
         script: &ResourcePath,
         args: &[String],
     ) -> Result<PreparedScript, EngineError> {
+        self.hiding(self.prepare_script_unhidden(script, args).await)
+    }
+
+    async fn prepare_script_unhidden(
+        &self,
+        script: &ResourcePath,
+        args: &[String],
+    ) -> Result<PreparedScript, EngineError> {
         let deployment = self.deployment()?;
         refuse_empty(std::slice::from_ref(script))?;
         let state = self.read_state().await?;
         self.provide_recorded_outputs(deployment, &state).await?;
-        let spec = match self.eval.evaluate_script(deployment, script).await {
-            Ok(Evaluation::Ready { value }) => value,
-            Ok(Evaluation::Waiting { resources }) => {
+        let spec = match self.eval.evaluate_script(deployment, script).await? {
+            Evaluation::Ready { value } => value,
+            Evaluation::Waiting { resources } => {
                 return Err(not_applied(&format!("script `{script}`"), &resources));
-            }
-            Err(error) => {
-                let secrets = self.secret_values(&state.records()).await;
-                return Err(EngineError::from(error).hiding(&secrets));
             }
         };
         if !spec.needs.is_empty() {
-            let secrets = self.secret_values(&state.records()).await;
-            self.realise(script, &spec.needs, &secrets).await?;
+            self.realise(script, &spec.needs).await?;
         }
         let variables = spec
             .outputs
@@ -113,6 +123,7 @@ impl Engine {
             args: spec.args.into_iter().chain(args.iter().cloned()).collect(),
             variables,
             outputs_file,
+            secrets: self.secrets.clone(),
         })
     }
 
@@ -123,7 +134,6 @@ impl Engine {
         &self,
         script: &ResourcePath,
         needs: &[Derivation],
-        secrets: &BTreeSet<String>,
     ) -> Result<(), EngineError> {
         let missing: Vec<Derivation> = needs
             .iter()
@@ -134,12 +144,13 @@ impl Engine {
             return Ok(());
         }
         let events = &self.options.events;
+        let secrets = &self.secrets;
         let (progress, mut started) = tokio::sync::mpsc::unbounded_channel();
         let build = self.eval.build(missing, progress);
         let forward = async {
             while let Some(BuildProgress::Started { derivation }) = started.recv().await {
                 let name = derivation_name(&derivation).to_owned();
-                emit(events, Event::BuildStarted { derivation, name });
+                emit(events, secrets, Event::BuildStarted { derivation, name });
             }
         };
         let (results, ()) = tokio::join!(build, forward);
@@ -149,16 +160,17 @@ impl Engine {
             match result.error {
                 None => emit(
                     events,
+                    secrets,
                     Event::Built {
                         derivation: result.path,
                         name,
                     },
                 ),
                 Some(error) => {
-                    let error = redact_text(&error, secrets);
                     failures.push(format!("{name}: {error}"));
                     emit(
                         events,
+                        secrets,
                         Event::BuildFailed {
                             derivation: result.path,
                             name,
@@ -227,16 +239,6 @@ fn write_outputs(
     Ok(file.into_temp_path())
 }
 
-impl EngineError {
-    /// The error with every secret value in its message replaced by `(sensitive)`.
-    pub(crate) fn hiding(mut self, secrets: &BTreeSet<String>) -> EngineError {
-        for secret in secrets.iter().filter(|s| !s.is_empty()) {
-            self.message = self.message.replace(secret.as_str(), "(sensitive)");
-        }
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,8 +277,5 @@ mod tests {
         let script = ResourcePath::parse_dotted("backup");
         let error = variable(&script, "TOKEN", &json!("s3cr3t\0")).unwrap_err();
         assert!(!error.message.contains("s3cr3t"), "{error}");
-        let secrets: BTreeSet<String> = ["s3cr3t".to_owned()].into();
-        let hidden = EngineError::usage("expected a set but found \"s3cr3t-x\"").hiding(&secrets);
-        assert_eq!(hidden.message, "expected a set but found \"(sensitive)-x\"");
     }
 }

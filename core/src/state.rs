@@ -51,6 +51,14 @@ pub struct RecordMeta {
     pub provider: ProviderSpec,
     #[serde(default)]
     pub depends_on: Vec<ResourcePath>,
+    /// The outputs the provider marks secret, so that a reader of the state knows what to
+    /// hide without asking the provider. Absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_outputs: Option<Vec<String>>,
+    /// The inputs that held a secret when they were recorded: still secret after the
+    /// secret they were made from changed (a rotated key's old value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_inputs: Vec<String>,
     /// Set while a provider call for this resource may be in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,

@@ -21,6 +21,9 @@ pub struct LspClient {
     next_id: i64,
     /// What the server answered to `initialize`.
     initialized: Value,
+    /// Every message read so far, as the server sent it, for tests that check what a
+    /// user could ever see.
+    transcript: Vec<Value>,
 }
 
 impl LspClient {
@@ -92,6 +95,7 @@ impl LspClient {
             messages,
             next_id: 1,
             initialized: Value::Null,
+            transcript: Vec::new(),
         };
         let root_uri = root.map(|r| format!("file://{}", r.display()));
         let result = client.request(
@@ -174,6 +178,7 @@ impl LspClient {
                 .messages
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"));
+            self.transcript.push(message.clone());
             if wanted(&message) {
                 return (at, message);
             }
@@ -193,6 +198,11 @@ impl LspClient {
                 self.send(json!({"jsonrpc": "2.0", "id": id, "result": result}));
             }
         }
+    }
+
+    /// Every message read so far.
+    pub fn transcript(&self) -> &[Value] {
+        &self.transcript
     }
 
     pub fn pid(&self) -> u32 {

@@ -409,6 +409,7 @@ fn command_line_reference() {
         &["output"],
         &["script"],
         &["state"],
+        &["state", "show"],
         &["state", "mv"],
     ] {
         let mut args: Vec<&str> = command.to_vec();

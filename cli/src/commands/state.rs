@@ -13,8 +13,12 @@ use crate::commands::{confirm, resource_path};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Print the whole state document (it may contain secrets).
-    Show,
+    /// Print the whole state document, with secrets shown as `(sensitive)`.
+    Show {
+        /// Print secret values too (for scripts and backups).
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// List the recorded resources with their types.
     List,
     /// Forget a resource without deleting it.
@@ -55,7 +59,10 @@ pub enum Command {
 pub async fn run(context: &Context, command: &Command) -> Result<ExitCode, EngineError> {
     let engine = context.engine(None).await?;
     let result = match command {
-        Command::Show => match engine.state_document().await {
+        Command::Show { show_secrets } => match engine
+            .state_document(super::output::secrecy(*show_secrets))
+            .await
+        {
             Ok(document) => crate::render::stdout_json(&document, true),
             Err(e) => Err(e),
         },

@@ -16,7 +16,7 @@ use super::{Finished, Run};
 use crate::engine::TypeFacts;
 use crate::error::EngineError;
 use crate::events::{Event, emit};
-use crate::plan::{self, PlannedBuild, redact_text};
+use crate::plan::PlannedBuild;
 
 /// What the loop waits for: a provider call or a build.
 pub(super) enum Completion {
@@ -39,6 +39,7 @@ impl Run<'_> {
         let (progress, mut started) = tokio::sync::mpsc::unbounded_channel();
         let build = self.engine.eval.build(derivations.clone(), progress);
         let events = self.events.clone();
+        let secrets = self.engine.secrets.clone();
         // Only those asked for are announced, so each start has its end (built or failed);
         // what Nix builds on the way is part of them.
         let asked: BTreeSet<String> = derivations.iter().map(|d| d.path.clone()).collect();
@@ -47,7 +48,7 @@ impl Run<'_> {
                 while let Some(BuildProgress::Started { derivation }) = started.recv().await {
                     if asked.contains(&derivation) {
                         let name = derivation_name(&derivation).to_owned();
-                        emit(&events, Event::BuildStarted { derivation, name });
+                        emit(&events, &secrets, Event::BuildStarted { derivation, name });
                     }
                 }
             };
@@ -83,7 +84,7 @@ impl Run<'_> {
         };
         for (derivation, result) in results {
             let name = derivation_name(&derivation).to_owned();
-            let result = result.map_err(|error| redact_text(&error, &self.secrets));
+            let result = result.map_err(|error| self.engine.secrets.redact(&error));
             let event = match &result {
                 Ok(()) => Event::Built {
                     derivation: derivation.clone(),
@@ -126,16 +127,22 @@ impl Run<'_> {
         self.engine.type_facts(provider, &spec.resource_type).await
     }
 
-    /// Keeps the secret outputs a call returned out of what the run reports from now on.
-    pub(super) async fn learn_secrets(&mut self, spec: &ResourceSpec, outputs: &Properties) {
-        let Ok(facts) = self
+    /// Keeps the secret outputs a call returned out of everything the engine shows from
+    /// now on; their names, for the record, when the provider says which they are.
+    pub(super) async fn learn_secrets(
+        &self,
+        spec: &ResourceSpec,
+        outputs: &Properties,
+    ) -> Option<Vec<String>> {
+        let facts = self
             .engine
             .type_facts(&spec.provider, &spec.resource_type)
             .await
-        else {
-            return;
-        };
-        plan::secret_outputs(&facts.secret_outputs, outputs, &mut self.secrets);
+            .ok()?;
+        self.engine
+            .secrets
+            .learn_outputs(&facts.secret_outputs, outputs);
+        Some(facts.secret_outputs)
     }
 
     /// What an apply of this plan would build.

@@ -80,12 +80,14 @@ impl Run<'_> {
                 Settled::NotEvaluated => problems.push(problem("not evaluated".to_owned())),
             }
         }
-        Plan {
+        let mut plan = Plan {
             deployment: self.deployment.clone(),
             resources,
             problems,
             fingerprint: plan::fingerprint(&evaluated, document),
             builds: self.planned_builds(),
-        }
+        };
+        plan.hide(&self.engine.secrets);
+        plan
     }
 }

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +56,7 @@ impl Held {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| EngineError::state(format!("opening {}: {e}", lock_path.display())))?;
         match file.try_lock() {
@@ -80,6 +82,8 @@ impl Held {
                 )));
             }
         }
+        // It names the holder: the owner's business only, like the state.
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
         let written = file
             .set_len(0)
             .and_then(|()| file.rewind())

@@ -15,7 +15,8 @@
 //! `$0` marks the cursor (one at most). A fixture without `#- /path` headers is one file,
 //! `/flake.nix`. The schemas are the real local provider's plus each `#- provider <name>`
 //! section: its resource types as `describe` gives them, `description` and `outputs`
-//! optional. `#- recorded` is the state's outputs by resource path, dots between names.
+//! optional. `#- recorded` is the state's outputs by resource path, dots between names;
+//! `#- recorded inputs` its inputs, in the same form.
 //! The common indentation of the fixture is removed. Test code only.
 
 use std::sync::OnceLock;
@@ -35,16 +36,36 @@ pub(crate) struct Fixture {
     cursor: Option<(usize, TextSize)>,
 }
 
+/// A recorded section: `{ "host.key": { "name": value } }` as properties by path.
+fn by_path(text: &str) -> Vec<(Vec<String>, serde_json::Map<String, Value>)> {
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    let by_path: serde_json::Map<String, Value> =
+        serde_json::from_str(text).expect("recorded values as JSON");
+    by_path
+        .into_iter()
+        .map(|(path, properties)| {
+            let Value::Object(properties) = properties else {
+                panic!("the recorded values of `{path}` as an object")
+            };
+            (path.split('.').map(str::to_owned).collect(), properties)
+        })
+        .collect()
+}
+
 impl Fixture {
     pub(crate) fn parse(fixture: &str) -> Fixture {
         let mut files: Vec<(String, String)> = Vec::new();
         let mut providers: Vec<(String, String)> = Vec::new();
         let mut recorded = String::new();
-        // Where the lines go: a file, a provider, or the recorded outputs.
+        let mut recorded_inputs = String::new();
+        // Where the lines go: a file, a provider, or the recorded outputs or inputs.
         enum Section {
             File,
             Provider,
             Recorded,
+            RecordedInputs,
         }
         let mut section = Section::File;
         for line in trim_indent(fixture).lines() {
@@ -55,6 +76,7 @@ impl Fixture {
                         Section::File
                     }
                     None if header.trim() == "recorded" => Section::Recorded,
+                    Some(("recorded", "inputs")) => Section::RecordedInputs,
                     Some(("provider", name)) => {
                         providers.push((name.trim().to_owned(), String::new()));
                         Section::Provider
@@ -72,6 +94,7 @@ impl Fixture {
                 }
                 Section::Provider => &mut providers.last_mut().expect("a provider").1,
                 Section::Recorded => &mut recorded,
+                Section::RecordedInputs => &mut recorded_inputs,
             };
             text.push_str(line);
             text.push('\n');
@@ -96,23 +119,14 @@ impl Fixture {
         for (name, types) in providers {
             schemas.add_provider(&name, &described(&name, &types));
         }
-        let recorded = match recorded.trim() {
-            "" => Recorded::new(),
-            text => {
-                let outputs: serde_json::Map<String, Value> =
-                    serde_json::from_str(text).expect("recorded outputs as JSON");
-                outputs
-                    .into_iter()
-                    .map(|(path, outputs)| {
-                        let path = path.split('.').map(str::to_owned).collect();
-                        let Value::Object(outputs) = outputs else {
-                            panic!("the outputs of `{path:?}` as an object")
-                        };
-                        (path, outputs)
-                    })
-                    .collect()
-            }
-        };
+        let mut recorded_resources = Recorded::new();
+        for (path, outputs) in by_path(&recorded) {
+            recorded_resources.entry(path).or_default().outputs = outputs;
+        }
+        for (path, inputs) in by_path(&recorded_inputs) {
+            recorded_resources.entry(path).or_default().inputs = inputs;
+        }
+        let recorded = recorded_resources;
         Fixture {
             files,
             schemas,
@@ -282,7 +296,7 @@ mod tests {
         assert!(fixture.schemas.types.contains_key("vault.key"));
         assert!(fixture.schemas.types.contains_key("local.file"));
         let path = vec!["host".to_owned(), "key".to_owned()];
-        assert_eq!(fixture.recorded[&path]["public"], "p");
+        assert_eq!(fixture.recorded[&path].outputs["public"], "p");
     }
 
     #[test]

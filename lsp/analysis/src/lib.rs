@@ -54,9 +54,17 @@ impl Schemas {
     }
 }
 
-/// What the state last recorded: the outputs of each resource, by its path (`["host",
-/// "key"]`). Secret outputs are in it; the analysis never shows them.
-pub type Recorded = BTreeMap<Vec<String>, serde_json::Map<String, serde_json::Value>>;
+/// What the state last recorded of each resource, by its path (`["host", "key"]`).
+pub type Recorded = BTreeMap<Vec<String>, RecordedResource>;
+
+/// One resource's last recorded inputs and outputs. Secret outputs are in it; the analysis
+/// never shows them. Values made from secrets come as `(sensitive)`: the server hides
+/// them before the analysis sees them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordedResource {
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+}
 
 /// One file, parsed and indexed.
 pub struct Analysis {

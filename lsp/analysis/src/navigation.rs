@@ -24,6 +24,9 @@ pub struct Target {
     pub range: TextRange,
 }
 
+/// How the server passes a recorded value made from a secret.
+const SENSITIVE: &str = "(sensitive)";
+
 /// Longest value shown in a hover, in characters.
 const SHOWN_VALUE_LIMIT: usize = 200;
 
@@ -100,9 +103,22 @@ impl Analysis {
                     if description.replace_on_change.contains(&input.name) {
                         notes.push("changing it replaces the resource");
                     }
+                    let mut markdown = property_doc(&input.name, schema, &notes.join(", "));
+                    if let Some(value) = recorded
+                        .get(&self.index.path(id))
+                        .and_then(|r| r.inputs.get(&input.name))
+                    {
+                        markdown.push_str("\n\n");
+                        markdown.push_str(&if value == SENSITIVE {
+                            "Last recorded value: *(sensitive: made from a secret, not shown)*"
+                                .to_owned()
+                        } else {
+                            format!("Last recorded value: `{}`", shown(value))
+                        });
+                    }
                     return Some(HoverInfo {
                         range: input.range,
-                        markdown: property_doc(&input.name, schema, &notes.join(", ")),
+                        markdown,
                     });
                 }
             }
@@ -130,7 +146,7 @@ impl Analysis {
                 let mut markdown = property_doc(output, schema, if secret { "secret" } else { "" });
                 if let Some(value) = recorded
                     .get(&self.index.path(id))
-                    .and_then(|o| o.get(output))
+                    .and_then(|r| r.outputs.get(output))
                 {
                     markdown.push_str("\n\n");
                     markdown.push_str(&if secret {
@@ -161,7 +177,7 @@ impl Analysis {
             .as_ref()
             .map_or("(type not known)", |(t, _)| t.as_str());
         let mut text = format!("resource **{}** `{type_name}`", path.join("."));
-        let Some(outputs) = recorded.get(&path) else {
+        let Some(outputs) = recorded.get(&path).map(|r| &r.outputs) else {
             return text;
         };
         match self.description(decl, schemas) {
@@ -365,6 +381,33 @@ mod tests {
         - `private`: *(secret, not shown)*
         - `public`: `"ssh-rsa AAAA"`
         "#);
+    }
+
+    #[test]
+    fn an_input_shows_its_recorded_value_unless_it_was_made_from_a_secret() {
+        let fixture = |cursor_in: &str| {
+            let file = r#"{ resources, ... }: { resources.k = { type = "vault.key"; inputs = { algorithm = "ed25519"; }; }; }"#;
+            format!(
+                "#- /flake.nix\n{}{VAULT}#- recorded inputs\n{}\n",
+                file.replace("algorithm =", cursor_in),
+                r#"{ "k": { "algorithm": "(sensitive)" } }"#
+            )
+        };
+        insta::assert_snapshot!(hover(&fixture("algo$0rithm =")), @"
+        1:70 `algorithm`
+        ---
+        **algorithm** `string` (required, changing it replaces the resource)
+
+        The algorithm.
+
+        Last recorded value: *(sensitive: made from a secret, not shown)*
+        ");
+        let plain = fixture("algo$0rithm =").replace(r#""(sensitive)""#, r#""ed25519""#);
+        assert!(
+            hover(&plain).ends_with("Last recorded value: `\"ed25519\"`"),
+            "{}",
+            hover(&plain)
+        );
     }
 
     #[test]

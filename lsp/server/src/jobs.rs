@@ -16,6 +16,7 @@ use nixops4_core::ResourcePath;
 use nixops4_core::engine::ApplyReport;
 use nixops4_core::events::{Event, EventSink};
 use nixops4_core::scripts::PreparedScript;
+use nixops4_core::secrets::Secrets;
 use nixops4_provider_protocol::OperationDescription;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -279,8 +280,9 @@ async fn run_script(
             )
         })?;
     let name = prepared.script.to_string();
-    let stdout = log_lines(client, &name, child.stdout.take());
-    let stderr = log_lines(client, &name, child.stderr.take());
+    let secrets = prepared.secrets();
+    let stdout = log_lines(client, &name, secrets, child.stdout.take());
+    let stderr = log_lines(client, &name, secrets, child.stderr.take());
     let wait = async {
         let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {
@@ -298,11 +300,17 @@ async fn run_script(
     status.map_err(|e| format!("waiting for script `{name}`: {e}"))
 }
 
-/// Each line a script prints, as a log message.
-async fn log_lines(client: &Client, script: &str, stream: Option<impl AsyncRead + Unpin>) {
+/// Each line a script prints, as a log message, with the secrets in it hidden.
+async fn log_lines(
+    client: &Client,
+    script: &str,
+    secrets: &Secrets,
+    stream: Option<impl AsyncRead + Unpin>,
+) {
     let Some(stream) = stream else { return };
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        let line = secrets.redact(&line);
         client.log_message(MessageType::LOG, format!("{script}: {line}"));
     }
 }

@@ -13,8 +13,11 @@ use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
 use nixops4_analysis::declarations::DeclaredProvider;
-use nixops4_analysis::{Analysis, Recorded, Schemas};
+use nixops4_analysis::{Analysis, Recorded, RecordedResource, Schemas};
+use nixops4_core::ResourcePath;
 use nixops4_core::provider_client::{ProviderCommand, ProviderProcess};
+use nixops4_core::secrets::Secrets;
+use nixops4_core::state::ResourceRecord;
 use nixops4_provider_protocol::{DescribeRequest, DescribeResponse, Request, Response};
 
 /// Deployment files read from disk, at most: beyond that, modules in unread files are not
@@ -289,15 +292,66 @@ impl Project {
             return recorded.clone();
         }
         let recorded: Recorded = match nixops4_resources_local::read_document(&file) {
-            Ok(document) => nixops4_core::state::records_of(&document)
-                .into_iter()
-                .map(|(path, record)| (path.0, record.output_properties))
-                .collect(),
+            Ok(document) => self.hiding_secrets(nixops4_core::state::records_of(&document)),
             Err(_) => BTreeMap::new(),
         };
         let recorded = Arc::new(recorded);
         states.insert(file, (modified, recorded.clone()));
         recorded
+    }
+}
+
+impl Project {
+    /// The records with every value that is or contains a secret output of any of them
+    /// shown as `(sensitive)`, so that hover shows no secret and nothing made from one.
+    fn hiding_secrets(&self, records: BTreeMap<ResourcePath, ResourceRecord>) -> Recorded {
+        let secrets = Secrets::default();
+        for record in records.values() {
+            secrets.learn_outputs(&self.secret_outputs(record), &record.output_properties);
+        }
+        records
+            .into_iter()
+            .map(|(path, mut record)| {
+                secrets.hide_properties(&mut record.input_properties);
+                secrets.hide_properties(&mut record.output_properties);
+                let resource = RecordedResource {
+                    inputs: record.input_properties,
+                    outputs: record.output_properties,
+                };
+                (path.0, resource)
+            })
+            .collect()
+    }
+
+    /// The outputs of a record that are secret: as it says, else as its provider described
+    /// them to this server (nothing is started for it here).
+    fn secret_outputs(&self, record: &ResourceRecord) -> Vec<String> {
+        let Some(meta) = &record.nixops4 else {
+            return Vec::new();
+        };
+        if let Some(names) = &meta.secret_outputs {
+            return names.clone();
+        }
+        let description = match &meta.provider.executable {
+            None => self.local.types.get(&meta.type_name).cloned(),
+            Some(executable) => {
+                let key = ProviderKey {
+                    executable: PathBuf::from(executable),
+                    args: meta.provider.args.clone(),
+                };
+                self.described
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .and_then(|d| {
+                        d.as_ref()?
+                            .resource_types
+                            .get(&record.resource_type)
+                            .cloned()
+                    })
+            }
+        };
+        description.map(|d| d.secret_outputs).unwrap_or_default()
     }
 }
 

@@ -19,7 +19,7 @@ mod log;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -281,10 +281,16 @@ impl LocalStateFile {
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(".rekey");
         let new = path.with_file_name(name);
-        let written = File::create(&new).and_then(|mut f| {
-            f.write_all(&resealed)?;
-            f.sync_all()
-        });
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(OWNER_ONLY)
+            .open(&new)
+            .and_then(|mut f| {
+                f.write_all(&resealed)?;
+                f.sync_all()
+            });
         written.context(format!("writing {}", new.display()))?;
         fs::rename(&new, path).context(format!(
             "renaming {} to {}",
@@ -321,6 +327,9 @@ fn open_locked(path: &Path, write: bool) -> Result<File> {
         if let (Ok(opened), Ok(current)) = (opened, current)
             && opened == current
         {
+            if write {
+                keep_to_owner(&file, path)?;
+            }
             return Ok(file);
         }
     }
@@ -361,6 +370,24 @@ pub fn read_document(path: &Path) -> Result<Value> {
     Ok(replay(path, &bytes, &keys)?.state)
 }
 
+/// State holds secrets: its files are readable and writable by their owner only.
+const OWNER_ONLY: u32 = 0o600;
+
+/// Takes the permissions of group and others away from a state file that has them (one
+/// written by an older version, or copied).
+fn keep_to_owner(file: &File, path: &Path) -> Result<()> {
+    let mode = file
+        .metadata()
+        .context(format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(mode & 0o700))
+            .context(format!("restricting {} to its owner", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Creates a new log holding only the initial event, durably, and never over a file that
 /// appeared meanwhile.
 fn create_log(path: &Path, keys: &StateKeys) -> Result<()> {
@@ -372,6 +399,7 @@ fn create_log(path: &Path, keys: &StateKeys) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(OWNER_ONLY)
         .open(path)
         .context(format!("creating state file {}", path.display()))?;
     file.write_all(line.as_bytes())
