@@ -128,14 +128,20 @@ impl Engine {
         }
     }
 
-    /// Learns the secret outputs of one record, and the inputs it holds that were made
-    /// from secrets.
+    /// Learns the secret outputs of one record, and the input strings it says held a
+    /// secret when it was written.
     pub(crate) async fn learn_secrets_of(&self, record: &ResourceRecord) {
         let Some(meta) = &record.nixops4 else {
             return;
         };
-        self.secrets
-            .learn_outputs(&meta.sensitive_inputs, &record.input_properties);
+        if !meta.sensitive_inputs.is_empty() {
+            let inputs = Value::Object(record.input_properties.clone());
+            for pointer in &meta.sensitive_inputs {
+                if let Some(value) = inputs.pointer(pointer) {
+                    self.secrets.learn(value);
+                }
+            }
+        }
         let names = match &meta.secret_outputs {
             Some(names) => names.clone(),
             None => match self.type_facts(&meta.provider, &record.resource_type).await {

@@ -28,6 +28,7 @@ use crate::plan::{self, Action, Change, Problem};
 use crate::provider_client::ProviderError;
 use crate::providers::ProviderPool;
 use crate::schedule::{Call, Ended, Evaluated, Schedule, Step, Work};
+use crate::secrets::sensitive_strings;
 use crate::state::{Mutation, Pending, RecordMeta, ResourceRecord, StateChange, StateStore};
 
 mod builds;
@@ -316,12 +317,7 @@ impl<'a> Run<'a> {
                 provider: spec.provider.clone(),
                 depends_on: depends_on.into_iter().collect(),
                 secret_outputs,
-                sensitive_inputs: spec
-                    .inputs
-                    .iter()
-                    .filter(|(_, value)| self.engine.secrets.is_sensitive(value))
-                    .map(|(name, _)| name.clone())
-                    .collect(),
+                sensitive_inputs: sensitive_strings(&spec.inputs, &self.engine.secrets),
                 pending: None,
             }),
         }

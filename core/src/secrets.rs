@@ -7,8 +7,10 @@
 //! The rule for short values: a secret shorter than [`SEARCHED_LENGTH`] characters is
 //! not searched for inside texts (a 3-character secret would blank out every word that
 //! contains it); it is still hidden wherever a whole value equals it. A multi-line secret
-//! (a private key) is also searched line by line, so a log that quotes part of it shows
-//! none of that part, and so is its JSON-escaped form, as it appears in a quoted message.
+//! (a private key) is also searched line by line in texts, so a log that quotes part of it
+//! shows none of that part, and so is its JSON-escaped form, as it appears in a quoted
+//! message. Lines do not make a value sensitive: a public key shares lines of base64
+//! with its private key, and is not secret.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -32,10 +34,15 @@ pub struct Secrets {
 struct Known {
     /// Every secret value, whole: a value equal to one of these is hidden.
     values: BTreeSet<String>,
-    /// What is searched for inside texts: the long values, their lines and escaped forms.
-    searched: BTreeSet<String>,
-    /// A matcher for `searched`, built when it is first needed after a change.
-    matcher: Option<AhoCorasick>,
+    /// What makes a value sensitive when it contains it: the long values and their
+    /// escaped forms.
+    whole: BTreeSet<String>,
+    /// Also hidden inside texts: the lines of multi-line values.
+    parts: BTreeSet<String>,
+    /// Matchers for `whole`, and for `whole` and `parts`, built when first needed after
+    /// a change.
+    whole_matcher: Option<AhoCorasick>,
+    text_matcher: Option<AhoCorasick>,
 }
 
 impl Secrets {
@@ -55,13 +62,20 @@ impl Secrets {
             if text.is_empty() || !known.values.insert(text.to_owned()) {
                 return;
             }
-            let mut parts = vec![text.to_owned()];
-            parts.extend(text.lines().map(|line| line.trim().to_owned()));
             let escaped = Value::String(text.to_owned()).to_string();
-            parts.push(escaped[1..escaped.len() - 1].to_owned());
-            for part in parts {
-                if part.chars().count() >= SEARCHED_LENGTH && known.searched.insert(part) {
-                    known.matcher = None;
+            for whole in [text.to_owned(), escaped[1..escaped.len() - 1].to_owned()] {
+                if whole.chars().count() >= SEARCHED_LENGTH && known.whole.insert(whole) {
+                    known.whole_matcher = None;
+                    known.text_matcher = None;
+                }
+            }
+            if text.lines().nth(1).is_some() {
+                for line in text.lines().map(str::trim) {
+                    if line.chars().count() >= SEARCHED_LENGTH
+                        && known.parts.insert(line.to_owned())
+                    {
+                        known.text_matcher = None;
+                    }
                 }
             }
         };
@@ -82,7 +96,7 @@ impl Secrets {
         if known.values.contains(text) {
             return PLACEHOLDER.to_owned();
         }
-        match known.matcher() {
+        match known.text_matcher() {
             Some(matcher) => matcher.replace_all(text, &vec![PLACEHOLDER; matcher.patterns_len()]),
             None => text.to_owned(),
         }
@@ -96,7 +110,7 @@ impl Secrets {
         for_each_string(value, &mut |text| {
             found = found
                 || known.values.contains(text)
-                || known.matcher().is_some_and(|m| m.is_match(text));
+                || known.whole_matcher().is_some_and(|m| m.is_match(text));
         });
         found
             || (!value.is_string() && !value.is_array() && !value.is_object())
@@ -145,21 +159,59 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Known {
-    fn matcher(&mut self) -> Option<&AhoCorasick> {
-        if self.searched.is_empty() {
-            return None;
+    fn whole_matcher(&mut self) -> Option<&AhoCorasick> {
+        if self.whole_matcher.is_none() {
+            self.whole_matcher = matcher(self.whole.iter());
         }
-        if self.matcher.is_none() {
-            // Longest first, so a whole key is hidden before one of its lines.
-            let mut patterns: Vec<&String> = self.searched.iter().collect();
-            patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
-            self.matcher = AhoCorasick::builder()
-                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-                .build(patterns)
-                .ok();
-        }
-        self.matcher.as_ref()
+        self.whole_matcher.as_ref()
     }
+
+    fn text_matcher(&mut self) -> Option<&AhoCorasick> {
+        if self.text_matcher.is_none() {
+            self.text_matcher = matcher(self.whole.iter().chain(&self.parts));
+        }
+        self.text_matcher.as_ref()
+    }
+}
+
+/// One automaton for all the patterns, longest match first, so a whole key is hidden
+/// before one of its lines; none for no patterns.
+fn matcher<'a>(patterns: impl Iterator<Item = &'a String>) -> Option<AhoCorasick> {
+    let patterns: Vec<&String> = patterns.collect();
+    if patterns.is_empty() {
+        return None;
+    }
+    AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(patterns)
+        .ok()
+}
+
+/// The JSON pointers of the strings in `value` that are sensitive, for a record to keep.
+pub fn sensitive_strings(value: &Map<String, Value>, secrets: &Secrets) -> Vec<String> {
+    fn walk(value: &Value, at: String, secrets: &Secrets, found: &mut Vec<String>) {
+        match value {
+            Value::Array(items) => {
+                for (n, item) in items.iter().enumerate() {
+                    walk(item, format!("{at}/{n}"), secrets, found);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    let key = key.replace('~', "~0").replace('/', "~1");
+                    walk(item, format!("{at}/{key}"), secrets, found);
+                }
+            }
+            leaf if secrets.is_sensitive(leaf) => found.push(at),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for (key, item) in value {
+        let key = key.replace('~', "~0").replace('/', "~1");
+        walk(item, format!("/{key}"), secrets, &mut found);
+    }
+    found
 }
 
 fn for_each_string(value: &Value, visit: &mut impl FnMut(&str)) {
@@ -205,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn a_multi_line_secret_is_hidden_line_by_line_and_escaped() {
+    fn a_multi_line_secret_is_hidden_line_by_line_in_texts_and_escaped() {
         let key = "-----BEGIN KEY-----\nAAAAB3NzaC1yc2EAAAADAQAB\nQQQQQQQQQQQQQQQQQQ\n-----END KEY-----\n";
         let secrets = secrets(&[key]);
         let tail = "error: bad key ending with\nQQQQQQQQQQQQQQQQQQ\n-----END KEY-----";
@@ -219,6 +271,22 @@ mod tests {
             !secrets.redact(&quoted).contains("AAAAB3"),
             "{}",
             secrets.redact(&quoted)
+        );
+        // The public key shares a line of base64 with the private one: it is not secret.
+        assert!(!secrets.is_sensitive(&json!("ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB")));
+    }
+
+    #[test]
+    fn the_strings_of_inputs_that_hold_a_secret_are_named_by_pointer() {
+        let secrets = secrets(&["s3cr3t-private-key"]);
+        let inputs = json!({
+            "ssh": { "host": "127.0.3.1", "privateKey": "s3cr3t-private-key" },
+            "keys": [ "public", "x s3cr3t-private-key" ],
+            "a/b": "s3cr3t-private-key",
+        });
+        assert_eq!(
+            sensitive_strings(inputs.as_object().unwrap(), &secrets),
+            ["/a~1b", "/keys/1", "/ssh/privateKey"]
         );
     }
 

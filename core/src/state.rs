@@ -55,8 +55,9 @@ pub struct RecordMeta {
     /// hide without asking the provider. Absent in records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_outputs: Option<Vec<String>>,
-    /// The inputs that held a secret when they were recorded: still secret after the
-    /// secret they were made from changed (a rotated key's old value).
+    /// The strings among the inputs (as JSON pointers into them) that held a secret when
+    /// they were recorded: still secret after the secret they were made from changed (a
+    /// rotated key's old value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensitive_inputs: Vec<String>,
     /// Set while a provider call for this resource may be in flight.
