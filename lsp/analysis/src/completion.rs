@@ -66,7 +66,7 @@ impl Analysis {
         if let Some(items) = self.state_completions(before, offset) {
             return items;
         }
-        for decl in &self.index.resources {
+        for decl in self.index.declarations() {
             if let Some((_, range)) = &decl.type_name
                 && range.start() < offset
                 && offset < range.end()

@@ -63,7 +63,9 @@ impl Analysis {
         schemas: &Schemas,
         recorded: &Recorded,
     ) -> Option<HoverInfo> {
-        for (id, decl) in self.index.resources.iter().enumerate() {
+        // Typed declarations come last and have no name, so `id` is a named one's where a
+        // name is hovered.
+        for (id, decl) in self.index.declarations().enumerate() {
             let description = self.description(decl, schemas);
             if let (Some((_, range)), Some((type_name, description))) =
                 (&decl.type_name, description)
@@ -263,6 +265,25 @@ mod tests {
             Some(info) => format!("{}\n---\n{}", fixture.range(info.range), info.markdown),
             None => "(none)".to_owned(),
         }
+    }
+
+    #[test]
+    fn an_input_of_a_generated_resource() {
+        insta::assert_snapshot!(hover(&crate::fixture::pixelfed_modules(r#"
+{ config, lib, ... }: {
+  resources = lib.mapAttrs' (name: customer: lib.nameValuePair "pixelfed-${name}" {
+    type = "local.file";
+    inputs = { na$0me = "pixelfed-${name}.conf"; contents = customer.domain; };
+  }) config.customers;
+}"#)), @"
+        5:16 `name`
+        ---
+        **name** `string` (required, changing it replaces the resource)
+
+        Path of the file. A relative path is relative to the directory NixOps4 runs in.
+        Missing parent directories are created. Changing it replaces the resource: the new
+        file is written and the old one deleted.
+        ");
     }
 
     /// What the cursor names, then every place this file names it.

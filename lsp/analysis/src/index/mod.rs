@@ -5,7 +5,9 @@
 //! Resources are found wherever an attribute path reaches `resources`: the set form
 //! `resources = { a = { type = ...; inputs = { ... }; }; }` and the dotted forms
 //! `resources.a = { ... }`, `resources.a.type = ...`, `resources.a.inputs.name = ...`,
-//! mixed freely. A *scope* is one deployment's namespace of resources: the file itself, a
+//! mixed freely. Any other set with a literal `type = "<provider>.<type>"` (in a function's
+//! body, a `mapAttrs`, a `let`, a list) is a nameless *typed* declaration, whose inputs are
+//! completed, hovered and checked like a named one's. A *scope* is one deployment's namespace of resources: the file itself, a
 //! function whose argument pattern binds `resources`, a `nixops4Deployments.<name>` function,
 //! and the function given to `nested` or `mkSequence`, whose resources are nested under the
 //! resource that holds it. A reference belongs to the scope whose function binds the name it

@@ -1,6 +1,6 @@
 //! Latency and memory of `nixops4-lsp` on generated deployments of 2,000 and 10,000
 //! resources (about 20,000 and 100,000 lines), over the real protocol, while a user types
-//! (`lsp_latency/typing.rs`: a new input name, a new resource line by line, a line deleted,
+//! (`typing.rs`: a new input name, a new resource line by line, a line deleted,
 //! 50 resources pasted, the worst case with an unclosed `{` and an unterminated string,
 //! and a character in a string). For each case: p50/p99 of completion at the cursor and of
 //! the diagnostics of that version, both from the moment the keystroke was sent, over 200
