@@ -105,7 +105,7 @@ proptest! {
             prop_assert!(edited.same_as(&full), "after replacing {start}..{end} with {inserted:?} in:\n{text}");
             let offset = TextSize::from(floor_boundary(&expected_text, (at * expected_text.len() as f64) as usize) as u32);
             let _ = edited.diagnostics(&schemas, &BTreeSet::new());
-            let _ = edited.completions(offset, &schemas);
+            let _ = edited.completions(offset, &schemas, &[&edited]);
             let _ = edited.hover(offset, &schemas, &Recorded::new());
             let files = [File { id: "f", analysis: &edited }];
             let _ = workspace::references(&files, "f", offset, true);

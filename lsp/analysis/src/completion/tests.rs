@@ -4,9 +4,15 @@ use crate::fixture::Fixture;
 
 fn complete(fixture: &str) -> String {
     let fixture = Fixture::parse(fixture);
+    let files = fixture.files();
+    let others: Vec<&crate::Analysis> = files
+        .iter()
+        .filter(|f| f.id != fixture.path())
+        .map(|f| f.analysis)
+        .collect();
     fixture
         .analysis()
-        .completions(fixture.offset(), &fixture.schemas)
+        .completions(fixture.offset(), &fixture.schemas, &others)
         .iter()
         .map(|c| format!("{:?} {} [{}] {}", c.kind, c.label, c.detail, c.snippet))
         .collect::<Vec<_>>()
@@ -235,4 +241,26 @@ fn inputs_of_a_resource_built_in_a_let_and_a_list() {
     Input stdin [string | null] stdin = "$1";
     Input success_exit_codes [array] success_exit_codes = [ $1 ];
     "#);
+}
+
+#[test]
+fn outputs_of_a_resource_another_module_declares() {
+    insta::assert_snapshot!(complete(&crate::fixture::pixelfed_modules(r#"
+{ config, lib, resources, ... }: {
+  resources = lib.mapAttrs' (name: customer: lib.nameValuePair "pixelfed-${name}" {
+    type = "local.file";
+    inputs = { name = "pixelfed-${name}.conf"; contents = resources.sshkeypair.$0 };
+  }) config.customers;
+}"#)), @"Output value [] value");
+}
+
+#[test]
+fn resource_names_of_every_module() {
+    insta::assert_snapshot!(complete(&crate::fixture::pixelfed_modules(r#"
+{ resources, ... }: {
+  resources.site = { type = "local.file"; inputs = { name = "s"; contents = resources.$0 }; };
+}"#)), @"
+    Resource site [local.file] site
+    Resource sshkeypair [local.memo] sshkeypair
+    ");
 }
