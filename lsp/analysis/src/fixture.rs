@@ -257,42 +257,6 @@ fn trim_indent(text: &str) -> String {
         .join("\n")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_cursor_providers_and_recorded_outputs() {
-        let fixture = Fixture::parse(
-            r#"
-            #- /a.nix
-            { x = 1; }
-            #- /b.nix
-            { y = é$0; }
-            #- provider vault
-            { "key": { "inputs": {} } }
-            #- recorded
-            { "host.key": { "public": "p" } }
-            "#,
-        );
-        assert_eq!(fixture.path(), "/b.nix");
-        assert_eq!(fixture.text(), "{ y = é; }\n");
-        assert_eq!(fixture.range(TextRange::empty(fixture.offset())), "1:8 ``");
-        assert_eq!(fixture.files().len(), 2);
-        assert!(fixture.schemas.types.contains_key("vault.key"));
-        assert!(fixture.schemas.types.contains_key("local.file"));
-        let path = vec!["host".to_owned(), "key".to_owned()];
-        assert_eq!(fixture.recorded[&path]["public"], "p");
-    }
-
-    #[test]
-    fn one_file_without_a_header() {
-        let fixture = Fixture::parse("{ a = 1; }");
-        assert_eq!(fixture.path(), "/flake.nix");
-        assert_eq!(fixture.text(), "{ a = 1; }\n");
-    }
-}
-
 /// The module-system deployment of issue 16, as a new user writes it: the flake hands
 /// `nixops4.lib.moduleDeployment` its modules; `data-model.nix` declares the customers,
 /// `deployment.nix` a key pair, and `applications/pixelfed.nix` (given here, with the
@@ -333,4 +297,40 @@ let inherit (lib) mkOption types; in
 {pixelfed}
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_cursor_providers_and_recorded_outputs() {
+        let fixture = Fixture::parse(
+            r#"
+            #- /a.nix
+            { x = 1; }
+            #- /b.nix
+            { y = é$0; }
+            #- provider vault
+            { "key": { "inputs": {} } }
+            #- recorded
+            { "host.key": { "public": "p" } }
+            "#,
+        );
+        assert_eq!(fixture.path(), "/b.nix");
+        assert_eq!(fixture.text(), "{ y = é; }\n");
+        assert_eq!(fixture.range(TextRange::empty(fixture.offset())), "1:8 ``");
+        assert_eq!(fixture.files().len(), 2);
+        assert!(fixture.schemas.types.contains_key("vault.key"));
+        assert!(fixture.schemas.types.contains_key("local.file"));
+        let path = vec!["host".to_owned(), "key".to_owned()];
+        assert_eq!(fixture.recorded[&path]["public"], "p");
+    }
+
+    #[test]
+    fn one_file_without_a_header() {
+        let fixture = Fixture::parse("{ a = 1; }");
+        assert_eq!(fixture.path(), "/flake.nix");
+        assert_eq!(fixture.text(), "{ a = 1; }\n");
+    }
 }

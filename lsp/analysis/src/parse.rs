@@ -22,6 +22,8 @@ use rnix::SyntaxKind::{self, *};
 use rnix::{ParseError, SyntaxNode, TextRange, TextSize};
 use rowan::{GreenNode, NodeOrToken};
 
+use blocks::{Region, Tokens, nests};
+
 /// A text's tree and errors, and what an edit needs to know of how they were made.
 #[derive(Clone)]
 pub(crate) struct Parsed {
@@ -33,8 +35,9 @@ pub(crate) struct Parsed {
 /// How a tree was made.
 #[derive(Clone, Debug, Default)]
 struct Shape {
-    /// Whether the text's brackets (`{}`, `[]`, `()`, `${}`) nest.
-    balanced: bool,
+    /// Whether the text's brackets (`{}`, `[]`, `()`, `${}`) nest; `None` until a broken
+    /// text needs to know (an error-free text is rnix's tree either way).
+    balanced: Option<bool>,
     /// In a contained parse: the blocks that were not separable...
     unseparated: Vec<TextRange>,
     /// ...and the texts parsed whole after a fallback (nothing inside them was parsed alone).
@@ -44,29 +47,28 @@ struct Shape {
 impl Parsed {
     pub(crate) fn new(text: &str) -> Parsed {
         let parse = rnix::Root::parse(text);
-        let tokens = if parse.errors().is_empty() {
-            None
-        } else {
-            Tokens::of(text)
+        let balanced = (!parse.errors().is_empty()).then(|| nests(text));
+        let tokens = match balanced {
+            Some(true) => Tokens::of(text),
+            _ => None,
         };
         let Some(tokens) = tokens else {
             return Parsed {
                 green: parse.syntax().green().to_owned(),
                 errors: parse.errors().to_vec(),
                 shape: Shape {
-                    balanced: nests(text),
+                    balanced,
                     ..Shape::default()
                 },
             };
         };
         let mut shape = Shape {
-            balanced: true,
+            balanced: Some(true),
             ..Shape::default()
         };
-        let top: Vec<usize> = tokens.top_blocks();
         let region = Region {
             range: TextRange::up_to(TextSize::of(text)),
-            children: top,
+            children: tokens.top_blocks(),
         };
         let (root, errors) = tokens.parse_region(&region, &mut shape);
         Parsed {
@@ -101,13 +103,36 @@ pub(crate) fn reparse(
     let start = usize::from(old_range.start());
     let block_text = new_text.get(start..start + new_len)?;
     let delta = new_len as i64 - i64::from(u32::from(old_range.len()));
-    if old.shape.balanced && separated(old, &block, old_text) {
+    // An error-free text, whose block parses alone without error as itself: rnix's exact
+    // rule, and an error-free text again.
+    if old.errors.is_empty() {
+        let parse = rnix::Root::parse(block_text);
+        if parse.errors().is_empty()
+            && let Some(reparsed) = exact_block(&parse.syntax(), block.kind(), block_text.len())
+        {
+            // Blocks whose brackets nest leave the whole text's as they were.
+            let balanced = old
+                .shape
+                .balanced
+                .filter(|_| nests(block_text) && nests(&old_text[old_range]));
+            return Some(Parsed {
+                green: block.replace_with(reparsed.green().to_owned()),
+                errors: Vec::new(),
+                shape: Shape {
+                    balanced,
+                    ..Shape::default()
+                },
+            });
+        }
+    }
+    let balanced = old.shape.balanced.unwrap_or_else(|| nests(old_text));
+    if balanced && separated(old, &block, old_text) {
         let new_block = contained_block(block_text, block.kind())?;
         let mut errors = moved_outside(&old.errors, old_range, delta)?;
         errors.extend(new_block.errors.iter().map(|e| moved(e, old_range.start())));
         let shape = if errors.is_empty() {
             Shape {
-                balanced: true,
+                balanced: Some(true),
                 ..Shape::default()
             }
         } else {
@@ -120,7 +145,7 @@ pub(crate) fn reparse(
                 kept
             };
             Shape {
-                balanced: true,
+                balanced: Some(true),
                 unseparated: keep(&old.shape.unseparated, &new_block.shape.unseparated),
                 fallbacks: keep(&old.shape.fallbacks, &new_block.shape.fallbacks),
             }
@@ -131,29 +156,26 @@ pub(crate) fn reparse(
             shape,
         });
     }
-    // A tree rnix made (no error, or brackets that do not nest): rnix's exact rule, which
-    // also wants the errors to say where they are.
-    if (old.shape.balanced && !old.errors.is_empty())
-        || old.errors.iter().any(|e| error_range(e).is_none())
-    {
+    // A contained parse whose block was not parsed alone: only the whole text can tell.
+    if balanced {
+        return None;
+    }
+    // Brackets that do not nest, so rnix's tree: its exact rule, which also wants the
+    // errors to say where they are, and brackets that nest in the old and the new block,
+    // so that the whole text's still do not.
+    if old.errors.iter().any(|e| error_range(e).is_none()) {
         return None;
     }
     let parse = rnix::Root::parse(block_text);
     let reparsed = exact_block(&parse.syntax(), block.kind(), block_text.len())?;
-    if !parse.errors().is_empty() {
+    if !parse.errors().is_empty() || !nests(block_text) || !nests(&old_text[old_range]) {
         return None;
     }
-    // Brackets that nest in both the old and the new block leave the whole text's nesting
-    // or not as it was; otherwise the whole text must be looked at.
-    if !nests(block_text) || !nests(&old_text[old_range]) {
-        return None;
-    }
-    let balanced = old.shape.balanced;
     Some(Parsed {
         green: block.replace_with(reparsed.green().to_owned()),
         errors: moved_outside(&old.errors, old_range, delta)?,
         shape: Shape {
-            balanced,
+            balanced: Some(false),
             ..Shape::default()
         },
     })
@@ -252,294 +274,6 @@ fn exact_block(root: &SyntaxNode, kind: SyntaxKind, len: usize) -> Option<Syntax
     closed.then_some(node)
 }
 
-/// Whether a text's brackets nest (what [`Tokens::of`] tells, without keeping the tokens).
-fn nests(text: &str) -> bool {
-    let mut open: Vec<SyntaxKind> = Vec::new();
-    for (kind, _) in rnix::tokenize(text) {
-        let opener = match kind {
-            TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START => {
-                open.push(kind);
-                continue;
-            }
-            other => match opener_of(other) {
-                Some(opener) => opener,
-                None => continue,
-            },
-        };
-        if open.pop() != Some(opener) {
-            return false;
-        }
-    }
-    open.is_empty()
-}
-
-/// The opening bracket a closing one closes.
-fn opener_of(closer: SyntaxKind) -> Option<SyntaxKind> {
-    match closer {
-        TOKEN_R_BRACE => Some(TOKEN_L_BRACE),
-        TOKEN_R_BRACK => Some(TOKEN_L_BRACK),
-        TOKEN_R_PAREN => Some(TOKEN_L_PAREN),
-        TOKEN_INTERPOL_END => Some(TOKEN_INTERPOL_START),
-        _ => None,
-    }
-}
-
-/// A text's tokens, with the bracket that closes each opening one.
-struct Tokens<'t> {
-    text: &'t str,
-    kinds: Vec<SyntaxKind>,
-    ranges: Vec<TextRange>,
-    /// For each token, the index of its closing bracket when it opens one.
-    pairs: Vec<Option<usize>>,
-}
-
-/// A text parsed as one: the whole text or a block, and the blocks inside it to parse alone.
-struct Region {
-    range: TextRange,
-    /// Indices of the opening tokens of the candidate blocks directly inside.
-    children: Vec<usize>,
-}
-
-impl<'t> Tokens<'t> {
-    /// `None` when the brackets do not nest.
-    fn of(text: &'t str) -> Option<Tokens<'t>> {
-        let (mut kinds, mut ranges) = (Vec::new(), Vec::new());
-        let mut at = TextSize::from(0);
-        for (kind, piece) in rnix::tokenize(text) {
-            let len = TextSize::of(piece);
-            kinds.push(kind);
-            ranges.push(TextRange::at(at, len));
-            at += len;
-        }
-        let mut pairs = vec![None; kinds.len()];
-        let mut open: Vec<usize> = Vec::new();
-        for (i, kind) in kinds.iter().enumerate() {
-            let opener = match kind {
-                TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START => {
-                    open.push(i);
-                    continue;
-                }
-                other => match opener_of(*other) {
-                    Some(opener) => opener,
-                    None => continue,
-                },
-            };
-            let o = open.pop().filter(|o| kinds[*o] == opener)?;
-            pairs[o] = Some(i);
-        }
-        open.is_empty().then_some(Tokens {
-            text,
-            kinds,
-            ranges,
-            pairs,
-        })
-    }
-
-    fn is_block(&self, i: usize) -> bool {
-        matches!(self.kinds[i], TOKEN_L_BRACE | TOKEN_L_BRACK)
-    }
-
-    /// The blocks not inside another block, in order.
-    fn top_blocks(&self) -> Vec<usize> {
-        self.blocks_within(0, self.kinds.len())
-    }
-
-    /// The blocks between tokens `from` and `to` not inside another block there.
-    fn blocks_within(&self, from: usize, to: usize) -> Vec<usize> {
-        let mut blocks = Vec::new();
-        let mut i = from;
-        while i < to {
-            if self.is_block(i) {
-                blocks.push(i);
-                i = self.pairs[i].expect("a closed block") + 1;
-            } else {
-                i += 1;
-            }
-        }
-        blocks
-    }
-
-    fn non_trivia(&self, mut i: Option<usize>, forward: bool) -> Option<SyntaxKind> {
-        while let Some(at) = i {
-            let kind = *self.kinds.get(at)?;
-            if !kind.is_trivia() {
-                return Some(kind);
-            }
-            i = if forward {
-                at.checked_add(1)
-            } else {
-                at.checked_sub(1)
-            };
-        }
-        None
-    }
-
-    /// The contained parse of the block opened by token `open`, when it is separable
-    /// (its neighbours are the caller's to check).
-    fn parse_block(&self, open: usize, shape: &mut Shape) -> Option<(SyntaxNode, Vec<ParseError>)> {
-        let close = self.pairs[open]?;
-        let range = TextRange::new(self.ranges[open].start(), self.ranges[close].end());
-        let region = Region {
-            range,
-            children: self.blocks_within(open + 1, close),
-        };
-        let mut inner = Shape::default();
-        let (root, errors) = self.parse_region(&region, &mut inner);
-        let kind = if self.kinds[open] == TOKEN_L_BRACK {
-            NODE_LIST
-        } else {
-            NODE_ATTR_SET
-        };
-        let node = single_node(&root, kind, usize::from(range.len()))?;
-        // Too deep to parse: only the whole text can say where.
-        if errors
-            .iter()
-            .any(|e| matches!(e, ParseError::RecursionLimitExceeded))
-        {
-            return None;
-        }
-        // Its end is not the end of the file: the error that made the parse run past its
-        // closing bracket says what is wrong, with a place.
-        let errors = errors
-            .into_iter()
-            .filter(|e| error_range(e).is_some())
-            .collect();
-        shape.unseparated.extend(inner.unseparated);
-        shape.fallbacks.extend(inner.fallbacks);
-        Some((node, errors))
-    }
-
-    /// Parses a region with its separable blocks alone, each seen as `{}` or `[]` by the
-    /// text around; errors and recorded ranges are from the start of the whole text.
-    fn parse_region(&self, region: &Region, shape: &mut Shape) -> (SyntaxNode, Vec<ParseError>) {
-        // The separable blocks, alone; the others' blocks are candidates in their place.
-        let mut alone: Vec<(usize, GreenNode, Vec<ParseError>)> = Vec::new();
-        let mut inner = Shape::default();
-        let mut candidates = region.children.clone();
-        candidates.reverse();
-        while let Some(open) = candidates.pop() {
-            let close = self.pairs[open].expect("a closed block");
-            let separable = separable_between(
-                self.non_trivia(open.checked_sub(1), false),
-                self.non_trivia(Some(close + 1), true),
-            );
-            match separable
-                .then(|| self.parse_block(open, &mut inner))
-                .flatten()
-            {
-                Some((node, errors)) => alone.push((open, node.green().to_owned(), errors)),
-                None => {
-                    inner.unseparated.push(TextRange::new(
-                        self.ranges[open].start(),
-                        self.ranges[close].end(),
-                    ));
-                    let mut nested = self.blocks_within(open + 1, close);
-                    nested.reverse();
-                    candidates.extend(nested);
-                }
-            }
-        }
-        alone.sort_by_key(|(open, _, _)| *open);
-        // The region's text with each block alone left as an empty one.
-        let mut compact = String::with_capacity(usize::from(region.range.len()));
-        let mut cursor = region.range.start();
-        // (where the empty block is in `compact`, where the block is in the text)
-        let mut places: Vec<(TextRange, TextRange)> = Vec::new();
-        for (open, _, _) in &alone {
-            let close = self.pairs[*open].expect("a closed block");
-            let (from, to) = (self.ranges[*open], self.ranges[close]);
-            compact.push_str(&self.text[TextRange::new(cursor, from.end())]);
-            let at = TextSize::of(compact.as_str()) - from.len();
-            compact.push_str(&self.text[to]);
-            places.push((
-                TextRange::at(at, TextSize::from(2)),
-                TextRange::new(from.start(), to.end()),
-            ));
-            cursor = to.end();
-        }
-        compact.push_str(&self.text[TextRange::new(cursor, region.range.end())]);
-        let parse = rnix::Root::parse(&compact);
-        let swaps: Vec<(TextRange, GreenNode)> = places
-            .iter()
-            .zip(&alone)
-            .map(|((empty, _), (_, green, _))| (*empty, green.clone()))
-            .collect();
-        let mut swapped = 0;
-        let green = rebuild(&parse.syntax(), &swaps, &mut swapped);
-        if swapped != swaps.len() {
-            // The text around took an empty block for something else: parse it whole.
-            shape.fallbacks.push(region.range);
-            let whole = rnix::Root::parse(&self.text[region.range]);
-            let errors = whole
-                .errors()
-                .iter()
-                .map(|e| moved(e, region.range.start()))
-                .collect();
-            return (whole.syntax(), errors);
-        }
-        shape.unseparated.extend(inner.unseparated);
-        shape.fallbacks.extend(inner.fallbacks);
-        // Errors of the text around, from compact offsets to the text's.
-        let to_text = |at: TextSize| {
-            let mut moved = at + region.range.start();
-            for (empty, block) in &places {
-                if empty.end() <= at {
-                    moved += block.len() - empty.len();
-                }
-            }
-            moved
-        };
-        let mut errors: Vec<ParseError> = parse
-            .errors()
-            .iter()
-            .map(|e| match error_range(e) {
-                Some(r) => with_range(e, TextRange::new(to_text(r.start()), to_text(r.end()))),
-                None => e.clone(),
-            })
-            .collect();
-        for (_, _, block_errors) in alone {
-            errors.extend(block_errors);
-        }
-        (SyntaxNode::new_root(green), errors)
-    }
-}
-
-/// `node`'s green tree with the nodes at the ranges of `swaps` (from the start of the root,
-/// sorted) replaced, each only when it is a set or list; counts those replaced.
-fn rebuild(node: &SyntaxNode, swaps: &[(TextRange, GreenNode)], swapped: &mut usize) -> GreenNode {
-    let mut children = Vec::new();
-    let mut next = 0;
-    for child in node.children_with_tokens() {
-        let range = child.text_range();
-        let upto = next + swaps[next..].partition_point(|(r, _)| r.start() < range.end());
-        let within = &swaps[next..upto];
-        next = upto;
-        match child {
-            NodeOrToken::Token(token) => {
-                children.push(NodeOrToken::Token(token.green().to_owned()))
-            }
-            NodeOrToken::Node(child) if within.is_empty() => {
-                children.push(NodeOrToken::Node(child.green().to_owned()))
-            }
-            NodeOrToken::Node(child)
-                if within.len() == 1
-                    && within[0].0 == range
-                    && matches!(child.kind(), NODE_ATTR_SET | NODE_LIST) =>
-            {
-                *swapped += 1;
-                children.push(NodeOrToken::Node(within[0].1.clone()));
-            }
-            NodeOrToken::Node(child) => {
-                children.push(NodeOrToken::Node(rebuild(&child, within, swapped)))
-            }
-        }
-    }
-    GreenNode::new(
-        <rnix::NixLanguage as rowan::Language>::kind_to_raw(node.kind()),
-        children,
-    )
-}
-
 /// Where a parse error is; `None` for those at the end of the text.
 fn error_range(error: &ParseError) -> Option<TextRange> {
     use ParseError::*;
@@ -606,5 +340,6 @@ fn moved_outside(errors: &[ParseError], block: TextRange, delta: i64) -> Option<
     Some(kept)
 }
 
+mod blocks;
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ pub enum Case {
     ResourceLineByLine,
     DeleteLine,
     Paste50,
-    UnclosedWorstCase,
+    Unclosed,
 }
 
 impl Case {
@@ -33,7 +33,7 @@ impl Case {
         Case::ResourceLineByLine,
         Case::DeleteLine,
         Case::Paste50,
-        Case::UnclosedWorstCase,
+        Case::Unclosed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,7 +43,7 @@ impl Case {
             Case::ResourceLineByLine => "a new resource, line by line",
             Case::DeleteLine => "a line deleted",
             Case::Paste50 => "50 resources pasted",
-            Case::UnclosedWorstCase => "resources.x. then { then \"",
+            Case::Unclosed => "resources.x. then { then \"",
         }
     }
 
@@ -61,10 +61,9 @@ impl Case {
             Case::InputName => {
                 let indent = "\n            ";
                 edits.insert(mode_line, indent, mode_line + indent.len());
-                let mut at = mode_line + indent.len();
-                for c in ["o", "w", "n", "e", "r"] {
+                let name_start = mode_line + indent.len();
+                for (at, c) in (name_start..).zip(["o", "w", "n", "e", "r"]) {
                     edits.insert(at, c, at + 1);
-                    at += 1;
                 }
                 edits.restore_at(mode_line);
             }
@@ -105,7 +104,7 @@ impl Case {
                 edits.insert(end, &block, end + block.len());
                 edits.restore_at(end);
             }
-            Case::UnclosedWorstCase => {
+            Case::Unclosed => {
                 let reference = format!("\n            extra = resources.r{}.", i - 1);
                 edits.insert(mode_line, &reference, mode_line + reference.len());
                 let at = mode_line + reference.len();
