@@ -143,6 +143,15 @@ impl Fixture {
         self.cursor.expect("a `$0` cursor in the fixture").1
     }
 
+    /// The files other than the cursor's.
+    pub(crate) fn others(&self) -> Vec<&Analysis> {
+        self.files
+            .iter()
+            .filter(|(path, _)| path != self.path())
+            .map(|(_, analysis)| analysis)
+            .collect()
+    }
+
     /// Every file, for the workspace's questions.
     pub(crate) fn files(&self) -> Vec<File<'_>> {
         self.files

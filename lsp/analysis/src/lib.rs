@@ -247,7 +247,7 @@ resources.a = { type = "local.file"; inputs = { name = "a"; contents = resources
             for offset in 0..=text.len() + 2 {
                 let offset = TextSize::from(offset as u32);
                 let _ = analysis.completions(offset, schemas, &[&analysis]);
-                let _ = analysis.hover(offset, schemas, &Recorded::new());
+                let _ = analysis.hover(offset, schemas, &Recorded::new(), &[&analysis]);
                 let _ = analysis.resource_named_at(offset);
                 let _ = workspace::definition(&files, "f", offset);
                 let _ = workspace::references(&files, "f", offset, true);

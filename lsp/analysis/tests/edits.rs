@@ -106,7 +106,7 @@ proptest! {
             let offset = TextSize::from(floor_boundary(&expected_text, (at * expected_text.len() as f64) as usize) as u32);
             let _ = edited.diagnostics(&schemas, &BTreeSet::new());
             let _ = edited.completions(offset, &schemas, &[&edited]);
-            let _ = edited.hover(offset, &schemas, &Recorded::new());
+            let _ = edited.hover(offset, &schemas, &Recorded::new(), &[&edited]);
             let files = [File { id: "f", analysis: &edited }];
             let _ = workspace::references(&files, "f", offset, true);
             let _ = workspace::rename(&files, "f", offset, "b");

@@ -4,15 +4,9 @@ use crate::fixture::Fixture;
 
 fn complete(fixture: &str) -> String {
     let fixture = Fixture::parse(fixture);
-    let files = fixture.files();
-    let others: Vec<&crate::Analysis> = files
-        .iter()
-        .filter(|f| f.id != fixture.path())
-        .map(|f| f.analysis)
-        .collect();
     fixture
         .analysis()
-        .completions(fixture.offset(), &fixture.schemas, &others)
+        .completions(fixture.offset(), &fixture.schemas, &fixture.others())
         .iter()
         .map(|c| format!("{:?} {} [{}] {}", c.kind, c.label, c.detail, c.snippet))
         .collect::<Vec<_>>()
