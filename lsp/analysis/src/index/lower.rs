@@ -12,7 +12,9 @@ use rnix::{SyntaxKind, SyntaxNode, TextRange};
 use rowan::ast::AstNode;
 
 use super::cache::{BodyCache, BodyFacts};
-use super::model::{DeclId, Index, InputEntry, InputsSet, ProviderDecl, Reference, ScopeId};
+use super::model::{
+    DeclId, Index, InputEntry, InputsSet, ProviderDecl, Reference, ResourceDecl, ScopeId,
+};
 use crate::syntax::{
     StaticName, binds, literal_type, mentions, plain_string, static_names, strip_parens,
     takes_argument,
@@ -299,14 +301,7 @@ impl<'a> Builder<'a> {
         if in_declaration {
             return;
         }
-        let no_cache = BodyCache::default();
-        let mut scratch = Builder::new(Index::default(), &no_cache);
-        let id = scratch
-            .index
-            .declare(ScopeId::FILE, "", TextRange::default());
-        scratch.read_entries(id, set, None);
-        let mut decl = scratch.index.resources.swap_remove(id);
-        decl.inputs_open |= set.inherits().next().is_some();
+        let mut decl = read_alone(set);
         decl.name_ranges.clear();
         decl.scope = self.scope_of(set.syntax());
         decl.body_ranges = vec![range];
@@ -573,6 +568,20 @@ impl<'a> Builder<'a> {
             None => None,
         }
     }
+}
+
+/// What a set says of a resource by itself (its type and inputs), as a declaration with
+/// no name in the file's scope, ranges where they are written.
+pub(super) fn read_alone(set: &ast::AttrSet) -> ResourceDecl {
+    let no_cache = BodyCache::default();
+    let mut scratch = Builder::new(Index::default(), &no_cache);
+    let id = scratch
+        .index
+        .declare(ScopeId::FILE, "", TextRange::default());
+    scratch.read_entries(id, set, None);
+    let mut decl = scratch.index.resources.swap_remove(id);
+    decl.inputs_open |= set.inherits().next().is_some();
+    decl
 }
 
 /// A reference as written: `<base>.resources.<resource>.<output>` or

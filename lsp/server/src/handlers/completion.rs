@@ -17,12 +17,8 @@ pub fn completion(snap: Snapshot, params: CompletionParams) -> Result<Option<Com
     };
     let document = &context.document;
     let offset = from_proto::offset(document, at.position);
-    let files = snap.deployment_files(&at.text_document.uri);
-    let others: Vec<&Analysis> = files
-        .iter()
-        .skip(1)
-        .map(|(_, other)| other.analysis().as_ref())
-        .collect();
+    let files = snap.other_analyses(&at.text_document.uri);
+    let others: Vec<&Analysis> = files.iter().map(AsRef::as_ref).collect();
     let items = document
         .analysis()
         .completions(offset, &context.schemas, &others)

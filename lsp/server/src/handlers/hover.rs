@@ -20,12 +20,8 @@ pub fn hover(snap: Snapshot, params: HoverParams) -> Result<Option<Hover>> {
         .project()
         .recorded(document.analysis(), context.flake_dir.as_deref());
     let offset = from_proto::offset(document, at.position);
-    let files = snap.deployment_files(&at.text_document.uri);
-    let others: Vec<&Analysis> = files
-        .iter()
-        .skip(1)
-        .map(|(_, other)| other.analysis().as_ref())
-        .collect();
+    let files = snap.other_analyses(&at.text_document.uri);
+    let others: Vec<&Analysis> = files.iter().map(AsRef::as_ref).collect();
     Ok(document
         .analysis()
         .hover(offset, &context.schemas, &recorded, &others)
