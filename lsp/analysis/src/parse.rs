@@ -70,7 +70,7 @@ impl Parsed {
             range: TextRange::up_to(TextSize::of(text)),
             children: tokens.top_blocks(),
         };
-        let (root, errors) = tokens.parse_region(&region, &mut shape);
+        let (root, errors) = tokens.parse_region(&region, 0, &mut shape);
         Parsed {
             green: root.green().to_owned(),
             errors,
@@ -127,7 +127,7 @@ pub(crate) fn reparse(
     }
     let balanced = old.shape.balanced.unwrap_or_else(|| nests(old_text));
     if balanced && separated(old, &block, old_text) {
-        let new_block = contained_block(block_text, block.kind())?;
+        let new_block = contained_block(block_text, block.kind(), block.ancestors().count())?;
         let mut errors = moved_outside(&old.errors, old_range, delta)?;
         errors.extend(new_block.errors.iter().map(|e| moved(e, old_range.start())));
         let shape = if errors.is_empty() {
@@ -232,13 +232,18 @@ struct Block {
     shape: Shape,
 }
 
-fn contained_block(text: &str, kind: SyntaxKind) -> Option<Block> {
+/// `around`: how many nodes hold the block, at least as many as the blocks parsed alone
+/// around it; with its own depth they must stay within what is parsed alone, so that the
+/// bound of [`blocks::MAX_DEPTH_ALONE`] means the same for the block alone as in its text.
+fn contained_block(text: &str, kind: SyntaxKind, around: usize) -> Option<Block> {
     let tokens = Tokens::of(text)?;
-    if tokens.pairs.first() != Some(&Some(tokens.kinds.len() - 1)) {
+    if tokens.pairs.first() != Some(&Some(tokens.kinds.len() - 1))
+        || around + tokens.depth >= blocks::MAX_DEPTH_ALONE
+    {
         return None;
     }
     let mut shape = Shape::default();
-    let (node, errors) = tokens.parse_block(0, &mut shape)?;
+    let (node, errors) = tokens.parse_block(0, 1, &mut shape)?;
     (node.kind() == kind).then(|| Block {
         green: node.green().to_owned(),
         errors,

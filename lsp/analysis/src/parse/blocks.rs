@@ -47,7 +47,13 @@ pub(super) struct Tokens<'t> {
     ranges: Vec<TextRange>,
     /// For each token, the index of its closing bracket when it opens one.
     pub(super) pairs: Vec<Option<usize>>,
+    /// How deep brackets nest at the most.
+    pub(super) depth: usize,
 }
+
+/// How deep inside blocks parsed alone a block may still be parsed alone: deeper ones are
+/// parsed in place, so that the parse's own depth stays bounded whatever the text.
+pub(super) const MAX_DEPTH_ALONE: usize = 32;
 
 /// A text parsed as one: the whole text or a block, and the blocks inside it to parse alone.
 pub(super) struct Region {
@@ -69,10 +75,12 @@ impl<'t> Tokens<'t> {
         }
         let mut pairs = vec![None; kinds.len()];
         let mut open: Vec<usize> = Vec::new();
+        let mut depth = 0;
         for (i, kind) in kinds.iter().enumerate() {
             let opener = match kind {
                 TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START => {
                     open.push(i);
+                    depth = depth.max(open.len());
                     continue;
                 }
                 other => match opener_of(*other) {
@@ -88,6 +96,7 @@ impl<'t> Tokens<'t> {
             kinds,
             ranges,
             pairs,
+            depth,
         })
     }
 
@@ -130,13 +139,17 @@ impl<'t> Tokens<'t> {
         None
     }
 
-    /// The contained parse of the block opened by token `open`, when it is separable
-    /// (its neighbours are the caller's to check).
+    /// The contained parse of the block opened by token `open`, `depth` blocks parsed
+    /// alone deep, when it is separable (its neighbours are the caller's to check).
     pub(super) fn parse_block(
         &self,
         open: usize,
+        depth: usize,
         shape: &mut Shape,
     ) -> Option<(SyntaxNode, Vec<ParseError>)> {
+        if depth > MAX_DEPTH_ALONE {
+            return None;
+        }
         let close = self.pairs[open]?;
         let range = TextRange::new(self.ranges[open].start(), self.ranges[close].end());
         let kind = if self.kinds[open] == TOKEN_L_BRACK {
@@ -155,7 +168,7 @@ impl<'t> Tokens<'t> {
             children: self.blocks_within(open + 1, close),
         };
         let mut inner = Shape::default();
-        let (root, errors) = self.parse_region(&region, &mut inner);
+        let (root, errors) = self.parse_region(&region, depth, &mut inner);
         let node = single_node(&root, kind, usize::from(range.len()))?;
         // Too deep to parse: only the whole text can say where.
         if errors
@@ -180,6 +193,7 @@ impl<'t> Tokens<'t> {
     pub(super) fn parse_region(
         &self,
         region: &Region,
+        depth: usize,
         shape: &mut Shape,
     ) -> (SyntaxNode, Vec<ParseError>) {
         // The separable blocks, alone; the others' blocks are candidates in their place.
@@ -194,7 +208,7 @@ impl<'t> Tokens<'t> {
                 self.non_trivia(Some(close + 1), true),
             );
             match separable
-                .then(|| self.parse_block(open, &mut inner))
+                .then(|| self.parse_block(open, depth + 1, &mut inner))
                 .flatten()
             {
                 Some((node, errors)) => alone.push((open, node.green().to_owned(), errors)),

@@ -111,3 +111,23 @@ fn a_block_after_rec_or_before_a_colon_is_not_parsed_alone() {
         type_pieces(text, at, &["x", " y", "@"]);
     }
 }
+
+#[test]
+fn blocks_nested_deeper_than_parsed_alone_are_parsed_in_place() {
+    // Deeper than rnix parses, with an error at the bottom: answered, without overflowing.
+    let depth = 600;
+    let text = format!(
+        "{}{{ b = 1; ow }}{}",
+        "{ a = ".repeat(depth),
+        " ; }".repeat(depth)
+    );
+    let parsed = Parsed::new(&text);
+    assert!(!parsed.errors.is_empty());
+    assert_eq!(
+        rnix::SyntaxNode::new_root(parsed.green.clone()).to_string(),
+        text
+    );
+    // A keystroke at the bottom and one near the top give what parsing everything gives.
+    type_pieces(&text, text.find("ow").unwrap() + 2, &["n"]);
+    type_pieces(&text, "{ a = { a = ".len(), &["o"]);
+}
