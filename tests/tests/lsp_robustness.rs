@@ -34,6 +34,12 @@ const FRAGMENTS: &[&str] = &[
     "𝄞",
     "\t",
     "x: ",
+    // A name typed where an attribute goes, before its `= ...;`: the contained reparse.
+    "ow",
+    "owner ",
+    "rec ",
+    ":",
+    "@",
 ];
 
 #[derive(Clone, Debug)]

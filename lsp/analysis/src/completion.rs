@@ -33,7 +33,15 @@ pub struct Completion {
 const PLACEHOLDER: &str = "nixops4_completion_placeholder";
 
 impl Analysis {
-    pub fn completions(&self, offset: TextSize, schemas: &Schemas) -> Vec<Completion> {
+    /// `others`: the deployment's other files (module files), whose top-level resources
+    /// `resources.` names and whose outputs `resources.<name>.` completes where this file
+    /// does not declare that name.
+    pub fn completions(
+        &self,
+        offset: TextSize,
+        schemas: &Schemas,
+        others: &[&Analysis],
+    ) -> Vec<Completion> {
         let text = self.text();
         let at = usize::from(offset).min(text.len());
         if !self.parse_errors().is_empty()
@@ -47,26 +55,31 @@ impl Analysis {
                 .into_iter()
                 .min_by_key(|patched| patched.parse_errors().len());
             if let Some(patched) = patched {
-                return patched.completions_in_parsed_text(offset, schemas);
+                return patched.completions_in_parsed_text(offset, schemas, others);
             }
         }
-        self.completions_in_parsed_text(offset, schemas)
+        self.completions_in_parsed_text(offset, schemas, others)
     }
 
-    fn completions_in_parsed_text(&self, offset: TextSize, schemas: &Schemas) -> Vec<Completion> {
+    fn completions_in_parsed_text(
+        &self,
+        offset: TextSize,
+        schemas: &Schemas,
+        others: &[&Analysis],
+    ) -> Vec<Completion> {
         let text = self.text();
         let mut end = usize::from(offset).min(text.len());
         while !text.is_char_boundary(end) {
             end -= 1;
         }
         let before = &text[..end];
-        if let Some(items) = self.reference_completions(before, offset, schemas) {
+        if let Some(items) = self.reference_completions(before, offset, schemas, others) {
             return items;
         }
         if let Some(items) = self.state_completions(before, offset) {
             return items;
         }
-        for decl in &self.index.resources {
+        for decl in self.index.declarations() {
             if let Some((_, range)) = &decl.type_name
                 && range.start() < offset
                 && offset < range.end()
@@ -113,15 +126,25 @@ impl Analysis {
         before: &str,
         offset: TextSize,
         schemas: &Schemas,
+        others: &[&Analysis],
     ) -> Option<Vec<Completion>> {
         let typed = word_before(before);
         let rest = before[..before.len() - typed.len()].strip_suffix('.')?;
         if let Some(scope) = self.reference_scope(rest, offset) {
-            let items = self
+            let local = self
                 .index
                 .resources
                 .iter()
-                .filter(|decl| decl.scope == scope)
+                .filter(|decl| decl.scope == scope);
+            // At top level, the other files' top-level resources too, once each.
+            let mut seen = std::collections::BTreeSet::new();
+            let beside = others
+                .iter()
+                .filter(|_| self.index.is_top_level(scope))
+                .flat_map(|other| other.top_level_resources());
+            let items = local
+                .chain(beside)
+                .filter(|decl| seen.insert(decl.name.clone()))
                 .map(|decl| Completion {
                     label: decl.name.clone(),
                     kind: CompletionKind::Resource,
@@ -139,9 +162,16 @@ impl Analysis {
         let name = word_before(rest);
         let base = rest[..rest.len() - name.len()].strip_suffix('.')?;
         let scope = self.reference_scope(base, offset)?;
-        let decl = &self.index.resources[self.index.find(scope, name)?];
+        let (owner, decl) = match self.index.find(scope, name) {
+            Some(id) => (self, &self.index.resources[id]),
+            None if self.index.is_top_level(scope) => others.iter().find_map(|other| {
+                let decl = other.top_level_resources().find(|d| d.name == name)?;
+                Some((*other, decl))
+            })?,
+            None => return None,
+        };
         if let Some(nested) = decl.nested {
-            let items = self
+            let items = owner
                 .index
                 .resources
                 .iter()
@@ -160,7 +190,7 @@ impl Analysis {
                 .collect();
             return Some(items);
         }
-        let (_, description) = self.description(decl, schemas)?;
+        let (_, description) = owner.description(decl, schemas)?;
         let properties = description
             .outputs
             .get("properties")
@@ -183,6 +213,14 @@ impl Analysis {
             })
             .collect();
         Some(items)
+    }
+
+    /// The resources declared at top level, which a deployment's other files may name.
+    fn top_level_resources(&self) -> impl Iterator<Item = &crate::index::ResourceDecl> {
+        self.index
+            .resources
+            .iter()
+            .filter(|decl| self.index.is_top_level(decl.scope))
     }
 
     /// The scope whose resources `text` (ending in `resources` or `<outer>.resources`)

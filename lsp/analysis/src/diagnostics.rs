@@ -110,7 +110,7 @@ impl Analysis {
     pub fn diagnostics(&self, schemas: &Schemas, neighbours: &BTreeSet<String>) -> Vec<Diagnostic> {
         let mut found = self.syntax_diagnostics();
         let known_providers: BTreeSet<&str> = schemas.providers().collect();
-        for decl in &self.index.resources {
+        for decl in self.index.declarations() {
             self.check_declaration(decl, schemas, &known_providers, &mut found);
         }
         self.check_references(schemas, neighbours, &mut found);

@@ -157,6 +157,15 @@ impl Fixture {
         self.cursor.expect("a `$0` cursor in the fixture").1
     }
 
+    /// The files other than the cursor's.
+    pub(crate) fn others(&self) -> Vec<&Analysis> {
+        self.files
+            .iter()
+            .filter(|(path, _)| path != self.path())
+            .map(|(_, analysis)| analysis)
+            .collect()
+    }
+
     /// Every file, for the workspace's questions.
     pub(crate) fn files(&self) -> Vec<File<'_>> {
         self.files
@@ -269,6 +278,48 @@ fn trim_indent(text: &str) -> String {
         .map(|line| line.get(indent..).unwrap_or_else(|| line.trim_start()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The module-system deployment of issue 16, as a new user writes it: the flake hands
+/// `nixops4.lib.moduleDeployment` its modules; `data-model.nix` declares the customers,
+/// `deployment.nix` a key pair, and `applications/pixelfed.nix` (given here, with the
+/// cursor) generates one resource per customer with `lib.mapAttrs'`.
+pub(crate) fn pixelfed_modules(pixelfed: &str) -> String {
+    format!(
+        r#"
+#- /flake.nix
+{{
+  inputs.nixops4.url = "path:/src/nixops4";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  outputs = {{ self, nixops4, nixpkgs }}: {{
+    nixops4Deployments.default = nixops4.lib.moduleDeployment {{
+      lib = nixpkgs.lib;
+      modules = [ ./data-model.nix ./deployment.nix ./applications/pixelfed.nix ];
+    }};
+  }};
+}}
+#- /data-model.nix
+{{ lib, ... }}:
+let inherit (lib) mkOption types; in
+{{
+  options.customers = mkOption {{
+    type = types.attrsOf (types.submodule ./customer.nix);
+    description = "The customers, by name.";
+  }};
+}}
+#- /customer.nix
+{{ lib, ... }}: {{
+  options.domain = lib.mkOption {{ type = lib.types.str; description = "The customer's domain."; }};
+}}
+#- /deployment.nix
+{{ resources, ... }}: {{
+  resources.sshkeypair = {{ type = "local.memo"; inputs.initialize_with = "key"; }};
+  customers.bob.domain = "bob.example.org";
+}}
+#- /applications/pixelfed.nix
+{pixelfed}
+"#
+    )
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod fixture;
 mod index;
 pub mod navigation;
 pub mod outline;
+mod parse;
 mod syntax;
 pub mod workspace;
 
@@ -69,8 +70,7 @@ pub struct RecordedResource {
 /// One file, parsed and indexed.
 pub struct Analysis {
     text: String,
-    green: rowan::GreenNode,
-    errors: Vec<rnix::ParseError>,
+    parsed: parse::Parsed,
     index: Index,
     /// What the declarations said, for the next version's index.
     bodies: index::BodyCache,
@@ -78,26 +78,19 @@ pub struct Analysis {
 
 impl Analysis {
     pub fn new(text: &str) -> Analysis {
-        let parse = rnix::Root::parse(text);
-        Analysis::from_tree(
+        Analysis::from_parse(
             text.to_owned(),
-            parse.syntax().green().to_owned(),
-            parse.errors().to_vec(),
+            parse::Parsed::new(text),
             &index::BodyCache::default(),
         )
     }
 
-    fn from_tree(
-        text: String,
-        green: rowan::GreenNode,
-        errors: Vec<rnix::ParseError>,
-        previous: &index::BodyCache,
-    ) -> Analysis {
-        let (index, bodies) = Index::build(&rnix::SyntaxNode::new_root(green.clone()), previous);
+    fn from_parse(text: String, parsed: parse::Parsed, previous: &index::BodyCache) -> Analysis {
+        let root = rnix::SyntaxNode::new_root(parsed.green.clone());
+        let (index, bodies) = Index::build(&root, previous);
         Analysis {
             text,
-            green,
-            errors,
+            parsed,
             index,
             bodies,
         }
@@ -105,10 +98,7 @@ impl Analysis {
 
     /// The analysis of this text with `range` replaced by `replacement`. Only the
     /// innermost set or list around the edit is parsed again when that is sure to give the
-    /// same tree as parsing everything: the edit stays inside it, and its new text parses
-    /// alone without any error as one set or list closed by its own bracket (so nothing it
-    /// opened, such as a string or an interpolation, reaches past it). Otherwise the whole
-    /// text is parsed.
+    /// same tree as parsing everything (see `parse`); otherwise the whole text is parsed.
     pub fn edited(&self, range: TextRange, replacement: &str) -> Analysis {
         let start = usize::from(range.start()).min(self.text.len());
         let end = usize::from(range.end()).clamp(start, self.text.len());
@@ -120,67 +110,10 @@ impl Analysis {
         text.push_str(replacement);
         text.push_str(&self.text[end..]);
         let range = TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
-        match self.reparse_block(range, replacement, &text) {
-            Some((green, errors)) => Analysis::from_tree(text, green, errors, &self.bodies),
+        match parse::reparse(&self.parsed, &self.text, range, replacement, &text) {
+            Some(parsed) => Analysis::from_parse(text, parsed, &self.bodies),
             None => Analysis::new(&text),
         }
-    }
-
-    fn reparse_block(
-        &self,
-        range: TextRange,
-        replacement: &str,
-        new_text: &str,
-    ) -> Option<(rowan::GreenNode, Vec<rnix::ParseError>)> {
-        use rnix::SyntaxKind::*;
-        let root = self.root();
-        let covering = match root.covering_element(range) {
-            rowan::NodeOrToken::Node(node) => node,
-            rowan::NodeOrToken::Token(token) => token.parent()?,
-        };
-        let block = covering.ancestors().find(|node| {
-            matches!(node.kind(), NODE_ATTR_SET | NODE_LIST)
-                && node.text_range().start() < range.start()
-                && range.end() < node.text_range().end()
-        })?;
-        let old = block.text_range();
-        let new_len = usize::from(old.len()) + replacement.len() - usize::from(range.len());
-        let block_text =
-            new_text.get(usize::from(old.start())..usize::from(old.start()) + new_len)?;
-        let parse = rnix::Root::parse(block_text);
-        let tree = parse.syntax();
-        let mut children = tree.children();
-        let reparsed = children.next()?;
-        let closer = if block.kind() == NODE_LIST {
-            TOKEN_R_BRACK
-        } else {
-            TOKEN_R_BRACE
-        };
-        if children.next().is_some()
-            || !parse.errors().is_empty()
-            || reparsed.kind() != block.kind()
-            || usize::from(reparsed.text_range().len()) != block_text.len()
-            || reparsed.last_token().map(|t| t.kind()) != Some(closer)
-        {
-            return None;
-        }
-        let delta = new_len as i64 - i64::from(u32::from(old.len()));
-        let move_by = |r: TextRange, by: i64| {
-            let shift = |at: TextSize| TextSize::from((i64::from(u32::from(at)) + by) as u32);
-            TextRange::new(shift(r.start()), shift(r.end()))
-        };
-        let mut errors = Vec::new();
-        for error in &self.errors {
-            let range = error_range(error)?;
-            if range.end() <= old.start() {
-                errors.push(error.clone());
-            } else if range.start() >= old.end() {
-                errors.push(with_range(error, move_by(range, delta)));
-            } else if !old.contains_range(range) {
-                return None;
-            }
-        }
-        Some((block.replace_with(reparsed.green().to_owned()), errors))
     }
 
     pub fn text(&self) -> &str {
@@ -189,11 +122,11 @@ impl Analysis {
 
     /// The syntax tree (cheap: a new root over the shared green tree).
     pub(crate) fn root(&self) -> rnix::SyntaxNode {
-        rnix::SyntaxNode::new_root(self.green.clone())
+        rnix::SyntaxNode::new_root(self.parsed.green.clone())
     }
 
     pub(crate) fn parse_errors(&self) -> &[rnix::ParseError] {
-        &self.errors
+        &self.parsed.errors
     }
 
     /// Whether this analysis has the same tree, errors and index as `other` (for tests of
@@ -205,8 +138,8 @@ impl Analysis {
             shown
         };
         self.text == other.text
-            && self.green == other.green
-            && sorted(&self.errors) == sorted(&other.errors)
+            && self.parsed.green == other.parsed.green
+            && sorted(&self.parsed.errors) == sorted(&other.parsed.errors)
             && self.index == other.index
     }
 
@@ -256,32 +189,6 @@ impl Analysis {
                 .filter(|lambda| syntax::binds(lambda, name))
                 .map(|_| id)
         })
-    }
-}
-
-/// Where a parse error is; `None` for those at the end of the text.
-fn error_range(error: &rnix::ParseError) -> Option<TextRange> {
-    use rnix::ParseError::*;
-    match error {
-        Unexpected(range)
-        | UnexpectedExtra(range)
-        | UnexpectedWanted(_, range, _)
-        | UnexpectedDoubleBind(range)
-        | DuplicatedArgs(range, _) => Some(*range),
-        UnexpectedEOF | UnexpectedEOFWanted(_) | RecursionLimitExceeded => None,
-        _ => None,
-    }
-}
-
-fn with_range(error: &rnix::ParseError, range: TextRange) -> rnix::ParseError {
-    use rnix::ParseError::*;
-    match error {
-        Unexpected(_) => Unexpected(range),
-        UnexpectedExtra(_) => UnexpectedExtra(range),
-        UnexpectedWanted(kind, _, wanted) => UnexpectedWanted(*kind, range, wanted.clone()),
-        UnexpectedDoubleBind(_) => UnexpectedDoubleBind(range),
-        DuplicatedArgs(_, name) => DuplicatedArgs(range, name.clone()),
-        other => other.clone(),
     }
 }
 
@@ -347,8 +254,8 @@ resources.a = { type = "local.file"; inputs = { name = "a"; contents = resources
             }];
             for offset in 0..=text.len() + 2 {
                 let offset = TextSize::from(offset as u32);
-                let _ = analysis.completions(offset, schemas);
-                let _ = analysis.hover(offset, schemas, &Recorded::new());
+                let _ = analysis.completions(offset, schemas, &[&analysis]);
+                let _ = analysis.hover(offset, schemas, &Recorded::new(), &[&analysis]);
                 let _ = analysis.resource_named_at(offset);
                 let _ = workspace::definition(&files, "f", offset);
                 let _ = workspace::references(&files, "f", offset, true);

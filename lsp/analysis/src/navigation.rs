@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 pub use crate::index::ScopeId;
-use crate::index::{DeclId, ResourceDecl};
+use crate::index::{DeclId, Reference, ResourceDecl};
 use crate::{Analysis, Recorded, Schemas, TextRange, TextSize, schema_type};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,13 +60,18 @@ fn shown(value: &Value) -> String {
 }
 
 impl Analysis {
+    /// `others`: the deployment's other files, where a top-level reference this file does
+    /// not declare may be declared.
     pub fn hover(
         &self,
         offset: TextSize,
         schemas: &Schemas,
         recorded: &Recorded,
+        others: &[&Analysis],
     ) -> Option<HoverInfo> {
-        for (id, decl) in self.index.resources.iter().enumerate() {
+        // Typed declarations come last and have no name, so `id` is a named one's where a
+        // name is hovered.
+        for (id, decl) in self.index.declarations().enumerate() {
             let description = self.description(decl, schemas);
             if let (Some((_, range)), Some((type_name, description))) =
                 (&decl.type_name, description)
@@ -124,19 +129,19 @@ impl Analysis {
             }
         }
         for reference in &self.index.references {
-            let Some(id) = self.index.resolve(reference) else {
+            let Some((owner, id)) = self.declaration_of(reference, others) else {
                 continue;
             };
             if contains(reference.resource_range, offset) {
                 return Some(HoverInfo {
                     range: reference.resource_range,
-                    markdown: self.resource_doc(id, schemas, recorded),
+                    markdown: owner.resource_doc(id, schemas, recorded),
                 });
             }
-            let decl = &self.index.resources[id];
+            let decl = &owner.index.resources[id];
             if let Some((output, range)) = &reference.output
                 && contains(*range, offset)
-                && let Some((_, description)) = self.description(decl, schemas)
+                && let Some((_, description)) = owner.description(decl, schemas)
                 && let Some(schema) = description
                     .outputs
                     .get("properties")
@@ -145,7 +150,7 @@ impl Analysis {
                 let secret = description.secret_outputs.contains(output);
                 let mut markdown = property_doc(output, schema, if secret { "secret" } else { "" });
                 if let Some(value) = recorded
-                    .get(&self.index.path(id))
+                    .get(&owner.index.path(id))
                     .and_then(|r| r.outputs.get(output))
                 {
                     markdown.push_str("\n\n");
@@ -162,6 +167,29 @@ impl Analysis {
             }
         }
         None
+    }
+
+    /// The declaration a reference names: in this file, else, for a top-level reference,
+    /// in the first of `others` that declares it at top level.
+    fn declaration_of<'a>(
+        &'a self,
+        reference: &Reference,
+        others: &[&'a Analysis],
+    ) -> Option<(&'a Analysis, DeclId)> {
+        if let Some(id) = self.index.resolve(reference) {
+            return Some((self, id));
+        }
+        if !self.index.is_top_level(reference.scope) {
+            return None;
+        }
+        others.iter().find_map(|other| {
+            let declared = &other.index.resources;
+            let id = (0..declared.len()).find(|id| {
+                declared[*id].name == reference.resource
+                    && other.index.is_top_level(declared[*id].scope)
+            })?;
+            Some((*other, id))
+        })
     }
 
     /// A resource's type and its last recorded outputs. Values are shown only when the
@@ -272,13 +300,49 @@ mod tests {
     /// The hover at the cursor: the hovered text, then the markdown.
     fn hover(fixture: &str) -> String {
         let fixture = Fixture::parse(fixture);
-        match fixture
-            .analysis()
-            .hover(fixture.offset(), &fixture.schemas, &fixture.recorded)
-        {
+        match fixture.analysis().hover(
+            fixture.offset(),
+            &fixture.schemas,
+            &fixture.recorded,
+            &fixture.others(),
+        ) {
             Some(info) => format!("{}\n---\n{}", fixture.range(info.range), info.markdown),
             None => "(none)".to_owned(),
         }
+    }
+
+    #[test]
+    fn a_resource_another_module_declares() {
+        insta::assert_snapshot!(hover(&crate::fixture::pixelfed_modules(r#"
+{ config, lib, resources, ... }: {
+  resources = lib.mapAttrs' (name: customer: lib.nameValuePair "pixelfed-${name}" {
+    type = "local.file";
+    inputs = { name = "pixelfed-${name}.conf"; contents = resources.sshk$0eypair.value; };
+  }) config.customers;
+}"#)), @"
+        5:69 `sshkeypair`
+        ---
+        resource **sshkeypair** `local.memo`
+        ");
+    }
+
+    #[test]
+    fn an_input_of_a_generated_resource() {
+        insta::assert_snapshot!(hover(&crate::fixture::pixelfed_modules(r#"
+{ config, lib, ... }: {
+  resources = lib.mapAttrs' (name: customer: lib.nameValuePair "pixelfed-${name}" {
+    type = "local.file";
+    inputs = { na$0me = "pixelfed-${name}.conf"; contents = customer.domain; };
+  }) config.customers;
+}"#)), @"
+        5:16 `name`
+        ---
+        **name** `string` (required, changing it replaces the resource)
+
+        Path of the file. A relative path is relative to the directory NixOps4 runs in.
+        Missing parent directories are created. Changing it replaces the resource: the new
+        file is written and the old one deleted.
+        ");
     }
 
     /// What the cursor names, then every place this file names it.

@@ -1,6 +1,6 @@
 //! Property tests of the analysis under random edits: reparsing only the block around an
-//! edit must give exactly what parsing everything gives (tree, errors and index), and no
-//! question asked at any offset of any intermediate text may panic.
+//! edit, errors or not, must give exactly what parsing everything gives (tree, errors and
+//! index), and no question asked at any offset of any intermediate text may panic.
 
 use std::collections::BTreeSet;
 
@@ -41,6 +41,13 @@ const FRAGMENTS: &[&str] = &[
     ")",
     "outer@",
     ".",
+    // A name typed where an attribute goes, before its `= ...;`.
+    "ow",
+    "owner ",
+    "let ",
+    " in ",
+    ":",
+    "@",
 ];
 
 fn fixture() -> String {
@@ -67,16 +74,27 @@ fn edit() -> impl Strategy<Value = (f64, usize, Vec<usize>)> {
     )
 }
 
+/// Where an edit starts: at a fraction of the text, or (as typing mostly does) right after
+/// one of its entries' `;`, inside the set that holds it.
+fn edit_start(text: &str, at: f64, after_entry: bool) -> usize {
+    let entries: Vec<usize> = text.match_indices(';').map(|(i, _)| i + 1).collect();
+    if after_entry && !entries.is_empty() {
+        entries[((at * entries.len() as f64) as usize).min(entries.len() - 1)]
+    } else {
+        floor_boundary(text, (at * text.len() as f64) as usize)
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
 
     #[test]
-    fn block_reparse_equals_full_parse(edits in prop::collection::vec(edit(), 1..25)) {
+    fn block_reparse_equals_full_parse(edits in prop::collection::vec((edit(), any::<bool>()), 1..25)) {
         let mut analysis = Analysis::new(&fixture());
         let schemas = Schemas::default();
-        for (at, delete, insert) in edits {
+        for ((at, delete, insert), after_entry) in edits {
             let text = analysis.text().to_owned();
-            let start = floor_boundary(&text, (at * text.len() as f64) as usize);
+            let start = edit_start(&text, at, after_entry);
             let end = floor_boundary(&text, start + delete);
             let inserted: String = insert.iter().map(|i| FRAGMENTS[*i]).collect();
             let range = TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
@@ -87,8 +105,8 @@ proptest! {
             prop_assert!(edited.same_as(&full), "after replacing {start}..{end} with {inserted:?} in:\n{text}");
             let offset = TextSize::from(floor_boundary(&expected_text, (at * expected_text.len() as f64) as usize) as u32);
             let _ = edited.diagnostics(&schemas, &BTreeSet::new());
-            let _ = edited.completions(offset, &schemas);
-            let _ = edited.hover(offset, &schemas, &Recorded::new());
+            let _ = edited.completions(offset, &schemas, &[&edited]);
+            let _ = edited.hover(offset, &schemas, &Recorded::new(), &[&edited]);
             let files = [File { id: "f", analysis: &edited }];
             let _ = workspace::references(&files, "f", offset, true);
             let _ = workspace::rename(&files, "f", offset, "b");

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lsp_types::{MessageType, Range, Uri};
-use nixops4_analysis::Schemas;
+use nixops4_analysis::{Analysis, Schemas};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::Client;
@@ -143,6 +143,16 @@ impl Snapshot {
             flake_dir,
             schemas,
         })
+    }
+
+    /// The analyses of the other files of the deployment `uri` belongs to (module files), for
+    /// the questions whose answer another file may hold.
+    pub fn other_analyses(&self, uri: &Uri) -> Vec<Arc<Analysis>> {
+        self.deployment_files(uri)
+            .into_iter()
+            .skip(1)
+            .map(|(_, document)| document.analysis().clone())
+            .collect()
     }
 
     /// The files of the deployment `uri` belongs to: open ones as they are in the editor,

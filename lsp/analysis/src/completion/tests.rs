@@ -6,7 +6,7 @@ fn complete(fixture: &str) -> String {
     let fixture = Fixture::parse(fixture);
     fixture
         .analysis()
-        .completions(fixture.offset(), &fixture.schemas)
+        .completions(fixture.offset(), &fixture.schemas, &fixture.others())
         .iter()
         .map(|c| format!("{:?} {} [{}] {}", c.kind, c.label, c.detail, c.snippet))
         .collect::<Vec<_>>()
@@ -206,4 +206,55 @@ fn nothing_outside_what_it_knows() {
     insta::assert_snapshot!(complete(r#"
         { resources, ... }: { resources.a = { type = "other.thing"; inputs = { $0 }; }; x = 1; }
     "#), @"");
+}
+
+#[test]
+fn inputs_of_a_resource_generated_by_mapattrs_in_a_module() {
+    insta::assert_snapshot!(complete(&crate::fixture::pixelfed_modules(r#"
+{ config, lib, resources, ... }: {
+  resources = lib.mapAttrs' (name: customer: lib.nameValuePair "pixelfed-${name}" {
+    type = "local.file";
+    inputs = { name = "pixelfed-${name}.conf"; $0 };
+  }) config.customers;
+}"#)), @r#"
+    Input contents [string, required] contents = "$1";
+    Input mode [string | null] mode = "$1";
+    "#);
+}
+
+#[test]
+fn inputs_of_a_resource_built_in_a_let_and_a_list() {
+    insta::assert_snapshot!(complete(r#"
+        { lib, ... }:
+        let site = domain: { type = "local.exec"; inputs = { executable = "true"; o$0 }; };
+        in { resources = lib.listToAttrs [ (lib.nameValuePair "a" (site "a.org")) ]; }
+    "#), @r#"
+    Input args [array] args = [ $1 ];
+    Input env [object] env = { $1 };
+    Input once [boolean] once = $1;
+    Input stdin [string | null] stdin = "$1";
+    Input success_exit_codes [array] success_exit_codes = [ $1 ];
+    "#);
+}
+
+#[test]
+fn outputs_of_a_resource_another_module_declares() {
+    insta::assert_snapshot!(complete(&crate::fixture::pixelfed_modules(r#"
+{ config, lib, resources, ... }: {
+  resources = lib.mapAttrs' (name: customer: lib.nameValuePair "pixelfed-${name}" {
+    type = "local.file";
+    inputs = { name = "pixelfed-${name}.conf"; contents = resources.sshkeypair.$0 };
+  }) config.customers;
+}"#)), @"Output value [] value");
+}
+
+#[test]
+fn resource_names_of_every_module() {
+    insta::assert_snapshot!(complete(&crate::fixture::pixelfed_modules(r#"
+{ resources, ... }: {
+  resources.site = { type = "local.file"; inputs = { name = "s"; contents = resources.$0 }; };
+}"#)), @"
+    Resource site [local.file] site
+    Resource sshkeypair [local.memo] sshkeypair
+    ");
 }

@@ -177,3 +177,19 @@ fn a_file_declaring_nothing_cannot_tell_unknown_resources() {
         { resources, ... }: { x = resources.anything.value; }
     "#), @"");
 }
+
+#[test]
+fn inputs_of_a_generated_resource_are_checked() {
+    insta::assert_snapshot!(diagnose(&crate::fixture::pixelfed_modules(r#"
+{ config, lib, ... }: {
+  resources = lib.mapAttrs' (name: customer: lib.nameValuePair "pixelfed-${name}" {
+    type = "local.file";
+    inputs = { nmae = "pixelfed-${name}.conf"; contents = customer.domain; };
+  }) config.customers;
+  # Data, not a declaration: a set with a `type` inside an input.
+  resources.other = { type = "local.exec"; inputs = { executable = "true"; env = { type = "local.file"; }; }; };
+}$0"#)), @r#"
+    missing-input `{ nmae = "pixelfed-${name}.conf"; contents = customer.domain; }`: `local.file` needs input `name`
+    unknown-input `nmae`: `local.file` has no input `nmae` (did you mean `name`?) => Change to `name`
+    "#);
+}

@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rnix::ast::{self, HasEntry};
+use rnix::ast;
 use rnix::{SyntaxKind, TextRange};
 use rowan::ast::AstNode;
 
-use super::lower::{Builder, ReferenceParts, reference_parts};
-use super::model::{DeclId, Index, InputEntry, InputsSet, ResourceDecl, ScopeId};
+use super::lower::{Builder, ReferenceParts, read_alone, reference_parts};
+use super::model::{DeclId, InputEntry, InputsSet, ResourceDecl};
 use crate::syntax::mentions;
 
 /// What the previous version's declarations said, by the identity of their green node.
@@ -74,14 +74,7 @@ impl BodyFacts {
                 _ => {}
             }
         }
-        let no_cache = BodyCache::default();
-        let mut scratch = Builder::new(Index::default(), &no_cache);
-        let id = scratch
-            .index
-            .declare(ScopeId::FILE, "", TextRange::default());
-        scratch.read_entries(id, set, None);
-        let mut decl = scratch.index.resources.swap_remove(id);
-        decl.inputs_open |= set.inherits().next().is_some();
+        let mut decl = read_alone(set);
         let start = set.syntax().text_range().start();
         let from_start = |range: TextRange| range - start;
         decl.type_name = decl.type_name.map(|(t, r)| (t, from_start(r)));

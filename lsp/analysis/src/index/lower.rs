@@ -12,7 +12,9 @@ use rnix::{SyntaxKind, SyntaxNode, TextRange};
 use rowan::ast::AstNode;
 
 use super::cache::{BodyCache, BodyFacts};
-use super::model::{DeclId, Index, InputEntry, InputsSet, ProviderDecl, Reference, ScopeId};
+use super::model::{
+    DeclId, Index, InputEntry, InputsSet, ProviderDecl, Reference, ResourceDecl, ScopeId,
+};
 use crate::syntax::{
     StaticName, binds, literal_type, mentions, plain_string, static_names, strip_parens,
     takes_argument,
@@ -36,6 +38,9 @@ impl Index {
                 // A declaration read whole (from the cache or not) holds nothing more.
                 SyntaxKind::NODE_ATTR_SET if builder.read_bodies.contains(&node.text_range()) => {
                     walk.skip_subtree();
+                }
+                SyntaxKind::NODE_ATTR_SET => {
+                    builder.read_typed(&ast::AttrSet::cast(node).expect("a set"));
                 }
                 SyntaxKind::NODE_ATTRPATH_VALUE => {
                     let entry = ast::AttrpathValue::cast(node).expect("an entry");
@@ -304,6 +309,35 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A set with a literal `type = "<provider>.<type>"` that no named declaration holds
+    /// (nor an `inputs`, where it is data): a nameless declaration of its type and inputs.
+    fn read_typed(&mut self, set: &ast::AttrSet) {
+        let range = set.syntax().text_range();
+        let typed = set.attrpath_values().any(|entry| {
+            let path = entry.attrpath().map(|p| static_names(&p));
+            matches!(path.as_deref(), Some([(Some(key), _)]) if key == "type")
+                && matches!(entry.value(), Some(ast::Expr::Str(s))
+                    if plain_string(&s).is_some_and(|t| t.contains('.')))
+        });
+        if !typed || self.bodies.contains_key(&range) {
+            return;
+        }
+        let in_declaration = set.syntax().ancestors().skip(1).any(|n| {
+            self.bodies.contains_key(&n.text_range())
+                || ast::AttrpathValue::cast(n)
+                    .and_then(|entry| entry.attrpath())
+                    .is_some_and(|p| mentions(&p, &["inputs"]))
+        });
+        if in_declaration {
+            return;
+        }
+        let mut decl = read_alone(set);
+        decl.name_ranges.clear();
+        decl.scope = self.scope_of(set.syntax());
+        decl.body_ranges = vec![range];
+        self.index.typed.push(decl);
+    }
+
     /// The steps of `mkSequence [ { name = "a"; type = ...; } ... ]`.
     fn read_sequence(&mut self, scope: ScopeId, list: &ast::List) {
         for item in list.items() {
@@ -564,6 +598,20 @@ impl<'a> Builder<'a> {
             None => None,
         }
     }
+}
+
+/// What a set says of a resource by itself (its type and inputs), as a declaration with
+/// no name in the file's scope, ranges where they are written.
+pub(super) fn read_alone(set: &ast::AttrSet) -> ResourceDecl {
+    let no_cache = BodyCache::default();
+    let mut scratch = Builder::new(Index::default(), &no_cache);
+    let id = scratch
+        .index
+        .declare(ScopeId::FILE, "", TextRange::default());
+    scratch.read_entries(id, set, None);
+    let mut decl = scratch.index.resources.swap_remove(id);
+    decl.inputs_open |= set.inherits().next().is_some();
+    decl
 }
 
 /// A reference as written: `<base>.resources.<resource>.<output>` or

@@ -31,6 +31,11 @@ pub(crate) struct Index {
     /// Scope 0 is the file itself.
     pub(crate) scopes: Vec<Scope>,
     pub(crate) resources: Vec<ResourceDecl>,
+    /// Sets that declare a resource by a literal `type = "<provider>.<type>"` alone,
+    /// wherever they stand (a function's body, `mapAttrs`, a `let`, a list), outside the
+    /// named declarations: nameless, for the completion, hover and diagnostics of their
+    /// inputs.
+    pub(crate) typed: Vec<ResourceDecl>,
     pub(crate) references: Vec<Reference>,
     pub(crate) providers: Vec<ProviderDecl>,
     /// Resources by scope and name.
@@ -155,6 +160,11 @@ impl Index {
 
     pub(crate) fn scope(&self, scope: ScopeId) -> &Scope {
         &self.scopes[scope.index()]
+    }
+
+    /// Every declaration whose inputs can be checked: the named ones, then the typed ones.
+    pub(crate) fn declarations(&self) -> impl Iterator<Item = &ResourceDecl> {
+        self.resources.iter().chain(&self.typed)
     }
 
     /// Every scope, the file's first.

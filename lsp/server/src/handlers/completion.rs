@@ -1,7 +1,9 @@
 //! `textDocument/completion`: resource types, inputs (from `describe`), schema values,
-//! resource names and outputs, in the analysis' order.
+//! resource names and outputs (those of the deployment's other files too), in the
+//! analysis' order.
 
 use lsp_types::{CompletionParams, CompletionResponse};
+use nixops4_analysis::Analysis;
 
 use super::Result;
 use crate::from_proto;
@@ -15,9 +17,11 @@ pub fn completion(snap: Snapshot, params: CompletionParams) -> Result<Option<Com
     };
     let document = &context.document;
     let offset = from_proto::offset(document, at.position);
+    let files = snap.other_analyses(&at.text_document.uri);
+    let others: Vec<&Analysis> = files.iter().map(AsRef::as_ref).collect();
     let items = document
         .analysis()
-        .completions(offset, &context.schemas)
+        .completions(offset, &context.schemas, &others)
         .into_iter()
         .enumerate()
         .map(|(rank, completion)| to_proto::completion_item(rank, completion))

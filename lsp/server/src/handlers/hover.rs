@@ -1,7 +1,9 @@
 //! `textDocument/hover`: a type's, input's or output's documentation from its provider's
-//! schema, and on a reference the value the state last recorded (secrets never shown).
+//! schema, and on a reference (also to a resource another module file declares) the value
+//! the state last recorded (secrets never shown).
 
 use lsp_types::{Hover, HoverParams};
+use nixops4_analysis::Analysis;
 
 use super::Result;
 use crate::from_proto;
@@ -18,8 +20,10 @@ pub fn hover(snap: Snapshot, params: HoverParams) -> Result<Option<Hover>> {
         .project()
         .recorded(document.analysis(), context.flake_dir.as_deref());
     let offset = from_proto::offset(document, at.position);
+    let files = snap.other_analyses(&at.text_document.uri);
+    let others: Vec<&Analysis> = files.iter().map(AsRef::as_ref).collect();
     Ok(document
         .analysis()
-        .hover(offset, &context.schemas, &recorded)
+        .hover(offset, &context.schemas, &recorded, &others)
         .map(|info| to_proto::hover(document, info)))
 }
