@@ -109,8 +109,11 @@ impl Analysis {
                         notes.push("changing it replaces the resource");
                     }
                     let mut markdown = property_doc(&input.name, schema, &notes.join(", "));
-                    if let Some(value) = recorded
-                        .get(&self.index.path(id))
+                    // A typed declaration has no name, so no record.
+                    let named = id < self.index.resources.len();
+                    if let Some(value) = named
+                        .then(|| recorded.get(&self.index.path(id)))
+                        .flatten()
                         .and_then(|r| r.inputs.get(&input.name))
                     {
                         markdown.push_str("\n\n");
