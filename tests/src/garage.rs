@@ -44,6 +44,8 @@ impl Garage {
             r#"metadata_dir = "{dir}/meta"
 data_dir = "{dir}/data"
 db_engine = "sqlite"
+# Stored as sent, so a test can look for plain bytes in what Garage keeps on disk.
+compression_level = "none"
 replication_factor = 1
 consistency_mode = "consistent"
 rpc_bind_addr = "127.0.0.1:{rpc}"
@@ -99,6 +101,26 @@ api_bind_addr = "127.0.0.1:{admin}"
     }
 
     /// `http://127.0.0.1:<port>`, the S3 endpoint.
+    /// Whether any file Garage keeps (data blocks, and the metadata database where it
+    /// keeps small objects) holds `needle`.
+    pub fn keeps_bytes(&self, needle: &str) -> bool {
+        fn walk(dir: &std::path::Path, needle: &[u8]) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return false;
+            };
+            entries.flatten().any(|entry| {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, needle)
+                } else {
+                    std::fs::read(&path)
+                        .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                }
+            })
+        }
+        walk(self.dir.path(), needle.as_bytes())
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.s3_port)
     }

@@ -74,6 +74,7 @@ const ALLOWED_EDGES: &[(&str, &str)] = &[
     ("nixops4-provider-sdk", "nixops4-provider-protocol"),
     ("nixops4-resources-local", "nixops4-provider-sdk"),
     ("nixops4-resources-local", "nixops4-state-encryption"),
+    ("nixops4-resources-s3", "nixops4-state-encryption"),
     ("nixops4-resources-testing", "nixops4-provider-sdk"),
     ("nixops4-resources-s3", "nixops4-provider-sdk"),
     ("nixops4-resources-ssh", "nixops4-provider-sdk"),

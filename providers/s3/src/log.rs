@@ -188,7 +188,8 @@ fn get(client: &Client, key: &str) -> Result<Vec<u8>> {
 }
 
 fn parse(client: &Client, key: &str, stored: Vec<u8>) -> Result<Value> {
-    serde_json::from_slice(&decode_stored(stored)?).map_err(|e| corrupt(client, key, e))
+    let what = format!("{} object `{key}`", client.store());
+    serde_json::from_slice(&decode_stored(stored, &what)?).map_err(|e| corrupt(client, key, e))
 }
 
 fn corrupt(client: &Client, key: &str, error: impl std::fmt::Display) -> ProviderError {
