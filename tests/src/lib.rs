@@ -5,6 +5,7 @@
 //! (`cargo build --workspace --bins`, as `scripts/test.sh` does), since `cargo test`
 //! builds only the binaries of packages that have integration tests.
 
+pub mod age_key;
 pub mod garage;
 pub mod lsp_client;
 pub mod test_hosts;

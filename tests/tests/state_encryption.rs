@@ -2,35 +2,13 @@
 //! provider's `state_file` and the testing provider's secret output as the canary that
 //! must not be in the stored bytes. Keys come from the environment (docs/state-encryption.md).
 
-use age::secrecy::ExposeSecret;
+use nixops4_tests::age_key::AgeKey;
 use nixops4_tests::{CommandOutput, TestEnv};
 
 const STATE: &str = ".nixops4/default.state.jsonl";
 const CANARY: &str = "s3cr3t-token-for-db";
 
 /// An age key pair: the recipient, and an identity file holding the secret key.
-struct Key {
-    recipient: String,
-    identity_file: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn key() -> Key {
-    let identity = age::x25519::Identity::generate();
-    let dir = tempfile::tempdir().unwrap();
-    let identity_file = dir.path().join("key.txt");
-    std::fs::write(
-        &identity_file,
-        format!("{}\n", identity.to_string().expose_secret()),
-    )
-    .unwrap();
-    Key {
-        recipient: identity.to_public().to_string(),
-        identity_file,
-        _dir: dir,
-    }
-}
-
 fn deployment(env: &TestEnv, user: &str) {
     env.write_deployment(&format!(
         r#"
@@ -44,7 +22,7 @@ fn deployment(env: &TestEnv, user: &str) {
 }
 
 /// `nixops4 <args>` writing for `to` and reading with `with`.
-fn run(env: &TestEnv, args: &[&str], to: Option<&Key>, with: Option<&Key>) -> CommandOutput {
+fn run(env: &TestEnv, args: &[&str], to: Option<&AgeKey>, with: Option<&AgeKey>) -> CommandOutput {
     let identity = with.map(|k| k.identity_file.display().to_string());
     let mut vars = Vec::new();
     if let Some(key) = to {
@@ -73,7 +51,7 @@ fn sealed_and_plain(env: &TestEnv) -> (usize, usize) {
 #[test]
 fn encrypted_state_holds_no_secret_and_reads_back() {
     let env = TestEnv::new();
-    let a = key();
+    let a = AgeKey::generate();
     deployment(&env, "alice");
     run(&env, &["apply"], Some(&a), Some(&a)).success();
     assert_eq!(
@@ -101,7 +79,7 @@ fn encrypted_state_holds_no_secret_and_reads_back() {
 #[test]
 fn a_wrong_or_missing_key_is_a_clear_error_naming_the_state_file() {
     let env = TestEnv::new();
-    let (a, b) = (key(), key());
+    let (a, b) = (AgeKey::generate(), AgeKey::generate());
     deployment(&env, "alice");
     run(&env, &["apply"], Some(&a), Some(&a)).success();
 
@@ -148,7 +126,7 @@ fn a_wrong_or_missing_key_is_a_clear_error_naming_the_state_file() {
 #[test]
 fn plain_state_still_reads_and_mixes_with_encrypted_events() {
     let env = TestEnv::new();
-    let a = key();
+    let a = AgeKey::generate();
     deployment(&env, "alice");
     env.run(&["apply"]).success();
     assert!(
@@ -176,7 +154,7 @@ fn plain_state_still_reads_and_mixes_with_encrypted_events() {
 #[test]
 fn rekey_rotates_the_state_to_new_recipients() {
     let env = TestEnv::new();
-    let (old, new) = (key(), key());
+    let (old, new) = (AgeKey::generate(), AgeKey::generate());
     deployment(&env, "alice");
     env.run(&["apply"]).success();
     run(&env, &["apply"], Some(&old), Some(&old)).success();
@@ -200,7 +178,7 @@ fn rekey_rotates_the_state_to_new_recipients() {
     run(&env, &["plan"], None, Some(&old)).success();
 
     // The identity file holds the old and the new key; the recipients are the new one.
-    let both = key();
+    let both = AgeKey::generate();
     std::fs::write(
         &both.identity_file,
         std::fs::read_to_string(&old.identity_file).unwrap()

@@ -2,33 +2,11 @@
 //! no secret (checked against the same deployment stored plain, where it does), and a
 //! wrong key is an error that names the store.
 
-use age::secrecy::ExposeSecret;
+use nixops4_tests::age_key::AgeKey;
 use nixops4_tests::garage::{BUCKET, Garage, REGION};
 use nixops4_tests::{CommandOutput, TestEnv};
 
 const CANARY: &str = "s3cr3t-token-for-db";
-
-struct Key {
-    recipient: String,
-    identity_file: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn key() -> Key {
-    let identity = age::x25519::Identity::generate();
-    let dir = tempfile::tempdir().unwrap();
-    let identity_file = dir.path().join("key.txt");
-    std::fs::write(
-        &identity_file,
-        format!("{}\n", identity.to_string().expose_secret()),
-    )
-    .unwrap();
-    Key {
-        recipient: identity.to_public().to_string(),
-        identity_file,
-        _dir: dir,
-    }
-}
 
 /// A secret and a file made from it, with the state on `garage` under `prefix`.
 fn checkout(garage: &Garage, prefix: &str) -> TestEnv {
@@ -54,8 +32,8 @@ fn run(
     env: &TestEnv,
     garage: &Garage,
     args: &[&str],
-    to: Option<&Key>,
-    with: Option<&Key>,
+    to: Option<&AgeKey>,
+    with: Option<&AgeKey>,
 ) -> CommandOutput {
     let identity = with.map(|k| k.identity_file.display().to_string());
     let mut vars: Vec<(&str, &str)> = garage.credentials().to_vec();
@@ -77,7 +55,7 @@ fn encrypted_state_on_garage_holds_no_secret_and_a_wrong_key_names_the_store() {
     assert!(garage.keeps_bytes(CANARY), "the search finds plain state");
 
     let garage = Garage::start();
-    let (a, b) = (key(), key());
+    let (a, b) = (AgeKey::generate(), AgeKey::generate());
     let env = checkout(&garage, "sealed");
     run(&env, &garage, &["apply", "--yes"], Some(&a), Some(&a)).success();
     assert_eq!(
