@@ -3,12 +3,16 @@
 //! resources or outputs, duplicate resources and dependency cycles. Each has a precise
 //! range, a stable code and, where the fix is obvious, the edit that fixes it.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use serde_json::Value;
 
-use crate::index::{DeclId, ResourceDecl};
+use crate::index::{DeclId, ResourceDecl, ScopeId};
 use crate::{Analysis, Schemas, TextRange, TextSize, did_you_mean, schema_type};
+
+/// How many unknown resource names get a "did you mean" in one file: each compares the name
+/// with every resource of its scope.
+const SUGGESTED_UNKNOWN_RESOURCES: usize = 16;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -335,27 +339,39 @@ impl Analysis {
         neighbours: &BTreeSet<String>,
         found: &mut Vec<Diagnostic>,
     ) {
+        // The names each scope offers as suggestions, gathered once; and suggestions for
+        // the first few unknown names only, so that a file where every reference is
+        // unknown (its declarations half-typed) costs no more than one that has a few.
+        let mut names_by_scope: HashMap<ScopeId, Vec<&str>> = HashMap::new();
+        let mut suggestions_left = SUGGESTED_UNKNOWN_RESOURCES;
         for reference in &self.index.references {
             let Some(decl) = self.index.resolve(reference) else {
                 let top_level = self.index.is_top_level(reference.scope);
                 if top_level && neighbours.contains(&reference.resource) {
                     continue;
                 }
-                let local = self
-                    .index
-                    .resources
-                    .iter()
-                    .filter(|r| r.scope == reference.scope)
-                    .map(|r| r.name.as_str());
-                let mut candidates: Vec<&str> = local.collect();
-                if top_level {
-                    candidates.extend(neighbours.iter().map(String::as_str));
-                }
+                let local = names_by_scope.entry(reference.scope).or_insert_with(|| {
+                    self.index
+                        .resources
+                        .iter()
+                        .filter(|r| r.scope == reference.scope)
+                        .map(|r| r.name.as_str())
+                        .collect()
+                });
                 // A file that declares nothing at top level and has no neighbours cannot tell.
-                if candidates.is_empty() && top_level {
+                if local.is_empty() && top_level && neighbours.is_empty() {
                     continue;
                 }
-                let suggestion = did_you_mean(&reference.resource, candidates.into_iter());
+                let candidates = local
+                    .iter()
+                    .copied()
+                    .chain(neighbours.iter().map(String::as_str).filter(|_| top_level));
+                let suggestion = if suggestions_left > 0 {
+                    suggestions_left -= 1;
+                    did_you_mean(&reference.resource, candidates)
+                } else {
+                    None
+                };
                 found.push(Diagnostic {
                     range: reference.resource_range,
                     code: DiagnosticCode::UnknownResource,

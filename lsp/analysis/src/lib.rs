@@ -206,7 +206,10 @@ pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let length = word.chars().count();
     candidates
+        // No closer than their difference in length: most are ruled out without comparing.
+        .filter(|c| length.abs_diff(c.chars().count()) <= 2.max(c.len() / 4))
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(distance, c)| *distance <= 2.max(c.len() / 4) && *distance < c.len().max(1))
         .min_by_key(|(distance, _)| *distance)
