@@ -129,6 +129,14 @@ impl Analysis {
         &self.parsed.errors
     }
 
+    /// Whether this analysis is the one parsing its text whole gives. Only an edit that
+    /// leaves a bracket or string open, and the edits after it until it is closed, give
+    /// another: one where the entries around the edit stay as they were
+    /// (docs/architecture/006).
+    pub fn is_whole_parse(&self) -> bool {
+        self.parsed.is_whole_parse()
+    }
+
     /// Whether this analysis has the same tree, errors and index as `other` (for tests of
     /// [`Analysis::edited`]).
     pub fn same_as(&self, other: &Analysis) -> bool {

@@ -16,7 +16,8 @@
 //! an edit inside a block that was parsed alone can be answered by parsing that block
 //! alone again, errors or not: the text around it reads the same empty block as before.
 //! [`reparse`] does that, and else the old exact rule: a block whose new text parses alone
-//! without error, in a text rnix parsed.
+//! without error, in a text rnix parsed. Before either, it tries the set's entries the
+//! edit touches (`entries`), which also keeps a bracket or string left open inside them.
 
 use rnix::SyntaxKind::{self, *};
 use rnix::{ParseError, SyntaxNode, TextRange, TextSize};
@@ -42,9 +43,17 @@ struct Shape {
     unseparated: Vec<TextRange>,
     /// ...and the texts parsed whole after a fallback (nothing inside them was parsed alone).
     fallbacks: Vec<TextRange>,
+    /// Whether an edit left a bracket or string open and the entries around it were
+    /// parsed with virtual closers (`entries`): then the tree is not the whole parse's.
+    open_entries: bool,
 }
 
 impl Parsed {
+    /// Whether this is the tree parsing the text whole gives (see `entries` for when not).
+    pub(crate) fn is_whole_parse(&self) -> bool {
+        !self.shape.open_entries
+    }
+
     pub(crate) fn new(text: &str) -> Parsed {
         let parse = rnix::Root::parse(text);
         let balanced = (!parse.errors().is_empty()).then(|| nests(text));
@@ -88,6 +97,13 @@ pub(crate) fn reparse(
     replacement: &str,
     new_text: &str,
 ) -> Option<Parsed> {
+    if let Some(parsed) = entries::reparse_entries(old, range, replacement, new_text) {
+        return Some(parsed);
+    }
+    // Entries parsed with virtual closers are only ever reparsed as entries again.
+    if old.shape.open_entries {
+        return None;
+    }
     let root = SyntaxNode::new_root(old.green.clone());
     let covering = match root.covering_element(range) {
         NodeOrToken::Node(node) => node,
@@ -148,6 +164,7 @@ pub(crate) fn reparse(
                 balanced: Some(true),
                 unseparated: keep(&old.shape.unseparated, &new_block.shape.unseparated),
                 fallbacks: keep(&old.shape.fallbacks, &new_block.shape.fallbacks),
+                open_entries: false,
             }
         };
         return Some(Parsed {
@@ -346,5 +363,6 @@ fn moved_outside(errors: &[ParseError], block: TextRange, delta: i64) -> Option<
 }
 
 mod blocks;
+mod entries;
 #[cfg(test)]
 mod tests;
