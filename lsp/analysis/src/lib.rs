@@ -68,6 +68,7 @@ pub struct RecordedResource {
 }
 
 /// One file, parsed and indexed.
+#[derive(Clone)]
 pub struct Analysis {
     text: String,
     parsed: parse::Parsed,
@@ -96,10 +97,19 @@ impl Analysis {
         }
     }
 
-    /// The analysis of this text with `range` replaced by `replacement`. Only the
-    /// innermost set or list around the edit is parsed again when that is sure to give the
-    /// same tree as parsing everything (see `parse`); otherwise the whole text is parsed.
+    /// The analysis of this text with `range` replaced by `replacement` (see
+    /// [`Analysis::edit`]); this one stays as it is.
     pub fn edited(&self, range: TextRange, replacement: &str) -> Analysis {
+        self.clone().edit(range, replacement)
+    }
+
+    /// The analysis of this text with `range` replaced by `replacement`. Only the
+    /// innermost set or list around the edit, or the set's entries it touches, is parsed
+    /// again when that is sure to give the same tree as parsing everything (see `parse`);
+    /// otherwise the whole text is parsed. An edit inside one declaration's `{ ... }`
+    /// reads that declaration again and moves the rest of the index; others index the
+    /// tree again, reusing what unchanged declarations said.
+    pub fn edit(self, range: TextRange, replacement: &str) -> Analysis {
         let start = usize::from(range.start()).min(self.text.len());
         let end = usize::from(range.end()).clamp(start, self.text.len());
         if !self.text.is_char_boundary(start) || !self.text.is_char_boundary(end) {
@@ -110,9 +120,27 @@ impl Analysis {
         text.push_str(replacement);
         text.push_str(&self.text[end..]);
         let range = TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
-        match parse::reparse(&self.parsed, &self.text, range, replacement, &text) {
-            Some(parsed) => Analysis::from_parse(text, parsed, &self.bodies),
-            None => Analysis::new(&text),
+        let Some(parsed) = parse::reparse(&self.parsed, &self.text, range, replacement, &text)
+        else {
+            return Analysis::new(&text);
+        };
+        let (old_root, new_root) = (
+            self.root(),
+            rnix::SyntaxNode::new_root(parsed.green.clone()),
+        );
+        let delta = replacement.len() as i64 - i64::from(u32::from(range.len()));
+        match index::BodyEdit::of(&self.index, &old_root, &new_root, range, delta) {
+            Some(edit) => {
+                let (mut index, mut bodies) = (self.index, self.bodies);
+                edit.apply(&mut index, &mut bodies);
+                Analysis {
+                    text,
+                    parsed,
+                    index,
+                    bodies,
+                }
+            }
+            None => Analysis::from_parse(text, parsed, &self.bodies),
         }
     }
 

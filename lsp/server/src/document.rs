@@ -60,7 +60,9 @@ impl Document {
                         .max(start);
                     let replaced =
                         TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
-                    self.analysis.edited(replaced, &change.text)
+                    // The analysis is edited in place unless a request still reads it.
+                    let analysis = std::mem::replace(&mut self.analysis, empty_analysis());
+                    Arc::unwrap_or_clone(analysis).edit(replaced, &change.text)
                 }
                 None => Analysis::new(&change.text),
             };
@@ -119,6 +121,13 @@ impl Document {
             character: character as u32,
         }
     }
+}
+
+/// A stand-in while the document's analysis is being edited.
+fn empty_analysis() -> Arc<Analysis> {
+    static EMPTY: std::sync::LazyLock<Arc<Analysis>> =
+        std::sync::LazyLock::new(|| Arc::new(Analysis::new("")));
+    EMPTY.clone()
 }
 
 fn line_break_len(line: &str) -> usize {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rnix::ast;
-use rnix::{SyntaxKind, TextRange};
+use rnix::{SyntaxKind, TextRange, TextSize};
 use rowan::ast::AstNode;
 
 use super::lower::{Builder, ReferenceParts, read_alone, reference_parts};
@@ -20,7 +20,7 @@ use crate::syntax::mentions;
 /// What the previous version's declarations said, by the identity of their green node.
 pub(crate) type BodyCache = HashMap<usize, (rowan::GreenNode, Arc<BodyFacts>)>;
 
-fn green_key(green: &rowan::GreenNode) -> usize {
+pub(super) fn green_key(green: &rowan::GreenNode) -> usize {
     let data: &rowan::GreenNodeData = green;
     data as *const rowan::GreenNodeData as usize
 }
@@ -53,7 +53,7 @@ impl BodyFacts {
         Some(facts)
     }
 
-    fn read(set: &ast::AttrSet) -> Option<BodyFacts> {
+    pub(super) fn read(set: &ast::AttrSet) -> Option<BodyFacts> {
         let mut references = Vec::new();
         for node in set.syntax().descendants() {
             match node.kind() {
@@ -99,40 +99,67 @@ impl BodyFacts {
     }
 }
 
+impl BodyFacts {
+    /// What the body says of its resource, with ranges where the body starts at `start`.
+    pub(super) fn decl_at(&self, start: TextSize) -> ResourceDecl {
+        let at = |range: TextRange| range + start;
+        let body = &self.decl;
+        ResourceDecl {
+            type_name: body.type_name.as_ref().map(|(t, r)| (t.clone(), at(*r))),
+            type_entry_end: body.type_entry_end.map(|end| end + start),
+            inputs: body
+                .inputs
+                .iter()
+                .map(|input| InputEntry {
+                    range: at(input.range),
+                    value_range: at(input.value_range),
+                    ..input.clone()
+                })
+                .collect(),
+            inputs_set: body.inputs_set.as_ref().map(|inputs| InputsSet {
+                range: at(inputs.range),
+                value_ranges: inputs.value_ranges.iter().map(|r| at(*r)).collect(),
+                closed: inputs.closed,
+            }),
+            inputs_open: body.inputs_open,
+            ..ResourceDecl::default()
+        }
+    }
+
+    /// The references inside the body, with ranges where it starts at `start`.
+    pub(super) fn references_at(&self, start: TextSize) -> impl Iterator<Item = ReferenceParts> {
+        self.references.iter().map(move |parts| ReferenceParts {
+            resource_range: parts.resource_range + start,
+            output: parts.output.as_ref().map(|(o, r)| (o.clone(), *r + start)),
+            ..parts.clone()
+        })
+    }
+}
+
+/// Puts what a body says (`BodyFacts::decl_at`) on the declaration it belongs to: the
+/// type when it writes one, the inputs not already written elsewhere.
+pub(super) fn add_body_facts(decl: &mut ResourceDecl, body: ResourceDecl) {
+    if body.type_entry_end.is_some() {
+        decl.type_name = body.type_name;
+        decl.type_entry_end = body.type_entry_end;
+    }
+    for input in body.inputs {
+        if !decl.inputs.iter().any(|i| i.name == input.name) {
+            decl.inputs.push(input);
+        }
+    }
+    if body.inputs_set.is_some() {
+        decl.inputs_set = body.inputs_set;
+    }
+    decl.inputs_open |= body.inputs_open;
+}
+
 impl Builder<'_> {
     /// Puts what a declaration's `{ ... }` says (read now or earlier) on resource `id`.
     pub(super) fn apply_facts(&mut self, id: DeclId, set: &ast::AttrSet, facts: &BodyFacts) {
         let start = set.syntax().text_range().start();
-        let at = |range: TextRange| range + start;
-        let body = &facts.decl;
-        let decl = &mut self.index.resources[id];
-        if let Some(end) = body.type_entry_end {
-            decl.type_name = body.type_name.as_ref().map(|(t, r)| (t.clone(), at(*r)));
-            decl.type_entry_end = Some(end + start);
-        }
-        for input in &body.inputs {
-            if !decl.inputs.iter().any(|i| i.name == input.name) {
-                decl.inputs.push(InputEntry {
-                    range: at(input.range),
-                    value_range: at(input.value_range),
-                    ..input.clone()
-                });
-            }
-        }
-        if let Some(inputs) = &body.inputs_set {
-            decl.inputs_set = Some(InputsSet {
-                range: at(inputs.range),
-                value_ranges: inputs.value_ranges.iter().map(|r| at(*r)).collect(),
-                closed: inputs.closed,
-            });
-        }
-        decl.inputs_open |= body.inputs_open;
-        for parts in &facts.references {
-            let parts = ReferenceParts {
-                resource_range: at(parts.resource_range),
-                output: parts.output.as_ref().map(|(o, r)| (o.clone(), at(*r))),
-                ..parts.clone()
-            };
+        add_body_facts(&mut self.index.resources[id], facts.decl_at(start));
+        for parts in facts.references_at(start) {
             self.add_reference(parts, set.syntax(), Some(id));
         }
         self.read_bodies.insert(set.syntax().text_range());

@@ -125,10 +125,7 @@ impl<'a> Builder<'a> {
 
     /// The innermost scope around a node.
     fn scope_of(&self, node: &SyntaxNode) -> ScopeId {
-        node.ancestors()
-            .filter(|n| n.kind() == SyntaxKind::NODE_LAMBDA)
-            .find_map(|n| self.lambda_scopes.get(&n.text_range()).copied())
-            .unwrap_or(ScopeId::FILE)
+        scope_around(&self.lambda_scopes, node)
     }
 
     /// An entry whose path contains `resources` or `providers` declares them, unless it sits
@@ -561,7 +558,7 @@ impl<'a> Builder<'a> {
         let scope = match self.binder_memo.get(&memo_key) {
             Some(scope) => *scope,
             None => {
-                let scope = self.binding_scope(&base, at);
+                let scope = binding_scope(&self.lambda_scopes, &base, at);
                 self.binder_memo.insert(memo_key, scope);
                 scope
             }
@@ -579,24 +576,36 @@ impl<'a> Builder<'a> {
             output,
         });
     }
+}
 
-    /// The scope `<base>.resources` (or `resources`) names at `at`; `None` when `base`
-    /// is not a deployment's argument.
-    fn binding_scope(&self, base: &str, at: &SyntaxNode) -> Option<ScopeId> {
-        let binder = at
-            .ancestors()
-            .filter_map(ast::Lambda::cast)
-            .find(|lambda| binds(lambda, base));
-        match &binder {
-            Some(lambda) => match self.lambda_scopes.get(&lambda.syntax().text_range()) {
-                Some(scope) => Some(*scope),
-                None if base == "resources" => Some(self.scope_of(lambda.syntax())),
-                // `args.resources.x` where `args` is not a deployment's argument.
-                None => None,
-            },
-            None if base == "resources" => Some(self.scope_of(at)),
+/// The innermost scope around a node, given the functions that open scopes by range.
+fn scope_around(lambda_scopes: &HashMap<TextRange, ScopeId>, node: &SyntaxNode) -> ScopeId {
+    node.ancestors()
+        .filter(|n| n.kind() == SyntaxKind::NODE_LAMBDA)
+        .find_map(|n| lambda_scopes.get(&n.text_range()).copied())
+        .unwrap_or(ScopeId::FILE)
+}
+
+/// The scope `<base>.resources` (or `resources`) names at `at`, given the functions that
+/// open scopes by range; `None` when `base` is not a deployment's argument.
+pub(super) fn binding_scope(
+    lambda_scopes: &HashMap<TextRange, ScopeId>,
+    base: &str,
+    at: &SyntaxNode,
+) -> Option<ScopeId> {
+    let binder = at
+        .ancestors()
+        .filter_map(ast::Lambda::cast)
+        .find(|lambda| binds(lambda, base));
+    match &binder {
+        Some(lambda) => match lambda_scopes.get(&lambda.syntax().text_range()) {
+            Some(scope) => Some(*scope),
+            None if base == "resources" => Some(scope_around(lambda_scopes, lambda.syntax())),
+            // `args.resources.x` where `args` is not a deployment's argument.
             None => None,
-        }
+        },
+        None if base == "resources" => Some(scope_around(lambda_scopes, at)),
+        None => None,
     }
 }
 

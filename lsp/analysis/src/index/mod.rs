@@ -17,14 +17,17 @@
 //!
 //! Private to the crate: features ask it their questions and answer the server's.
 //! `model` is the data, `lower` fills it from the tree, `cache` keeps what unchanged
-//! declarations said for the next version.
+//! declarations said for the next version, `edit` updates it for an edit inside one
+//! declaration.
 
 mod cache;
+mod edit;
 mod lower;
 mod model;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use cache::BodyCache;
+pub(crate) use edit::BodyEdit;
 pub use model::ScopeId;
 pub(crate) use model::{DeclId, Index, Reference, ResourceDecl, Scope};
