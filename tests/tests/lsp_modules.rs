@@ -1,0 +1,132 @@
+//! A module-system deployment in the real `nixops4-lsp`, trusted, with real Nix and a
+//! nixpkgs `lib` from `NIXOPS4_NIXPKGS_LIB` (skipped, saying so, without one): the files
+//! of issue 16 (`tests/fixtures/eval/pixelfed`). Resources that `lib.mapAttrs'` generates
+//! get their plan lenses at the expression that generates them, one per customer, and the
+//! options that `customer.nix` declares are completed and hovered in `deployment.nix`
+//! with their descriptions, from the evaluator's option list.
+
+use std::path::Path;
+
+use nixops4_tests::lsp_client::{LspClient, file_uri, marked};
+use serde_json::{Value, json};
+
+/// Whether a nixpkgs `lib` is given; if not, says why the test is skipped.
+fn nixpkgs_lib_given() -> bool {
+    let Ok(lib) = std::env::var("NIXOPS4_NIXPKGS_LIB") else {
+        eprintln!("skipped: no nixpkgs lib (set NIXOPS4_NIXPKGS_LIB to a nixpkgs `lib` directory)");
+        return false;
+    };
+    assert!(
+        Path::new(&lib).join("default.nix").exists(),
+        "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
+    );
+    true
+}
+
+/// The lenses of a file once its deployment's plan is shown: `(line, title)`, polled
+/// until they no longer say "planning".
+fn planned_lenses(client: &mut LspClient, file: &Path) -> Vec<(u64, String)> {
+    let deadline = std::time::Instant::now() + nixops4_tests::lsp_client::DEADLINE;
+    loop {
+        let lenses = client.request(
+            "textDocument/codeLens",
+            json!({"textDocument": {"uri": file_uri(file)}}),
+        );
+        let lenses: Vec<(u64, String)> = lenses
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["range"]["start"]["line"].as_u64().unwrap(),
+                    l["command"]["title"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        if !lenses.is_empty() && !lenses.iter().any(|(_, t)| t.contains("planning")) {
+            return lenses;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lenses stayed {lenses:?}"
+        );
+        let _ = client.wait_for("a lens refresh", |m| {
+            m["method"] == "workspace/codeLens/refresh"
+        });
+    }
+}
+
+/// The position of `$0` once inserted after the first `after` in `file`'s text.
+fn position_after(file: &Path, after: &str) -> Value {
+    let text = std::fs::read_to_string(file).unwrap();
+    let at = text.find(after).expect("the text to mark") + after.len();
+    marked(&format!("{}$0{}", &text[..at], &text[at..])).1
+}
+
+#[test]
+fn generated_resources_get_lenses_and_module_options_are_completed_and_hovered() {
+    if !nixpkgs_lib_given() {
+        return;
+    }
+    let flake = nixops4_tests::eval_fixture("pixelfed");
+    let dir = flake.path().canonicalize().unwrap();
+    let pixelfed = dir.join("applications/pixelfed.nix");
+    let mut client = LspClient::start(&[], Some(&dir), json!({"trusted": true}));
+    client.open_file(&pixelfed);
+
+    let lenses = planned_lenses(&mut client, &pixelfed);
+    let generating_line = marked(&std::fs::read_to_string(&pixelfed).unwrap().replacen(
+        "type = \"local.file\"",
+        "$0",
+        1,
+    ))
+    .1["line"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        lenses,
+        [
+            (0, "▶ Apply deployment `default` (+3 ~0 -/+0 -0)".to_owned()),
+            (generating_line, "pixelfed-alice: + create".to_owned()),
+            (generating_line, "pixelfed-bob: + create".to_owned()),
+        ],
+        "one lens per generated instance, where `lib.mapAttrs'` makes its set"
+    );
+
+    // The plan also listed the options: `customer.nix` declares `domain`.
+    let deployment = dir.join("deployment.nix");
+    client.open_file(&deployment);
+    let inside_alice = position_after(&deployment, "customers.alice = {");
+    let completions = client.request(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": file_uri(&deployment)}, "position": inside_alice}),
+    );
+    let domain = completions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["label"] == "domain")
+        .unwrap_or_else(|| panic!("`domain` is offered in {completions}"));
+    assert_eq!(domain["detail"], "string");
+    assert_eq!(
+        domain["documentation"]["value"],
+        "The customer's domain, where their Pixelfed answers."
+    );
+
+    let on_domain = position_after(&deployment, "customers.bob.dom");
+    let hover = client.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": file_uri(&deployment)}, "position": on_domain}),
+    );
+    let shown = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        shown.contains("The customer's domain, where their Pixelfed answers.")
+            && shown.contains("`string`"),
+        "the hover shows the description and type: {hover}"
+    );
+    assert!(
+        shown.contains("Declared in `customer.nix"),
+        "the hover says where the option is declared, in the flake's own file: {shown}"
+    );
+    client.shutdown();
+}
