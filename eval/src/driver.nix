@@ -124,7 +124,8 @@ let
   # Where resource `name` of `decls` is declared: where its name is written, when that is
   # in the flake; else, as for a resource a function generates (`lib.mapAttrs'`) or one
   # the module system merged (whose names stand in nixpkgs' lib, or nowhere), where its
-  # own set says its `type`, when that is in the flake.
+  # own set says its `type`, when that is in the flake; else nowhere (null): a position
+  # in another input, such as nixpkgs' lib, tells the user nothing.
   resourcePosition = source: name: decls:
     let
       named = unsafeGetAttrPos name decls;
@@ -133,7 +134,7 @@ let
     in
     if inSource source named then named
     else if inSource source typed then typed
-    else named;
+    else null;
 
   resourcePaths = instance:
     concatMap
