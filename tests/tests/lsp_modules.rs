@@ -3,7 +3,8 @@
 //! of issue 16 (`tests/fixtures/eval/pixelfed`). Resources that `lib.mapAttrs'` generates
 //! get their plan lenses at the expression that generates them, one per customer, and the
 //! options that `customer.nix` declares are completed and hovered in `deployment.nix`
-//! with their descriptions, from the evaluator's option list.
+//! with their descriptions, from the evaluator's option list. Saving a file of the flake
+//! refreshes both: a new customer gets its lens, a new description shows in hover.
 
 use std::path::Path;
 
@@ -24,8 +25,12 @@ fn nixpkgs_lib_given() -> bool {
 }
 
 /// The lenses of a file once its deployment's plan is shown: `(line, title)`, polled
-/// until they no longer say "planning".
-fn planned_lenses(client: &mut LspClient, file: &Path) -> Vec<(u64, String)> {
+/// until they no longer say "planning" and differ from `before`.
+fn planned_lenses(
+    client: &mut LspClient,
+    file: &Path,
+    before: &[(u64, String)],
+) -> Vec<(u64, String)> {
     let deadline = std::time::Instant::now() + nixops4_tests::lsp_client::DEADLINE;
     loop {
         let lenses = client.request(
@@ -43,12 +48,51 @@ fn planned_lenses(client: &mut LspClient, file: &Path) -> Vec<(u64, String)> {
                 )
             })
             .collect();
-        if !lenses.is_empty() && !lenses.iter().any(|(_, t)| t.contains("planning")) {
+        if !lenses.is_empty()
+            && !lenses.iter().any(|(_, t)| t.contains("planning"))
+            && lenses != before
+        {
             return lenses;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "the lenses stayed {lenses:?}"
+        );
+        let _ = client.wait_for("a lens refresh", |m| {
+            m["method"] == "workspace/codeLens/refresh"
+        });
+    }
+}
+
+/// Writes a file of the flake anew, in the editor and on disk, and saves it.
+fn save(client: &mut LspClient, file: &Path, text: &str, version: i64) {
+    std::fs::write(file, text).unwrap();
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": file_uri(file), "version": version}, "contentChanges": [{"text": text}]}),
+    );
+    client.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": file_uri(file)}}),
+    );
+}
+
+/// The hover text at `position` of `file`, polled (between lens refreshes, which follow
+/// each plan) until it contains `wanted`.
+fn hover_showing(client: &mut LspClient, file: &Path, position: &Value, wanted: &str) -> String {
+    let deadline = std::time::Instant::now() + nixops4_tests::lsp_client::DEADLINE;
+    loop {
+        let hover = client.request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": file_uri(file)}, "position": position}),
+        );
+        let shown = hover["contents"]["value"].as_str().unwrap_or_default();
+        if shown.contains(wanted) {
+            return shown.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hover never showed {wanted:?}: {hover}"
         );
         let _ = client.wait_for("a lens refresh", |m| {
             m["method"] == "workspace/codeLens/refresh"
@@ -74,7 +118,7 @@ fn generated_resources_get_lenses_and_module_options_are_completed_and_hovered()
     let mut client = LspClient::start(&[], Some(&dir), json!({"trusted": true}));
     client.open_file(&pixelfed);
 
-    let lenses = planned_lenses(&mut client, &pixelfed);
+    let lenses = planned_lenses(&mut client, &pixelfed, &[]);
     let generating_line = marked(&std::fs::read_to_string(&pixelfed).unwrap().replacen(
         "type = \"local.file\"",
         "$0",
@@ -114,19 +158,50 @@ fn generated_resources_get_lenses_and_module_options_are_completed_and_hovered()
     );
 
     let on_domain = position_after(&deployment, "customers.bob.dom");
-    let hover = client.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": file_uri(&deployment)}, "position": on_domain}),
+    let shown = hover_showing(
+        &mut client,
+        &deployment,
+        &on_domain,
+        "The customer's domain, where their Pixelfed answers.",
     );
-    let shown = hover["contents"]["value"].as_str().unwrap_or_default();
-    assert!(
-        shown.contains("The customer's domain, where their Pixelfed answers.")
-            && shown.contains("`string`"),
-        "the hover shows the description and type: {hover}"
-    );
+    assert!(shown.contains("`string`"), "the type: {shown}");
     assert!(
         shown.contains("Declared in `customer.nix"),
         "the hover says where the option is declared, in the flake's own file: {shown}"
+    );
+
+    // A new customer, saved: one more generated resource, one more lens.
+    let text = std::fs::read_to_string(&deployment).unwrap();
+    let with_carol = text.replacen(
+        "customers.bob.domain",
+        "customers.carol.domain = \"carol.example.org\";\n  customers.bob.domain",
+        1,
+    );
+    save(&mut client, &deployment, &with_carol, 2);
+    let lenses = planned_lenses(&mut client, &pixelfed, &lenses);
+    let titles: Vec<&str> = lenses.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        titles[1..],
+        [
+            "pixelfed-alice: + create",
+            "pixelfed-bob: + create",
+            "pixelfed-carol: + create"
+        ]
+    );
+
+    // A new description, saved in the file that declares the option: hover follows.
+    let customer = dir.join("customer.nix");
+    client.open_file(&customer);
+    let text = std::fs::read_to_string(&customer).unwrap();
+    let described = text.replace("where their Pixelfed answers", "served by Pixelfed");
+    assert_ne!(described, text);
+    save(&mut client, &customer, &described, 2);
+    let on_domain = position_after(&deployment, "customers.bob.dom");
+    hover_showing(
+        &mut client,
+        &deployment,
+        &on_domain,
+        "The customer's domain, served by Pixelfed.",
     );
     client.shutdown();
 }
