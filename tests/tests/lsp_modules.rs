@@ -137,9 +137,18 @@ fn generated_resources_get_lenses_and_module_options_are_completed_and_hovered()
         "one lens per generated instance, where `lib.mapAttrs'` makes its set"
     );
 
-    // The plan also listed the options: `customer.nix` declares `domain`.
+    // A resource the module names keeps its lens on its name, without a second one.
     let deployment = dir.join("deployment.nix");
     client.open_file(&deployment);
+    let named_line = position_after(&deployment, "resources.")["line"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        planned_lenses(&mut client, &deployment, &[])[1..],
+        [(named_line, "+ create".to_owned())]
+    );
+
+    // The plan also listed the options: `customer.nix` declares `domain`.
     let inside_alice = position_after(&deployment, "customers.alice = {");
     let completions = client.request(
         "textDocument/completion",
