@@ -41,6 +41,8 @@ struct NamePosition {
     set_path: Vec<String>,
     /// The name at the cursor and its range, if one is written there.
     word: Option<(String, TextRange)>,
+    /// The names the set at the cursor already sets, not offered again.
+    taken: Vec<String>,
 }
 
 impl Analysis {
@@ -74,6 +76,7 @@ impl Analysis {
             if option.path.len() > depth
                 && names_path(&option.path[..depth], &at.set_path)
                 && !is_placeholder(&option.path[depth])
+                && !at.taken.contains(&option.path[depth])
                 && !names.contains(&option.path[depth].as_str())
             {
                 names.push(&option.path[depth]);
@@ -144,6 +147,7 @@ impl Analysis {
         Some(NamePosition {
             set_path: set_path(&set)?,
             word: None,
+            taken: names_set_in(&set),
         })
     }
 }
@@ -167,6 +171,7 @@ fn name_at(token: &SyntaxToken) -> Option<NamePosition> {
                     return Some(NamePosition {
                         set_path: path,
                         word,
+                        taken: Vec::new(),
                     });
                 }
                 path.push(name?);
@@ -179,10 +184,23 @@ fn name_at(token: &SyntaxToken) -> Option<NamePosition> {
             Some(NamePosition {
                 set_path: value_path(&lambda)?,
                 word,
+                taken: Vec::new(),
             })
         }
         _ => None,
     }
+}
+
+/// The first names of a set's bindings: `domain` of `{ domain = …; }`.
+fn names_set_in(set: &SyntaxNode) -> Vec<String> {
+    ast::AttrSet::cast(set.clone())
+        .into_iter()
+        .flat_map(|set| set.attrpath_values())
+        .filter_map(|binding| {
+            let path = binding.attrpath()?;
+            static_names(&path).into_iter().next()?.0
+        })
+        .collect()
 }
 
 /// The option path of a set's names; `None` where it is not known statically.

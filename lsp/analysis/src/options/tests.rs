@@ -88,6 +88,18 @@ fn inside_a_customers_set() {
 }
 
 #[test]
+fn not_what_the_set_already_sets() {
+    insta::assert_snapshot!(complete(r#"
+        { ... }: {
+          customers.alice = {
+            domain = "alice.example.org";
+            $0
+          };
+        }
+    "#), @r#"Option plan [one of "small", "large"] plan = $1; | How much the customer pays for."#);
+}
+
+#[test]
 fn after_a_dotted_path_being_typed() {
     let expected = r#"Option domain [string] domain = "$1"; | The customer's domain, where their Pixelfed answers.
 Option plan [one of "small", "large"] plan = $1; | How much the customer pays for."#;
