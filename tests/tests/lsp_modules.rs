@@ -67,10 +67,7 @@ fn planned_lenses(
 /// Writes a file of the flake anew, in the editor and on disk, and saves it.
 fn save(client: &mut LspClient, file: &Path, text: &str, version: i64) {
     std::fs::write(file, text).unwrap();
-    client.notify(
-        "textDocument/didChange",
-        json!({"textDocument": {"uri": file_uri(file), "version": version}, "contentChanges": [{"text": text}]}),
-    );
+    change(client, file, text, version);
     client.notify(
         "textDocument/didSave",
         json!({"textDocument": {"uri": file_uri(file)}}),
@@ -105,6 +102,14 @@ fn position_after(file: &Path, after: &str) -> Value {
     let text = std::fs::read_to_string(file).unwrap();
     let at = text.find(after).expect("the text to mark") + after.len();
     marked(&format!("{}$0{}", &text[..at], &text[at..])).1
+}
+
+/// Replaces a document's text in the editor, without saving.
+fn change(client: &mut LspClient, file: &Path, text: &str, version: i64) {
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": file_uri(file), "version": version}, "contentChanges": [{"text": text}]}),
+    );
 }
 
 #[test]
@@ -148,8 +153,15 @@ fn generated_resources_get_lenses_and_module_options_are_completed_and_hovered()
         [(named_line, "+ create".to_owned())]
     );
 
-    // The plan also listed the options: `customer.nix` declares `domain`.
-    let inside_alice = position_after(&deployment, "customers.alice = {");
+    // The plan also listed the options: `customer.nix` declares `domain`, which a new
+    // customer's set (being typed, not saved) does not set yet.
+    let typed = std::fs::read_to_string(&deployment).unwrap().replacen(
+        "domain = \"alice.example.org\";",
+        "$0",
+        1,
+    );
+    let (typed, inside_alice) = marked(&typed);
+    change(&mut client, &deployment, &typed, 2);
     let completions = client.request(
         "textDocument/completion",
         json!({"textDocument": {"uri": file_uri(&deployment)}, "position": inside_alice}),
@@ -186,7 +198,7 @@ fn generated_resources_get_lenses_and_module_options_are_completed_and_hovered()
         "customers.carol.domain = \"carol.example.org\";\n  customers.bob.domain",
         1,
     );
-    save(&mut client, &deployment, &with_carol, 2);
+    save(&mut client, &deployment, &with_carol, 3);
     let lenses = planned_lenses(&mut client, &pixelfed, &lenses);
     let titles: Vec<&str> = lenses.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(

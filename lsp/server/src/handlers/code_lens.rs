@@ -7,7 +7,10 @@
 //! (`pixelfed-bob: + create`), at the expression that generates it: one per instance, as
 //! of the latest plan. Each script the document declares gets "run" where it is declared.
 
+use std::path::Path;
+
 use lsp_types::{CodeLens, CodeLensParams, Range, Uri};
+use nixops4_core::Position;
 use nixops4_core::plan::{Action, PlannedResource};
 use serde_json::{Value, json};
 
@@ -48,9 +51,7 @@ fn lenses(snap: &Snapshot, uri: &Uri) -> Vec<CodeLens> {
     };
     let file = from_proto::file_path(uri);
     let generated_here = |planned: &PlannedResource| {
-        let position = planned.position.as_ref()?;
-        (Some(deployment.flake_dir.join(&position.file)) == file)
-            .then(|| to_proto::nix_position(position))
+        range_in(&deployment, file.as_deref()?, planned.position.as_ref()?)
     };
     let mut undeclared = Vec::new();
     let mut lenses = snap.with_last_declared(uri, |last_seen| {
@@ -116,15 +117,18 @@ fn script_lenses(snap: &Snapshot, uri: &Uri, deployment: &Deployment) -> Vec<Cod
     scripts
         .iter()
         .filter_map(|declared| {
-            let position = declared.position.as_ref()?;
-            (deployment.flake_dir.join(&position.file) == file).then(|| {
-                let argument = json!({"uri": uri.as_str(), "script": declared.script.0});
-                to_proto::lens(
-                    to_proto::nix_position(position),
-                    render::script(&declared.script),
-                    Some((Command::RunScript, argument)),
-                )
-            })
+            let range = range_in(deployment, &file, declared.position.as_ref()?)?;
+            let argument = json!({"uri": uri.as_str(), "script": declared.script.0});
+            Some(to_proto::lens(
+                range,
+                render::script(&declared.script),
+                Some((Command::RunScript, argument)),
+            ))
         })
         .collect()
+}
+
+/// Where a position the evaluator reported stands in `file`, if it is in that file.
+fn range_in(deployment: &Deployment, file: &Path, position: &Position) -> Option<Range> {
+    (deployment.flake_dir.join(&position.file) == file).then(|| to_proto::nix_position(position))
 }
