@@ -197,12 +197,14 @@ let
   # failing the list.
   optionList = lib: options:
     let
-      shown = value:
+      # Text as written (`mdDoc`, `literalMD` and `literalExpression` give theirs), a
+      # plain value as Nix would write it when `asValue`, else nothing.
+      shown = asValue: value:
         let
           attempt = builtins.tryEval (
             if isAttrs value && value ? text then value.text
-            else if isString value then value
-            else if builtins.isBool value || builtins.isInt value || builtins.isFloat value || value == null then toJSON value
+            else if isString value then (if asValue then toJSON value else value)
+            else if asValue && (builtins.isBool value || builtins.isInt value || builtins.isFloat value || value == null) then toJSON value
             else null);
         in
         if attempt.success && (isString attempt.value || attempt.value == null) then attempt.value else null;
@@ -215,13 +217,13 @@ let
         else map (file: { file = toString file; }) files;
       entry = option: {
         path = option.loc;
-        description = shown (option.description or null);
-        type = shown (option.type.description or null);
+        description = shown false (option.description or null);
+        type = shown false (option.type.description or null);
         default =
-          if option ? defaultText then shown option.defaultText
-          else if option ? default then shown option.default
+          if option ? defaultText then shown true option.defaultText
+          else if option ? default then shown true option.default
           else null;
-        example = if option ? example then shown option.example else null;
+        example = if option ? example then shown true option.example else null;
         declarations = declarations option;
       };
       walk = options: concatMap

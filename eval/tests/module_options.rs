@@ -59,6 +59,7 @@ async fn module_options_are_listed_with_their_descriptions_and_declarations() {
         [
             "customers",
             "customers.<name>.domain",
+            "customers.<name>.plan",
             "outputs",
             "providers",
             "resources"
@@ -70,8 +71,23 @@ async fn module_options_are_listed_with_their_descriptions_and_declarations() {
         Some("The customer's domain, where their Pixelfed answers.")
     );
     assert_eq!(domain.type_description.as_deref(), Some("string"));
-    assert_eq!(domain.example.as_deref(), Some("pixelfed.example.org"));
+    assert_eq!(domain.example.as_deref(), Some("\"pixelfed.example.org\""));
     assert_eq!(domain.default, None);
+    // Literal wrappers give their text; a plain default is written as in Nix.
+    let plan = &options[2];
+    assert_eq!(
+        plan.description.as_deref(),
+        Some("How much the customer pays for: *small* or *large*.")
+    );
+    assert_eq!(
+        plan.type_description.as_deref(),
+        Some("one of \"small\", \"large\"")
+    );
+    assert_eq!(plan.default.as_deref(), Some("\"small\""));
+    assert_eq!(
+        plan.example.as_deref(),
+        Some("if big then \"large\" else \"small\"")
+    );
     let declared = &domain.declarations[0];
     assert_eq!(
         Path::new(&declared.file),

@@ -306,8 +306,12 @@ fn option_doc(option: &ModuleOption) -> String {
         text.push_str(&format!("\n\n{}", description.trim_end()));
     }
     for (what, value) in [("Default", &option.default), ("Example", &option.example)] {
-        if let Some(value) = value {
-            text.push_str(&format!("\n\n{what}: `{value}`"));
+        match value {
+            Some(value) if value.contains('\n') => {
+                text.push_str(&format!("\n\n{what}:\n```nix\n{}\n```", value.trim_end()))
+            }
+            Some(value) => text.push_str(&format!("\n\n{what}: `{value}`")),
+            None => {}
         }
     }
     if !option.declarations.is_empty() {

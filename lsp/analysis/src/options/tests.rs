@@ -21,7 +21,7 @@ fn options() -> Vec<ModuleOption> {
         "The customer's domain, where their Pixelfed answers.",
         "customer.nix:2:3",
     );
-    domain.example = Some("pixelfed.example.org".to_owned());
+    domain.example = Some("\"pixelfed.example.org\"".to_owned());
     vec![
         option(
             "customers",
@@ -172,28 +172,52 @@ fn hover_on_an_option_shows_its_declaration() {
         { resources, ... }: {
           customers.alice.dom$0ain = "alice.example.org";
         }
-    "#), @"
+    "#), @r#"
     2:19 `domain`
     option **customers.<name>.domain** `string`
 
     The customer's domain, where their Pixelfed answers.
 
-    Example: `pixelfed.example.org`
+    Example: `"pixelfed.example.org"`
 
     Declared in `customer.nix:2:3`
-    ");
+    "#);
     insta::assert_snapshot!(hover(r#"
         { ... }: { customers.bob = { domain$0 = "bob.example.org"; }; }
-    "#), @"
+    "#), @r#"
     1:30 `domain`
     option **customers.<name>.domain** `string`
 
     The customer's domain, where their Pixelfed answers.
 
-    Example: `pixelfed.example.org`
+    Example: `"pixelfed.example.org"`
 
     Declared in `customer.nix:2:3`
-    ");
+    "#);
+    let mut options = options();
+    options[2].default = Some("\"small\"".to_owned());
+    options[2].example = Some("if big\nthen \"large\"\nelse \"small\"".to_owned());
+    let fixture = Fixture::parse("{ ... }: { customers.bob.pl$0an = \"large\"; }");
+    let info = fixture
+        .analysis()
+        .option_hover(fixture.offset(), &options)
+        .unwrap();
+    insta::assert_snapshot!(info.markdown, @r#"
+    option **customers.<name>.plan** `one of "small", "large"`
+
+    How much the customer pays for.
+
+    Default: `"small"`
+
+    Example:
+    ```nix
+    if big
+    then "large"
+    else "small"
+    ```
+
+    Declared in `customer.nix:7:3`
+    "#);
     insta::assert_snapshot!(hover(r#"
         { ... }: { cust$0omers = { }; }
     "#), @"
