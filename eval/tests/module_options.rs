@@ -11,20 +11,7 @@ use std::path::Path;
 use common::{client, path};
 use nixops4_eval::client::EvalClient;
 use nixops4_eval::protocol::*;
-use nixops4_tests::eval_fixture;
-
-/// The nixpkgs `lib` directory to test with, or `None` after saying why the test is skipped.
-fn nixpkgs_lib() -> Option<String> {
-    let Ok(lib) = std::env::var("NIXOPS4_NIXPKGS_LIB") else {
-        eprintln!("skipped: no nixpkgs lib (set NIXOPS4_NIXPKGS_LIB to a nixpkgs `lib` directory)");
-        return None;
-    };
-    assert!(
-        Path::new(&lib).join("default.nix").exists(),
-        "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
-    );
-    Some(lib)
-}
+use nixops4_tests::{eval_fixture, nixpkgs_lib};
 
 async fn loaded(name: &str) -> (tempfile::TempDir, EvalClient) {
     let flake = eval_fixture(name);

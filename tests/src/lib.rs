@@ -58,6 +58,20 @@ pub fn nix_command() -> String {
     command
 }
 
+/// The nixpkgs `lib` directory that module-system tests evaluate with
+/// (`NIXOPS4_NIXPKGS_LIB`), or `None` after saying that the test is skipped for want of one.
+pub fn nixpkgs_lib() -> Option<String> {
+    let Ok(lib) = std::env::var("NIXOPS4_NIXPKGS_LIB") else {
+        eprintln!("skipped: no nixpkgs lib (set NIXOPS4_NIXPKGS_LIB to a nixpkgs `lib` directory)");
+        return None;
+    };
+    assert!(
+        std::path::Path::new(&lib).join("default.nix").exists(),
+        "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
+    );
+    Some(lib)
+}
+
 /// A copy of a fixture flake of the evaluator's tests (`tests/fixtures/eval/<name>`, its
 /// subdirectories included) in a temporary directory, with the Nix library beside it as
 /// `nixops4-lib.nix`.

@@ -11,19 +11,6 @@ use std::path::Path;
 use nixops4_tests::lsp_client::{LspClient, file_uri, marked};
 use serde_json::{Value, json};
 
-/// Whether a nixpkgs `lib` is given; if not, says why the test is skipped.
-fn nixpkgs_lib_given() -> bool {
-    let Ok(lib) = std::env::var("NIXOPS4_NIXPKGS_LIB") else {
-        eprintln!("skipped: no nixpkgs lib (set NIXOPS4_NIXPKGS_LIB to a nixpkgs `lib` directory)");
-        return false;
-    };
-    assert!(
-        Path::new(&lib).join("default.nix").exists(),
-        "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
-    );
-    true
-}
-
 /// The lenses of a file once its deployment's plan is shown: `(line, title)`, polled
 /// until they no longer say "planning" and differ from `before`.
 fn planned_lenses(
@@ -114,7 +101,7 @@ fn change(client: &mut LspClient, file: &Path, text: &str, version: i64) {
 
 #[test]
 fn generated_resources_get_lenses_and_module_options_are_completed_and_hovered() {
-    if !nixpkgs_lib_given() {
+    if nixops4_tests::nixpkgs_lib().is_none() {
         return;
     }
     let flake = nixops4_tests::eval_fixture("pixelfed");
