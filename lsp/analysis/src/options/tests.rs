@@ -242,6 +242,7 @@ fn any_text_at_any_offset_is_answered() {
         "{ ... }: { customers.\"a b\".${x}.y = { }; }",
         "{ config, ... }: { config.customers.alice.",
         "(({ ... }: { customers = { bob = { } ; } ; }))",
+        "{ ... }: { customers.\"\u{e9}\u{1F600}\".é. = { dé }; }",
         "{{{{ ;;; \"\\",
         "",
     ];
