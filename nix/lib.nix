@@ -76,11 +76,18 @@ in
   #     lib = nixpkgs.lib;
   #     modules = [ ./deployment.nix ];
   #   };
+  #
+  # Beside the configuration, the result carries `_nixops4Options` (the evaluated
+  # `options` and the `lib` that made them), from which the evaluator lists the options
+  # for the language server's completion and hover.
   moduleDeployment = { lib, modules, specialArgs ? { } }: args:
-    (lib.evalModules {
-      modules = [ deploymentModule ] ++ modules;
-      specialArgs = specialArgs // { inherit (args) resources; };
-    }).config;
+    let
+      evaluated = lib.evalModules {
+        modules = [ deploymentModule ] ++ modules;
+        specialArgs = specialArgs // { inherit (args) resources; };
+      };
+    in
+    evaluated.config // { _nixops4Options = { inherit lib; inherit (evaluated) options; }; };
 
   # A nested deployment whose resources are applied one after the other, in list order:
   # each step depends on the one before it, on top of what its inputs refer to.

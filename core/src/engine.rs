@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nixops4_eval::client::{EvalClient, EvalOptions};
-use nixops4_eval::protocol::{Evaluation, LockFileChange, ProviderSpec, ResourcePath};
+use nixops4_eval::protocol::{
+    Evaluation, LockFileChange, ModuleOption, ProviderSpec, ResourcePath,
+};
 use serde_json::Value;
 
 pub use crate::apply::ApplyReport;
@@ -278,6 +280,13 @@ impl Engine {
 
     pub async fn resources(&self) -> Result<Vec<ResourcePath>, EngineError> {
         let listed = async { Ok(self.eval.list_resources(self.deployment()?).await?) };
+        self.hiding(listed.await)
+    }
+
+    /// The options of a module-system deployment (none for a plain one), for the
+    /// language server's completion and hover.
+    pub async fn module_options(&self) -> Result<Vec<ModuleOption>, EngineError> {
+        let listed = async { Ok(self.eval.list_options(self.deployment()?).await?) };
         self.hiding(listed.await)
     }
 

@@ -38,4 +38,6 @@ pub mod state;
 pub mod transfer;
 
 pub use nixops4_eval::client::EvalOptions;
-pub use nixops4_eval::protocol::{DeclaredScript, LockFileChange, Position, ResourcePath};
+pub use nixops4_eval::protocol::{
+    DeclaredScript, LockFileChange, ModuleOption, OptionDeclaration, Position, ResourcePath,
+};

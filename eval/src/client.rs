@@ -244,6 +244,17 @@ impl EvalClient {
         }
     }
 
+    /// The options of a module-system deployment; none for a plain deployment.
+    pub async fn list_options(&self, deployment: &str) -> Result<Vec<ModuleOption>, EvalError> {
+        let request = Request::ListOptions {
+            deployment: deployment.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::Options { options } => Ok(options),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// What to run for a script and the outputs it gets, or the resources it waits for.
     pub async fn evaluate_script(
         &self,

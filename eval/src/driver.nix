@@ -110,10 +110,31 @@ let
     in
     if found == [ ] then null else lastOf found;
 
-  makeInstances = name: outputsDir: fn: {
+  makeInstances = source: name: outputsDir: fn: {
+    inherit source;
     outputs = instantiate (outputsView outputsDir) name [ ] null fn;
     references = instantiate referenceView name [ ] null fn;
   };
+
+  # Whether a position lies in a file of the flake (whose store copy is `source`).
+  inSource = source: position:
+    position != null
+    && builtins.substring 0 (builtins.stringLength source + 1) position.file == "${source}/";
+
+  # Where resource `name` of `decls` is declared: where its name is written, when that is
+  # in the flake; else, as for a resource a function generates (`lib.mapAttrs'`) or one
+  # the module system merged (whose names stand in nixpkgs' lib, or nowhere), where its
+  # own set says its `type`, when that is in the flake; else nowhere (null): a position
+  # in another input, such as nixpkgs' lib, tells the user nothing.
+  resourcePosition = source: name: decls:
+    let
+      named = unsafeGetAttrPos name decls;
+      decl = decls.${name} or null;
+      typed = if isAttrs decl then unsafeGetAttrPos "type" decl else null;
+    in
+    if inSource source named then named
+    else if inSource source typed then typed
+    else null;
 
   resourcePaths = instance:
     concatMap
@@ -128,10 +149,10 @@ let
       name = lastOf path;
       level = lookupLevel instances.outputs (parentOf path);
       references = lookupLevel instances.references (parentOf path);
-      position = unsafeGetAttrPos name level.decls;
       decl =
         if !(hasAttr name level.decls) then fail "there is no resource ${show path}" null
         else level.decls.${name};
+      position = resourcePosition instances.source name level.decls;
       checked =
         if !isAttrs decl then fail "resource ${show path} must be an attribute set with `type` and `inputs`, got ${describeValue decl}" position
         else if !(decl ? type) then fail "resource ${show path} has no `type` (write `type = \"<provider>.<type>\";`, e.g. \"local.file\")" position
@@ -166,6 +187,56 @@ let
       state = if (referenceDecl.state or null) == null then null else referencePath "state" path referenceDecl.state;
       dependsOn = map (referencePath "dependsOn" path) (referenceDecl.dependsOn or [ ]);
     };
+
+  # Each visible option under `options` (an option tree of `lib.evalModules`), its
+  # sub-options included, as `lib.optionAttrSetToDocList` walks them (`<name>` for each
+  # attribute of an `attrsOf (submodule …)`): its path, description and type as text, its
+  # default and example when they are literal text or a plain value, and where it is
+  # declared (with line and column where this lib records them). The module system's own
+  # `_module` options are left out, and so is a value that cannot be shown, rather than
+  # failing the list.
+  optionList = lib: options:
+    let
+      # Text as written (`mdDoc`, `literalMD` and `literalExpression` give theirs), a
+      # plain value as Nix would write it when `asValue`, else nothing.
+      shown = asValue: value:
+        let
+          attempt = builtins.tryEval (
+            if isAttrs value && value ? text then value.text
+            else if isString value then (if asValue then toJSON value else value)
+            else if asValue && (builtins.isBool value || builtins.isInt value || builtins.isFloat value || value == null) then toJSON value
+            else null);
+        in
+        if attempt.success && (isString attempt.value || attempt.value == null) then attempt.value else null;
+      declarations = option:
+        let
+          positions = option.declarationPositions or null;
+          files = filter (file: file != "<unknown-file>") (option.declarations or [ ]);
+        in
+        if isList positions && positions != [ ] then map (p: { inherit (p) file line column; }) positions
+        else map (file: { file = toString file; }) files;
+      entry = option: {
+        path = option.loc;
+        description = shown false (option.description or null);
+        type = shown false (option.type.description or null);
+        default =
+          if option ? defaultText then shown true option.defaultText
+          else if option ? default then shown true option.default
+          else null;
+        example = if option ? example then shown true option.example else null;
+        declarations = declarations option;
+      };
+      walk = options: concatMap
+        (option:
+          let
+            visible = option.visible or true;
+            subOptions = option.type.getSubOptions option.loc;
+          in
+          if head option.loc == "_module" || (option.internal or false) || visible == false then [ ]
+          else [ (entry option) ] ++ (if visible == "shallow" || subOptions == { } then [ ] else walk subOptions))
+        (lib.collect lib.isOption options);
+    in
+    walk options;
 
   # `scripts.<name> = { program; args; outputs; }` of one level of a deployment.
   scriptsOf = instance:
@@ -217,7 +288,7 @@ in
     let deployments = flake.nixops4Deployments or { }; in
     if !(hasAttr name deployments)
     then fail "the flake has no deployment `${name}` (it has: ${concatStringsSep ", " (attrNames deployments)})" null
-    else makeInstances name outputsDir deployments.${name};
+    else makeInstances (builtins.unsafeDiscardStringContext (toString flake.outPath)) name outputsDir deployments.${name};
 
   deployments = flake: toJSON (attrNames (flake.nixops4Deployments or { }));
 
@@ -248,9 +319,14 @@ in
 
   # Where a resource is declared, or null.
   position = instances: path:
-    toJSON (unsafeGetAttrPos (lastOf path) (lookupLevel instances.outputs (parentOf path)).decls);
+    toJSON (resourcePosition instances.source (lastOf path) (lookupLevel instances.outputs (parentOf path)).decls);
 
   scripts = instances: toJSON (scriptList instances.outputs);
+
+  # The options of a module-system deployment (`lib.moduleDeployment`), none for others.
+  options = instances:
+    let carried = instances.references.declared._nixops4Options or null; in
+    toJSON (if carried == null then [ ] else optionList carried.lib carried.options);
 
   script = instances: path: toJSON (evaluateScript instances path);
 

@@ -68,6 +68,10 @@ pub enum Request {
     /// Lists the scripts of a deployment, nested ones included, with where each is
     /// declared. Needs no resource outputs.
     ListScripts { deployment: String },
+    /// Lists the options of a module-system deployment (`lib.moduleDeployment`), for the
+    /// language server's completion and hover; a deployment written as a plain function
+    /// has none. Needs no resource outputs.
+    ListOptions { deployment: String },
     /// Evaluates one script: what to run and the outputs it gets, or what it waits for.
     EvaluateScript {
         deployment: String,
@@ -125,6 +129,7 @@ pub enum Response {
     Resource(Evaluation<ResourceSpec>),
     ResourceBatch { items: Vec<BatchItem> },
     Scripts { scripts: Vec<DeclaredScript> },
+    Options { options: Vec<ModuleOption> },
     Script(Evaluation<ScriptSpec>),
     StateReferences { references: Vec<StateReference> },
     OutputsProvided {},
@@ -294,6 +299,37 @@ pub enum BuildProgress {
 pub struct DeclaredScript {
     pub script: ResourcePath,
     pub position: Option<Position>,
+}
+
+/// An option of a module-system deployment, as `lib.optionAttrSetToDocList` walks them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleOption {
+    /// `["customers", "<name>", "domain"]`: `<name>` stands for any attribute name of an
+    /// `attrsOf`, `*` for any element of a `listOf`.
+    pub path: Vec<String>,
+    /// Plain text (Markdown, as the module wrote it), without `mdDoc` or literal wrappers.
+    pub description: Option<String>,
+    /// The type's description: `string`, `attribute set of (submodule)`.
+    #[serde(rename = "type")]
+    pub type_description: Option<String>,
+    /// The default as text, when it is literal text or a plain value.
+    pub default: Option<String>,
+    pub example: Option<String>,
+    pub declarations: Vec<OptionDeclaration>,
+}
+
+/// Where an option is declared: the file, and the line and column where the nixpkgs lib
+/// records them (`declarationPositions`). Files in the flake's store copy are mapped back to
+/// the flake's directory, as [`Position`]s are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionDeclaration {
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 /// What to run for a script, and the resource outputs it gets.

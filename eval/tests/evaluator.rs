@@ -654,14 +654,9 @@ async fn git_flakes_see_only_tracked_files() {
 
 #[tokio::test]
 async fn module_system_deployments_with_a_nixpkgs_lib() {
-    let Ok(lib) = std::env::var("NIXOPS4_NIXPKGS_LIB") else {
-        eprintln!("skipped: no nixpkgs lib (set NIXOPS4_NIXPKGS_LIB to a nixpkgs `lib` directory)");
+    if nixops4_tests::nixpkgs_lib().is_none() {
         return;
-    };
-    assert!(
-        std::path::Path::new(&lib).join("default.nix").exists(),
-        "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
-    );
+    }
     let h = loaded("modules").await;
     let names = resource_names(&h).await;
     assert_eq!(names, ["extra", "link", "site"]);

@@ -58,24 +58,43 @@ pub fn nix_command() -> String {
     command
 }
 
-/// A copy of a fixture flake of the evaluator's tests (`tests/fixtures/eval/<name>`) in a
-/// temporary directory, with the Nix library beside it as `nixops4-lib.nix`.
+/// The nixpkgs `lib` directory that module-system tests evaluate with
+/// (`NIXOPS4_NIXPKGS_LIB`), or `None` after saying that the test is skipped for want of one.
+pub fn nixpkgs_lib() -> Option<String> {
+    let Ok(lib) = std::env::var("NIXOPS4_NIXPKGS_LIB") else {
+        eprintln!("skipped: no nixpkgs lib (set NIXOPS4_NIXPKGS_LIB to a nixpkgs `lib` directory)");
+        return None;
+    };
+    assert!(
+        std::path::Path::new(&lib).join("default.nix").exists(),
+        "NIXOPS4_NIXPKGS_LIB={lib} is not a nixpkgs lib directory"
+    );
+    Some(lib)
+}
+
+/// A copy of a fixture flake of the evaluator's tests (`tests/fixtures/eval/<name>`, its
+/// subdirectories included) in a temporary directory, with the Nix library beside it as
+/// `nixops4-lib.nix`.
 pub fn eval_fixture(name: &str) -> tempfile::TempDir {
     let root = repository_root();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    for entry in
-        std::fs::read_dir(root.join("tests/fixtures/eval").join(name)).expect("the fixture")
-    {
-        let path = entry.expect("a fixture file").path();
-        std::fs::copy(
-            &path,
-            dir.path().join(path.file_name().expect("a file name")),
-        )
-        .expect("copy a fixture file");
-    }
+    copy_tree(&root.join("tests/fixtures/eval").join(name), dir.path());
     std::fs::copy(root.join("nix/lib.nix"), dir.path().join("nixops4-lib.nix"))
         .expect("copy the Nix library");
     dir
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).expect("the fixture") {
+        let path = entry.expect("a fixture file").path();
+        let target = to.join(path.file_name().expect("a file name"));
+        if path.is_dir() {
+            std::fs::create_dir(&target).expect("a fixture directory");
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy a fixture file");
+        }
+    }
 }
 
 /// Makes `dir` a Git repository whose one commit holds `flake.nix` (nothing else is

@@ -15,6 +15,8 @@ pub enum CompletionKind {
     Value,
     Resource,
     Output,
+    /// A module option (`options.rs`).
+    Option,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub struct Completion {
 
 /// Completed after a dot where a name is still missing, so that the text around parses
 /// as it will once the name is there.
-const PLACEHOLDER: &str = "nixops4_completion_placeholder";
+pub(crate) const PLACEHOLDER: &str = "nixops4_completion_placeholder";
 
 impl Analysis {
     /// `others`: the deployment's other files (module files), whose top-level resources

@@ -20,6 +20,7 @@ pub mod diagnostics;
 mod fixture;
 mod index;
 pub mod navigation;
+pub mod options;
 pub mod outline;
 mod parse;
 mod syntax;

@@ -1,7 +1,7 @@
 //! What needs the deployment evaluated, in trusted workspaces only: plan previews after a
 //! save (code lenses, `nixops4/plan`, evaluation errors as diagnostics), with the
-//! deployment's scripts, and the jobs that apply, destroy, refresh, run operations and
-//! prepare scripts. Every job runs the engine exactly as the
+//! deployment's scripts and its module options (completion and hover), and the jobs that
+//! apply, destroy, refresh, run operations and prepare scripts. Every job runs the engine exactly as the
 //! headless `nixops4-lsp --apply` does ([`apply`]); only how it asks and reports differs.
 //!
 //! Jobs run on the server's runtime beside the requests; the engine's work is waiting on
@@ -10,12 +10,13 @@
 //! provider call starts) and waits until what they started is recorded.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use nixops4_analysis::options::ModuleOption;
 use nixops4_core::engine::{ApplyReport, Engine, EngineOptions, RefreshReport};
 use nixops4_core::error::EngineError;
 use nixops4_core::events::EventSink;
@@ -60,6 +61,9 @@ pub struct Runner {
     /// The scripts each deployment declared when it was last planned, or why they could
     /// not be listed.
     scripts: DashMap<Deployment, Result<Arc<Vec<DeclaredScript>>, String>>,
+    /// The options of each module-system deployment as of its latest plan that could list
+    /// them, as the analysis takes them.
+    options: DashMap<Deployment, Arc<Vec<ModuleOption>>>,
     /// What loading a deployment's flake did to its `flake.lock`, to tell the user once.
     lock_notes: DashMap<Deployment, String>,
     /// The plan being made per deployment, aborted when a newer one is asked for.
@@ -88,6 +92,7 @@ impl Runner {
         Runner {
             plans: DashMap::new(),
             scripts: DashMap::new(),
+            options: DashMap::new(),
             lock_notes: DashMap::new(),
             planning: DashMap::new(),
             interrupts: DashMap::new(),
@@ -107,6 +112,14 @@ impl Runner {
         deployment: &Deployment,
     ) -> Option<Result<Arc<Vec<DeclaredScript>>, String>> {
         self.scripts.get(deployment).map(|s| s.clone())
+    }
+
+    /// The deployment's module options (none for a plain deployment, or before a plan).
+    pub fn options(&self, deployment: &Deployment) -> Arc<Vec<ModuleOption>> {
+        self.options
+            .get(deployment)
+            .map(|o| o.clone())
+            .unwrap_or_default()
     }
 
     /// What the latest plan's load did to the flake's `flake.lock`, if anything and not
@@ -135,7 +148,8 @@ impl Runner {
     }
 
     /// Plans now, and keeps the plan and the scripts for the lenses (telling whoever
-    /// listens).
+    /// listens), and the module options for completion and hover. Options that cannot be
+    /// listed now (the flake is being edited) stay as they were last listed.
     pub async fn plan_now(&self, deployment: &Deployment) -> Result<Plan, EngineError> {
         let engine = Engine::start(deployment.options(None, Arc::default())).await?;
         if let Some(change) = engine.lock_file_change() {
@@ -144,7 +158,15 @@ impl Runner {
         }
         let plan = engine.plan().await;
         let scripts = engine.scripts().await;
+        let options = engine.module_options().await;
         engine.shutdown().await;
+        if let Ok(options) = options {
+            let shown = options
+                .into_iter()
+                .map(|option| shown_option(&deployment.flake_dir, option))
+                .collect();
+            self.options.insert(deployment.clone(), Arc::new(shown));
+        }
         self.scripts.insert(
             deployment.clone(),
             scripts.map(Arc::new).map_err(|e| e.to_string()),
@@ -193,6 +215,38 @@ impl Runner {
             }
             idle.await;
         }
+    }
+}
+
+/// An option as the analysis takes it, with its declarations as `file:line:column`,
+/// relative to the flake's directory when they are in it.
+fn shown_option(flake_dir: &Path, option: nixops4_core::ModuleOption) -> ModuleOption {
+    let declarations = option
+        .declarations
+        .into_iter()
+        .map(|declared| {
+            let file = Path::new(&declared.file);
+            let mut shown = file
+                .strip_prefix(flake_dir)
+                .unwrap_or(file)
+                .display()
+                .to_string();
+            if let Some(line) = declared.line {
+                shown.push_str(&format!(":{line}"));
+                if let Some(column) = declared.column {
+                    shown.push_str(&format!(":{column}"));
+                }
+            }
+            shown
+        })
+        .collect();
+    ModuleOption {
+        path: option.path,
+        description: option.description,
+        type_description: option.type_description,
+        default: option.default,
+        example: option.example,
+        declarations,
     }
 }
 

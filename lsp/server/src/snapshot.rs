@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lsp_types::{MessageType, Range, Uri};
+use nixops4_analysis::options::ModuleOption;
 use nixops4_analysis::{Analysis, Schemas};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -226,6 +227,17 @@ impl Snapshot {
                 })
             })
             .collect()
+    }
+
+    /// The module options of the deployment `uri` belongs to, as of its latest plan; none
+    /// in an untrusted workspace, where nothing is evaluated.
+    pub fn module_options(&self, uri: &Uri) -> Arc<Vec<ModuleOption>> {
+        if !self.project().trusted() {
+            return Arc::default();
+        }
+        self.deployment_of(uri)
+            .map(|deployment| self.runner().options(&deployment))
+            .unwrap_or_default()
     }
 
     /// The deployment's scripts as of its latest plan (none when they could not be listed).

@@ -100,6 +100,7 @@ pub fn completion_kind(kind: CompletionKind) -> CompletionItemKind {
         CompletionKind::Value => CompletionItemKind::ENUM_MEMBER,
         CompletionKind::Resource => CompletionItemKind::VARIABLE,
         CompletionKind::Output => CompletionItemKind::FIELD,
+        CompletionKind::Option => CompletionItemKind::PROPERTY,
     }
 }
 

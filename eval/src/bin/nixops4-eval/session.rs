@@ -19,6 +19,7 @@ use errors::{expression_error, log_line, nix_failure, request_error};
 
 mod errors;
 mod flake;
+mod options;
 mod scripts;
 
 const DRIVER: &str = include_str!("../../driver.nix");
@@ -152,6 +153,7 @@ impl Session {
                 Ok(Response::Resource(evaluation))
             }
             Request::ListScripts { deployment } => self.list_scripts(&deployment, cancelled, log),
+            Request::ListOptions { deployment } => self.list_options(&deployment, cancelled, log),
             Request::EvaluateScript { deployment, script } => {
                 self.evaluate_script(&deployment, &script, cancelled, log)
             }

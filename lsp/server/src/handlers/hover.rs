@@ -1,6 +1,7 @@
 //! `textDocument/hover`: a type's, input's or output's documentation from its provider's
 //! schema, and on a reference (also to a resource another module file declares) the value
-//! the state last recorded (secrets never shown).
+//! the state last recorded (secrets never shown); elsewhere, in a trusted workspace, a
+//! module option's declaration (as the deployment's latest plan listed it).
 
 use lsp_types::{Hover, HoverParams};
 use nixops4_analysis::Analysis;
@@ -22,8 +23,12 @@ pub fn hover(snap: Snapshot, params: HoverParams) -> Result<Option<Hover>> {
     let offset = from_proto::offset(document, at.position);
     let files = snap.other_analyses(&at.text_document.uri);
     let others: Vec<&Analysis> = files.iter().map(AsRef::as_ref).collect();
-    Ok(document
-        .analysis()
+    let analysis = document.analysis();
+    let info = analysis
         .hover(offset, &context.schemas, &recorded, &others)
-        .map(|info| to_proto::hover(document, info)))
+        .or_else(|| {
+            let options = snap.module_options(&at.text_document.uri);
+            analysis.option_hover(offset, &options)
+        });
+    Ok(info.map(|info| to_proto::hover(document, info)))
 }

@@ -46,16 +46,22 @@ impl Session {
     /// directory or one above it (a flake inside a Git repository), when that file has
     /// the same contents. Files of other inputs stay as they are.
     pub(super) fn local_position(&self, mut position: Position) -> Position {
+        position.file = self.local_file(position.file);
+        position
+    }
+
+    /// The file a store file of the flake is shown as (see [`Session::local_position`]).
+    pub(super) fn local_file(&self, file: String) -> String {
         let Some(flake) = &self.flake else {
-            return position;
+            return file;
         };
         let mut shown = flake.shown_files.borrow_mut();
-        let file = shown.entry(position.file.clone()).or_insert_with(|| {
-            flake::local_file(&position.file, flake.local.as_deref())
-                .unwrap_or_else(|| position.file.clone())
-        });
-        position.file = file.clone();
-        position
+        shown
+            .entry(file)
+            .or_insert_with_key(|file| {
+                flake::local_file(file, flake.local.as_deref()).unwrap_or_else(|| file.clone())
+            })
+            .clone()
     }
 }
 
