@@ -4,6 +4,7 @@
 //! range, a stable code and, where the fix is obvious, the edit that fixes it.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::PoisonError;
 
 use serde_json::Value;
 
@@ -112,15 +113,63 @@ impl Analysis {
     /// `neighbours`: the resources other files of the same deployment declare at top level
     /// (module files), which references at top level may name.
     pub fn diagnostics(&self, schemas: &Schemas, neighbours: &BTreeSet<String>) -> Vec<Diagnostic> {
+        let mut memo = self
+            .diagnosed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let memo = match &mut *memo {
+            Some(memo) if memo.is_for(schemas, neighbours) => memo,
+            other => other.insert(DiagnosticsMemo::new(
+                schemas,
+                neighbours,
+                self.index.declarations().count(),
+            )),
+        };
+        self.complete(memo, schemas, neighbours);
         let mut found = self.syntax_diagnostics();
-        let known_providers: BTreeSet<&str> = schemas.providers().collect();
-        for decl in self.index.declarations() {
-            self.check_declaration(decl, schemas, &known_providers, &mut found);
-        }
-        self.check_references(schemas, neighbours, &mut found);
-        self.check_cycles(&mut found);
+        found.extend(memo.all().cloned());
         found.sort_by_key(|d| (d.range.start(), d.range.end()));
         found
+    }
+
+    /// Computes what `memo` lacks.
+    fn complete(
+        &self,
+        memo: &mut DiagnosticsMemo,
+        schemas: &Schemas,
+        neighbours: &BTreeSet<String>,
+    ) {
+        let dirty: Vec<bool> = memo.declarations.iter().map(Option::is_none).collect();
+        let outside_dirty = memo.outside.is_none();
+        let known_providers: BTreeSet<&str> = schemas.providers().collect();
+        for ((decl, part), dirty) in self
+            .index
+            .declarations()
+            .zip(&mut memo.declarations)
+            .zip(&dirty)
+        {
+            if *dirty {
+                let mut found = Vec::new();
+                self.check_declaration(decl, schemas, &known_providers, &mut found);
+                *part = Some(found);
+            }
+        }
+        if outside_dirty {
+            memo.outside = Some(Vec::new());
+        }
+        let wanted = |within: Option<DeclId>| within.map_or(outside_dirty, |decl| dirty[decl]);
+        for (within, diagnostic) in self.check_references(schemas, neighbours, wanted) {
+            let part = match within {
+                Some(decl) => &mut memo.declarations[decl],
+                None => &mut memo.outside,
+            };
+            part.get_or_insert_with(Vec::new).push(diagnostic);
+        }
+        if memo.cycles.is_none() {
+            let mut found = Vec::new();
+            self.check_cycles(&mut found);
+            memo.cycles = Some(found);
+        }
     }
 
     fn syntax_diagnostics(&self) -> Vec<Diagnostic> {
@@ -333,18 +382,22 @@ impl Analysis {
         }
     }
 
+    /// The diagnostics of the references written inside the declarations `wanted` says
+    /// (`None`: outside every named one), with the declaration each is in.
     fn check_references(
         &self,
         schemas: &Schemas,
         neighbours: &BTreeSet<String>,
-        found: &mut Vec<Diagnostic>,
-    ) {
+        wanted: impl Fn(Option<DeclId>) -> bool,
+    ) -> Vec<(Option<DeclId>, Diagnostic)> {
+        let mut found = Vec::new();
         // The names each scope offers as suggestions, gathered once; and suggestions for
         // the first few unknown names only, so that a file where every reference is
         // unknown (its declarations half-typed) costs no more than one that has a few.
         let mut names_by_scope: HashMap<ScopeId, Vec<&str>> = HashMap::new();
         let mut suggestions_left = SUGGESTED_UNKNOWN_RESOURCES;
-        for reference in &self.index.references {
+        for reference in self.index.references.iter().filter(|r| wanted(r.within)) {
+            let within = reference.within;
             let Some(decl) = self.index.resolve(reference) else {
                 let top_level = self.index.is_top_level(reference.scope);
                 if top_level && neighbours.contains(&reference.resource) {
@@ -372,17 +425,20 @@ impl Analysis {
                 } else {
                     None
                 };
-                found.push(Diagnostic {
-                    range: reference.resource_range,
-                    code: DiagnosticCode::UnknownResource,
-                    message: with_suggestion(
-                        format!("there is no resource `{}`", reference.resource),
-                        suggestion,
-                    ),
-                    fix: suggestion.map(|close| {
-                        Fix::replace(reference.resource_range, crate::attribute_name(close))
-                    }),
-                });
+                found.push((
+                    within,
+                    Diagnostic {
+                        range: reference.resource_range,
+                        code: DiagnosticCode::UnknownResource,
+                        message: with_suggestion(
+                            format!("there is no resource `{}`", reference.resource),
+                            suggestion,
+                        ),
+                        fix: suggestion.map(|close| {
+                            Fix::replace(reference.resource_range, crate::attribute_name(close))
+                        }),
+                    },
+                ));
                 continue;
             };
             let decl = &self.index.resources[decl];
@@ -400,17 +456,21 @@ impl Analysis {
                 && !outputs.contains_key(output)
             {
                 let suggestion = did_you_mean(output, outputs.keys().map(String::as_str));
-                found.push(Diagnostic {
-                    range: *range,
-                    code: DiagnosticCode::UnknownOutput,
-                    message: with_suggestion(
-                        format!("resource `{}` has no output `{output}`", decl.name),
-                        suggestion,
-                    ),
-                    fix: suggestion.map(|close| Fix::replace(*range, close.to_owned())),
-                });
+                found.push((
+                    within,
+                    Diagnostic {
+                        range: *range,
+                        code: DiagnosticCode::UnknownOutput,
+                        message: with_suggestion(
+                            format!("resource `{}` has no output `{output}`", decl.name),
+                            suggestion,
+                        ),
+                        fix: suggestion.map(|close| Fix::replace(*range, close.to_owned())),
+                    },
+                ));
             }
         }
+        found
     }
 
     /// Cycles among the references written inside declarations, reported on each
@@ -556,5 +616,8 @@ fn shortest_cycle(
     None
 }
 
+mod memo;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use memo::DiagnosticsMemo;

@@ -27,6 +27,7 @@ mod syntax;
 pub mod workspace;
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 
 use nixops4_provider_protocol::{DescribeResponse, ResourceTypeDescription};
 pub use rnix::{TextRange, TextSize};
@@ -35,7 +36,7 @@ pub use syntax::{attribute_name, is_identifier};
 use crate::index::{Index, ScopeId};
 
 /// The resource types the analysis knows, by their full name (`local.file`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Schemas {
     pub types: BTreeMap<String, ResourceTypeDescription>,
 }
@@ -69,13 +70,31 @@ pub struct RecordedResource {
 }
 
 /// One file, parsed and indexed.
-#[derive(Clone)]
 pub struct Analysis {
     text: String,
     parsed: parse::Parsed,
     index: Index,
     /// What the declarations said, for the next version's index.
     bodies: index::BodyCache,
+    /// The diagnostics computed for this version, by declaration, for this version's
+    /// and the next's (`diagnostics`).
+    diagnosed: Mutex<Option<diagnostics::DiagnosticsMemo>>,
+}
+
+impl Clone for Analysis {
+    fn clone(&self) -> Analysis {
+        let diagnosed = self
+            .diagnosed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Analysis {
+            text: self.text.clone(),
+            parsed: self.parsed.clone(),
+            index: self.index.clone(),
+            bodies: self.bodies.clone(),
+            diagnosed: Mutex::new(diagnosed.clone()),
+        }
+    }
 }
 
 impl Analysis {
@@ -95,6 +114,7 @@ impl Analysis {
             parsed,
             index,
             bodies,
+            diagnosed: Mutex::new(None),
         }
     }
 
@@ -133,12 +153,17 @@ impl Analysis {
         match index::BodyEdit::of(&self.index, &old_root, &new_root, range, delta) {
             Some(edit) => {
                 let (mut index, mut bodies) = (self.index, self.bodies);
-                edit.apply(&mut index, &mut bodies);
+                let edited = edit.apply(&mut index, &mut bodies);
+                let diagnosed = self
+                    .diagnosed
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner);
                 Analysis {
                     text,
                     parsed,
                     index,
                     bodies,
+                    diagnosed: Mutex::new(diagnosed.and_then(|memo| memo.after(&edited))),
                 }
             }
             None => Analysis::from_parse(text, parsed, &self.bodies),

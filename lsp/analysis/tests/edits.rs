@@ -2,7 +2,8 @@
 //! entries around an edit, errors or not, must give exactly what parsing everything gives
 //! (tree, errors and index), except while an edit leaves a bracket or string open (then
 //! the entries around it are parsed contained, see docs/architecture/006), and no
-//! question asked at any offset of any intermediate text may panic.
+//! question asked at any offset of any intermediate text may panic. Diagnostics carried
+//! over from the version before an edit must be those of the whole text too.
 
 use std::collections::BTreeSet;
 
@@ -93,7 +94,8 @@ proptest! {
     #[test]
     fn block_reparse_equals_full_parse(edits in prop::collection::vec((edit(), any::<bool>()), 1..25)) {
         let mut analysis = Analysis::new(&fixture());
-        let schemas = Schemas::default();
+        let mut schemas = Schemas::default();
+        schemas.add_provider("local", &nixops4_resources_local::provider().describe());
         for ((at, delete, insert), after_entry) in edits {
             let text = analysis.text().to_owned();
             let start = edit_start(&text, at, after_entry);
@@ -107,6 +109,13 @@ proptest! {
             prop_assert_eq!(edited.text(), expected_text.as_str());
             if edited.is_whole_parse() {
                 prop_assert!(edited.same_as(&full), "after replacing {start}..{end} with {inserted:?} in:\n{text}");
+                // Diagnostics kept from the version before (see `diagnostics`) are the
+                // whole text's too.
+                prop_assert_eq!(
+                    edited.diagnostics(&schemas, &BTreeSet::new()),
+                    full.diagnostics(&schemas, &BTreeSet::new()),
+                    "after replacing {}..{} with {:?} in:\n{}", start, end, inserted, text
+                );
             }
             let offset = TextSize::from(floor_boundary(&expected_text, (at * expected_text.len() as f64) as usize) as u32);
             let _ = edited.diagnostics(&schemas, &BTreeSet::new());

@@ -95,15 +95,20 @@ impl BodyEdit {
         })
     }
 
-    /// Applies the edit to the index it was made of, and to the cache built with it.
-    pub(crate) fn apply(self, index: &mut Index, cache: &mut BodyCache) {
+    /// Applies the edit to the index it was made of, and to the cache built with it;
+    /// returns what changed, for what was computed from the old index.
+    pub(crate) fn apply(self, index: &mut Index, cache: &mut BodyCache) -> EditedDeclaration {
         let delta =
             i64::from(u32::from(self.new_body.len())) - i64::from(u32::from(self.old_body.len()));
         let body = self.old_body;
-        let references_inside =
+        let inside =
             |r: &Reference| r.within == Some(self.decl) && body.contains_range(r.resource_range);
-        let first = index.references.iter().position(references_inside);
-        index.references.retain(|r| !references_inside(r));
+        let targets = |references: &mut dyn Iterator<Item = &Reference>| -> Vec<(ScopeId, String)> {
+            references.map(|r| (r.scope, r.resource.clone())).collect()
+        };
+        let old_targets = targets(&mut index.references.iter().filter(|r| inside(r)));
+        let first = index.references.iter().position(inside);
+        index.references.retain(|r| !inside(r));
         let at = first.unwrap_or_else(|| {
             index
                 .references
@@ -113,13 +118,13 @@ impl BodyEdit {
         });
         let shift = Shift { body, delta };
         shift.index(index);
+        let targets_changed = old_targets != targets(&mut self.references.iter());
         index.references.splice(at..at, self.references);
         let decl = &mut index.resources[self.decl];
-        let fresh = {
-            let mut fresh = ResourceDecl::default();
-            add_body_facts(&mut fresh, self.facts.decl_at(self.new_body.start()));
-            fresh
-        };
+        let mut fresh = ResourceDecl::default();
+        add_body_facts(&mut fresh, self.facts.decl_at(self.new_body.start()));
+        let type_of = |decl: &ResourceDecl| decl.type_name.as_ref().map(|(t, _)| t.clone());
+        let type_changed = type_of(decl) != type_of(&fresh);
         decl.type_name = fresh.type_name;
         decl.type_entry_end = fresh.type_entry_end;
         decl.inputs = fresh.inputs;
@@ -127,6 +132,36 @@ impl BodyEdit {
         decl.inputs_open = fresh.inputs_open;
         cache.remove(&self.old_key);
         cache.insert(green_key(&self.new_green), (self.new_green, self.facts));
+        EditedDeclaration {
+            decl: self.decl,
+            shift,
+            type_changed,
+            targets_changed,
+        }
+    }
+}
+
+/// What an edit inside one declaration's body changed.
+pub(crate) struct EditedDeclaration {
+    pub(crate) decl: DeclId,
+    shift: Shift,
+    /// Whether its `type` is another now (what references to it may name changed).
+    pub(crate) type_changed: bool,
+    /// Whether the resources its references name changed.
+    pub(crate) targets_changed: bool,
+}
+
+impl EditedDeclaration {
+    /// Where a range outside the old body is now.
+    pub(crate) fn moved(&self, range: TextRange) -> TextRange {
+        let mut range = range;
+        self.shift.range(&mut range);
+        range
+    }
+
+    /// Whether a range of the old text lies inside the old body.
+    pub(crate) fn inside(&self, range: TextRange) -> bool {
+        self.shift.body.start() < range.end() && range.start() < self.shift.body.end()
     }
 }
 

@@ -28,6 +28,6 @@ mod model;
 mod tests;
 
 pub(crate) use cache::BodyCache;
-pub(crate) use edit::BodyEdit;
+pub(crate) use edit::{BodyEdit, EditedDeclaration};
 pub use model::ScopeId;
 pub(crate) use model::{DeclId, Index, Reference, ResourceDecl, Scope};
