@@ -121,7 +121,14 @@ impl Analysis {
     /// The analysis of this text with `range` replaced by `replacement` (see
     /// [`Analysis::edit`]); this one stays as it is.
     pub fn edited(&self, range: TextRange, replacement: &str) -> Analysis {
-        self.clone().edit(range, replacement)
+        let copy = Analysis {
+            text: self.text.clone(),
+            parsed: self.parsed.clone(),
+            index: self.index.clone(),
+            bodies: self.bodies.clone(),
+            diagnosed: Mutex::new(None),
+        };
+        copy.edit(range, replacement)
     }
 
     /// The analysis of this text with `range` replaced by `replacement`. Only the
@@ -150,10 +157,14 @@ impl Analysis {
             rnix::SyntaxNode::new_root(parsed.green.clone()),
         );
         let delta = replacement.len() as i64 - i64::from(u32::from(range.len()));
-        match index::BodyEdit::of(&self.index, &old_root, &new_root, range, delta) {
-            Some(edit) => {
-                let (mut index, mut bodies) = (self.index, self.bodies);
-                let edited = edit.apply(&mut index, &mut bodies);
+        let (mut index, mut bodies) = (self.index, self.bodies);
+        let edited = match index::BodyEdit::of(&index, &old_root, &new_root, range, delta) {
+            Some(edit) => Some(edit.apply(&mut index, &mut bodies)),
+            None => index::EntriesEdit::of(&index, &old_root, &new_root, range, delta)
+                .map(|edit| edit.apply(&mut index, &mut bodies)),
+        };
+        match edited {
+            Some(edited) => {
                 let diagnosed = self
                     .diagnosed
                     .into_inner()
@@ -166,7 +177,7 @@ impl Analysis {
                     diagnosed: Mutex::new(diagnosed.and_then(|memo| memo.after(&edited))),
                 }
             }
-            None => Analysis::from_parse(text, parsed, &self.bodies),
+            None => Analysis::from_parse(text, parsed, &bodies),
         }
     }
 

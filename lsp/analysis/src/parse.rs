@@ -36,8 +36,8 @@ pub(crate) struct Parsed {
 /// How a tree was made.
 #[derive(Clone, Debug, Default)]
 struct Shape {
-    /// Whether the text's brackets (`{}`, `[]`, `()`, `${}`) nest; `None` until a broken
-    /// text needs to know (an error-free text is rnix's tree either way).
+    /// Whether the text's brackets (`{}`, `[]`, `()`, `${}`) nest; `None` where an edit
+    /// could not tell without counting them all again (then the next one that needs it does).
     balanced: Option<bool>,
     /// In a contained parse: the blocks that were not separable...
     unseparated: Vec<TextRange>,
@@ -56,9 +56,11 @@ impl Parsed {
 
     pub(crate) fn new(text: &str) -> Parsed {
         let parse = rnix::Root::parse(text);
-        let balanced = (!parse.errors().is_empty()).then(|| nests(text));
+        // Known from the start, so that the first broken keystroke need not count the
+        // brackets of the whole text (rnix accepts some texts whose brackets do not nest).
+        let balanced = Some(nests(text));
         let tokens = match balanced {
-            Some(true) => Tokens::of(text),
+            Some(true) if !parse.errors().is_empty() => Tokens::of(text),
             _ => None,
         };
         let Some(tokens) = tokens else {
@@ -97,7 +99,7 @@ pub(crate) fn reparse(
     replacement: &str,
     new_text: &str,
 ) -> Option<Parsed> {
-    if let Some(parsed) = entries::reparse_entries(old, range, replacement, new_text) {
+    if let Some(parsed) = entries::reparse_entries(old, old_text, range, replacement, new_text) {
         return Some(parsed);
     }
     // Entries parsed with virtual closers are only ever reparsed as entries again.

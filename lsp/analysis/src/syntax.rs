@@ -174,6 +174,32 @@ pub(crate) fn literal_type(value: &ast::Expr) -> Option<&'static str> {
     }
 }
 
+/// The innermost set around `range` whose `{` ends before it and whose own `}` starts after
+/// it (a set being typed, without its `}` yet, is not one).
+pub(crate) fn set_around(
+    root: &rnix::SyntaxNode,
+    range: rnix::TextRange,
+) -> Option<rnix::SyntaxNode> {
+    use rnix::SyntaxKind::{NODE_ATTR_SET, TOKEN_L_BRACE, TOKEN_R_BRACE};
+    let covering = match root.covering_element(range) {
+        rowan::NodeOrToken::Node(node) => node,
+        rowan::NodeOrToken::Token(token) => token.parent()?,
+    };
+    covering.ancestors().find(|node| {
+        if node.kind() != NODE_ATTR_SET {
+            return false;
+        }
+        let open = node
+            .children_with_tokens()
+            .find(|c| c.kind() == TOKEN_L_BRACE);
+        let close = node.last_child_or_token();
+        matches!((open, close), (Some(open), Some(close))
+            if close.kind() == TOKEN_R_BRACE
+                && open.text_range().end() <= range.start()
+                && range.end() <= close.text_range().start())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use rnix::ast;

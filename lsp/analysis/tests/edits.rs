@@ -129,3 +129,70 @@ proptest! {
         }
     }
 }
+
+/// Applies `edits` (ranges of the text as it is then) one after the other, holding the
+/// analysis and its carried diagnostics equal to the whole text's after each.
+fn type_into(text: &str, edits: &[(usize, usize, &str)]) {
+    let mut schemas = Schemas::default();
+    schemas.add_provider("local", &nixops4_resources_local::provider().describe());
+    let mut analysis = Analysis::new(text);
+    let _ = analysis.diagnostics(&schemas, &BTreeSet::new());
+    for (start, end, inserted) in edits {
+        let range = TextRange::new(TextSize::from(*start as u32), TextSize::from(*end as u32));
+        let mut expected = analysis.text().to_owned();
+        expected.replace_range(start..end, inserted);
+        analysis = analysis.edit(range, inserted);
+        assert_eq!(analysis.text(), expected);
+        let whole = Analysis::new(&expected);
+        if analysis.is_whole_parse() {
+            assert!(analysis.same_as(&whole), "after {inserted:?}:\n{expected}");
+            assert_eq!(
+                analysis.diagnostics(&schemas, &BTreeSet::new()),
+                whole.diagnostics(&schemas, &BTreeSet::new()),
+                "after {inserted:?}:\n{expected}"
+            );
+        } else {
+            let _ = analysis.diagnostics(&schemas, &BTreeSet::new());
+        }
+    }
+}
+
+const RESOURCES: &str = r#"{ resources, ... }: {
+  resources = {
+    a = { type = "local.file"; inputs = { name = "a"; contents = resources.n.path; }; };
+    b = { type = "local.file"; inputs = { name = "b"; contents = resources.a.path; }; };
+    c = { type = "local.file"; inputs = { name = "c"; }; };
+  };
+}
+"#;
+
+#[test]
+fn resources_typed_pasted_and_deleted_keep_the_whole_texts_analysis() {
+    let after_b = RESOURCES.find("    c = {").unwrap();
+    let lines = [
+        "    n = {\n",
+        "      type = \"local.file\";\n",
+        "      inputs = {\n",
+        "        name = \"n\"; contents = resources.c.path;\n",
+        "      };\n",
+        "    };\n",
+    ];
+    let mut edits = Vec::new();
+    let mut at = after_b;
+    for line in lines {
+        edits.push((at, at, line));
+        at += line.len();
+    }
+    // Two resources naming each other, pasted at once: a cycle.
+    let pasted = "    p = { type = \"local.file\"; inputs = { name = \"p\"; contents = resources.q.path; }; };\n    q = { type = \"local.file\"; inputs = { name = \"q\"; contents = resources.p.path; }; };\n";
+    edits.push((at, at, pasted));
+    // Then `b` deleted: `a`, which it named, is named by nothing now.
+    let mut text = RESOURCES.to_owned();
+    for (start, end, inserted) in &edits {
+        text.replace_range(*start..*end, inserted);
+    }
+    let b_start = text.find("    b = {").unwrap();
+    let b_end = b_start + text[b_start..].find('\n').unwrap() + 1;
+    edits.push((b_start, b_end, ""));
+    type_into(RESOURCES, &edits);
+}

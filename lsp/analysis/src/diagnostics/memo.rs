@@ -1,17 +1,19 @@
 //! What a version's diagnostics were, per declaration, so that after an edit inside one
-//! declaration only that declaration is checked again: the others' diagnostics are moved
-//! by the edit's length. Kept for the schemas and neighbours they were computed with.
+//! declaration, or of some entries of a resources set, only the declarations it touched
+//! (and those whose references now mean another resource) are checked again: the others'
+//! diagnostics are moved by the edit's length. Kept for the schemas and neighbours they
+//! were computed with.
 //!
 //! A declaration's part holds its own checks and those of the references written inside
 //! it; references outside every named declaration have a part of their own, and so do
-//! dependency cycles, which are found again only when the edited declaration names other
-//! resources than before (or holds one of the cycle's references).
+//! dependency cycles, which are found again only when what references name changed (or
+//! the edit touched one of a cycle's references).
 
 use std::collections::BTreeSet;
 
 use super::{Diagnostic, Fix};
 use crate::Schemas;
-use crate::index::EditedDeclaration;
+use crate::index::Reindexed;
 
 #[derive(Clone, Debug)]
 pub(crate) struct DiagnosticsMemo {
@@ -53,33 +55,38 @@ impl DiagnosticsMemo {
             .flatten()
     }
 
-    /// The memo for the version after `edited`: the edited declaration to check again,
-    /// the rest moved. `None` when its type changed, which references elsewhere depend on.
-    pub(crate) fn after(mut self, edited: &EditedDeclaration) -> Option<DiagnosticsMemo> {
-        if edited.type_changed {
+    /// The memo for the version after an edit: what it replaced or changed the meaning
+    /// of to check again, the rest moved. `None` when anything may have changed.
+    pub(crate) fn after(mut self, edit: &Reindexed) -> Option<DiagnosticsMemo> {
+        if edit.recheck_all || edit.at + edit.removed > self.declarations.len() {
             return None;
         }
-        let cycles_hold = !edited.targets_changed
-            && self
-                .cycles
-                .iter()
-                .flatten()
-                .all(|d| !edited.inside(d.range));
+        let cycles_hold =
+            !edit.recheck_cycles && self.cycles.iter().flatten().all(|d| !edit.inside(d.range));
         if !cycles_hold {
             self.cycles = None;
         }
-        *self.declarations.get_mut(edited.decl)? = None;
+        self.declarations.splice(
+            edit.at..edit.at + edit.removed,
+            std::iter::repeat_n(None, edit.added),
+        );
         let parts = self
             .declarations
             .iter_mut()
             .chain([&mut self.outside, &mut self.cycles]);
         for diagnostic in parts.flatten().flatten() {
-            diagnostic.range = edited.moved(diagnostic.range);
+            diagnostic.range = edit.moved(diagnostic.range);
             if let Some(Fix { edits, .. }) = &mut diagnostic.fix {
                 for (range, _) in edits {
-                    *range = edited.moved(*range);
+                    *range = edit.moved(*range);
                 }
             }
+        }
+        for &decl in &edit.recheck {
+            *self.declarations.get_mut(decl)? = None;
+        }
+        if edit.recheck_outside {
+            self.outside = None;
         }
         Some(self)
     }

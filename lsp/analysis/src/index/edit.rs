@@ -97,7 +97,7 @@ impl BodyEdit {
 
     /// Applies the edit to the index it was made of, and to the cache built with it;
     /// returns what changed, for what was computed from the old index.
-    pub(crate) fn apply(self, index: &mut Index, cache: &mut BodyCache) -> EditedDeclaration {
+    pub(crate) fn apply(self, index: &mut Index, cache: &mut BodyCache) -> Reindexed {
         let delta =
             i64::from(u32::from(self.new_body.len())) - i64::from(u32::from(self.old_body.len()));
         let body = self.old_body;
@@ -132,34 +132,48 @@ impl BodyEdit {
         decl.inputs_open = fresh.inputs_open;
         cache.remove(&self.old_key);
         cache.insert(green_key(&self.new_green), (self.new_green, self.facts));
-        EditedDeclaration {
-            decl: self.decl,
+        Reindexed {
             shift,
-            type_changed,
-            targets_changed,
+            at: self.decl,
+            removed: 1,
+            added: 1,
+            recheck: Vec::new(),
+            recheck_outside: false,
+            recheck_cycles: targets_changed,
+            recheck_all: type_changed,
         }
     }
 }
 
-/// What an edit inside one declaration's body changed.
-pub(crate) struct EditedDeclaration {
-    pub(crate) decl: DeclId,
-    shift: Shift,
-    /// Whether its `type` is another now (what references to it may name changed).
-    pub(crate) type_changed: bool,
-    /// Whether the resources its references name changed.
-    pub(crate) targets_changed: bool,
+/// What an edit changed in the index, for what was computed from the old one: the
+/// declarations `at..at + removed` (old numbering) became `added` new ones (an edited
+/// declaration is one removed and one added), and every range outside the edited region
+/// moved.
+pub(crate) struct Reindexed {
+    pub(super) shift: Shift,
+    pub(crate) at: DeclId,
+    pub(crate) removed: usize,
+    pub(crate) added: usize,
+    /// Other declarations (new numbering) whose references' meaning changed.
+    pub(crate) recheck: Vec<DeclId>,
+    /// Whether references outside every declaration changed meaning.
+    pub(crate) recheck_outside: bool,
+    /// Whether what references name changed, so that cycles may have.
+    pub(crate) recheck_cycles: bool,
+    /// Whether anything may have changed (a type another now, that references elsewhere
+    /// depend on).
+    pub(crate) recheck_all: bool,
 }
 
-impl EditedDeclaration {
-    /// Where a range outside the old body is now.
+impl Reindexed {
+    /// Where a range outside the old region is now.
     pub(crate) fn moved(&self, range: TextRange) -> TextRange {
         let mut range = range;
         self.shift.range(&mut range);
         range
     }
 
-    /// Whether a range of the old text lies inside the old body.
+    /// Whether a range of the old text meets the old region.
     pub(crate) fn inside(&self, range: TextRange) -> bool {
         self.shift.body.start() < range.end() && range.start() < self.shift.body.end()
     }
@@ -221,7 +235,7 @@ fn same_facts(decl: &ResourceDecl, said: &ResourceDecl) -> bool {
 
 /// Whether two trees are the same but for `old` and `new`, which stand in the same place:
 /// each of their ancestors has the same other children.
-fn same_outside(old: &SyntaxNode, new: &SyntaxNode) -> bool {
+pub(super) fn same_outside(old: &SyntaxNode, new: &SyntaxNode) -> bool {
     let mut pair = (old.clone(), new.clone());
     loop {
         let (old, new) = pair;
@@ -263,7 +277,7 @@ fn same_outside(old: &SyntaxNode, new: &SyntaxNode) -> bool {
 
 /// The functions that open scopes, by their range after the edit (every scope but the
 /// file's).
-fn lambda_scopes(index: &Index, shift: &Shift) -> HashMap<TextRange, ScopeId> {
+pub(super) fn lambda_scopes(index: &Index, shift: &Shift) -> HashMap<TextRange, ScopeId> {
     index
         .scope_ids()
         .skip(1)
@@ -277,13 +291,13 @@ fn lambda_scopes(index: &Index, shift: &Shift) -> HashMap<TextRange, ScopeId> {
 
 /// Moves ranges for an edit inside `body` that changed its length by `delta`: those after
 /// it move, those around it grow. Nothing kept is inside it.
-struct Shift {
-    body: TextRange,
-    delta: i64,
+pub(super) struct Shift {
+    pub(super) body: TextRange,
+    pub(super) delta: i64,
 }
 
 impl Shift {
-    fn offset(&self, at: TextSize) -> TextSize {
+    pub(super) fn offset(&self, at: TextSize) -> TextSize {
         if at >= self.body.end() {
             TextSize::from((i64::from(u32::from(at)) + self.delta) as u32)
         } else {
@@ -291,11 +305,11 @@ impl Shift {
         }
     }
 
-    fn range(&self, range: &mut TextRange) {
+    pub(super) fn range(&self, range: &mut TextRange) {
         *range = TextRange::new(self.offset(range.start()), self.offset(range.end()));
     }
 
-    fn index(&self, index: &mut Index) {
+    pub(super) fn index(&self, index: &mut Index) {
         for scope in &mut index.scopes {
             self.range(&mut scope.range);
         }

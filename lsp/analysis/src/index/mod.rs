@@ -18,16 +18,18 @@
 //! Private to the crate: features ask it their questions and answer the server's.
 //! `model` is the data, `lower` fills it from the tree, `cache` keeps what unchanged
 //! declarations said for the next version, `edit` updates it for an edit inside one
-//! declaration.
+//! declaration, `splice` for whole resources added to or removed from a set.
 
 mod cache;
 mod edit;
 mod lower;
 mod model;
+mod splice;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use cache::BodyCache;
-pub(crate) use edit::{BodyEdit, EditedDeclaration};
+pub(crate) use edit::{BodyEdit, Reindexed};
 pub use model::ScopeId;
 pub(crate) use model::{DeclId, Index, Reference, ResourceDecl, Scope};
+pub(crate) use splice::EntriesEdit;

@@ -4,7 +4,7 @@
 //!
 //! Filled by `lower`; features read it. Nothing here looks at syntax.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use rnix::{TextRange, TextSize};
 
@@ -179,6 +179,29 @@ impl Index {
     pub(crate) fn add_scope(&mut self, owner: Option<DeclId>, range: TextRange) -> ScopeId {
         self.scopes.push(Scope { owner, range });
         ScopeId((self.scopes.len() - 1) as u32)
+    }
+
+    /// Renumbers every declaration the names know by `renumber`, after forgetting the
+    /// names `forgotten` of `scope`.
+    pub(crate) fn rename_declarations(
+        &mut self,
+        scope: ScopeId,
+        forgotten: &BTreeSet<String>,
+        renumber: impl Fn(DeclId) -> DeclId,
+    ) {
+        for (names_scope, names) in &mut self.by_name {
+            if *names_scope == scope {
+                names.retain(|name, _| !forgotten.contains(name));
+            }
+            for id in names.values_mut() {
+                *id = renumber(*id);
+            }
+        }
+    }
+
+    /// Makes `name` of `scope` mean declaration `id`.
+    pub(crate) fn name(&mut self, scope: ScopeId, name: String, id: DeclId) {
+        self.by_name.entry(scope).or_default().insert(name, id);
     }
 
     /// The resource `name` of `scope`, declared here if it is not yet; `range` is one more

@@ -24,6 +24,10 @@ use rowan::{GreenNode, GreenToken, Language, NodeOrToken};
 
 type GreenElement = NodeOrToken<GreenNode, GreenToken>;
 
+use crate::syntax::set_around;
+
+use super::blocks::nests;
+
 use super::{
     Parsed, Shape, error_range, moved, moved_outside, moved_range_outside, single_node, with_range,
 };
@@ -33,6 +37,7 @@ use super::{
 /// that is not sure to be right (see the module's comment).
 pub(super) fn reparse_entries(
     old: &Parsed,
+    old_text: &str,
     range: TextRange,
     replacement: &str,
     new_text: &str,
@@ -82,7 +87,15 @@ pub(super) fn reparse_entries(
         return Some(Parsed {
             green,
             errors: Vec::new(),
-            shape: Shape::default(),
+            shape: Shape {
+                // rnix accepts some texts whose brackets do not nest: what they do
+                // outside these entries is still so.
+                balanced: old
+                    .shape
+                    .balanced
+                    .filter(|_| nests(&old_text[old_region]) && nests(region_text)),
+                ..Shape::default()
+            },
         });
     }
     let delta = new_len as i64 - i64::from(u32::from(old_region.len()));
@@ -118,8 +131,9 @@ pub(super) fn reparse_entries(
 }
 
 /// The entries of `text` (set entries and the trivia between them), parsed inside a
-/// `{` `}` of their own, with what it leaves `unclosed` closed by virtual closers and a
-/// virtual `;` that are taken out again; and the errors in the text, from its start.
+/// `{` `}` of their own, with what it leaves `unclosed` closed by virtual closers (and a
+/// virtual `;` after each that closes a binding's value, and after the last) that are
+/// taken out again; and the errors in the text, from its start.
 /// `None` when the parse does not end with the `}` around (or has errors while nothing
 /// is left open).
 fn parse_entries(text: &str, unclosed: &[Opening]) -> Option<(Vec<GreenElement>, Vec<ParseError>)> {
@@ -127,11 +141,20 @@ fn parse_entries(text: &str, unclosed: &[Opening]) -> Option<(Vec<GreenElement>,
     wrapped.push('{');
     wrapped.push_str(text);
     let mut virtual_tokens = Vec::new();
-    let closers = unclosed.iter().rev().map(|o| o.closer);
-    let ending = (!unclosed.is_empty()).then_some(";");
-    for token in closers.chain(ending) {
-        virtual_tokens.push((TextSize::of(wrapped.as_str()), token));
-        wrapped.push_str(token);
+    for opening in unclosed.iter().rev() {
+        let ending = opening.after_assign.then_some(";");
+        for token in std::iter::once(opening.closer).chain(ending) {
+            virtual_tokens.push((TextSize::of(wrapped.as_str()), token));
+            wrapped.push_str(token);
+        }
+    }
+    // The entry the outermost opening is in ends too.
+    if virtual_tokens
+        .last()
+        .is_some_and(|(_, token)| *token != ";")
+    {
+        virtual_tokens.push((TextSize::of(wrapped.as_str()), ";"));
+        wrapped.push(';');
     }
     wrapped.push('}');
     let parse = rnix::Root::parse(&wrapped);
@@ -189,23 +212,10 @@ fn error_node(text: &str) -> GreenElement {
 /// The innermost set around `range` whose `{` ends before it and whose own `}` starts
 /// after it, with the indices of those two among its children.
 fn enclosing_set(root: &SyntaxNode, range: TextRange) -> Option<(SyntaxNode, usize, usize)> {
-    let covering = match root.covering_element(range) {
-        NodeOrToken::Node(node) => node,
-        NodeOrToken::Token(token) => token.parent()?,
-    };
-    covering.ancestors().find_map(|node| {
-        if node.kind() != NODE_ATTR_SET {
-            return None;
-        }
-        let children: Vec<_> = node.children_with_tokens().collect();
-        let open = children.iter().position(|c| c.kind() == TOKEN_L_BRACE)?;
-        let close = children.len().checked_sub(1)?;
-        (close > open
-            && children[close].kind() == TOKEN_R_BRACE
-            && children[open].text_range().end() <= range.start()
-            && range.end() <= children[close].text_range().start())
-        .then_some((node, open, close))
-    })
+    let set = set_around(root, range)?;
+    let children: Vec<_> = set.children_with_tokens().collect();
+    let open = children.iter().position(|c| c.kind() == TOKEN_L_BRACE)?;
+    Some((set, open, children.len() - 1))
 }
 
 /// A bracket or string a text opens and does not close.
@@ -214,6 +224,8 @@ struct Opening {
     range: TextRange,
     closer: &'static str,
     closing_kind: SyntaxKind,
+    /// Whether it opens a binding's value (`name = {`), which a `;` ends.
+    after_assign: bool,
 }
 
 /// What `text` leaves open, outermost first; `None` when it closes something it did not
@@ -221,9 +233,14 @@ struct Opening {
 fn unclosed(text: &str) -> Option<Vec<Opening>> {
     let mut open: Vec<Opening> = Vec::new();
     let mut at = TextSize::from(0);
+    let mut previous = None;
     for (kind, piece) in rnix::tokenize(text) {
         let range = TextRange::at(at, TextSize::of(piece));
         at = range.end();
+        let after_assign = previous == Some(TOKEN_ASSIGN);
+        if !kind.is_trivia() {
+            previous = Some(kind);
+        }
         let (closer, closing_kind) = match kind {
             TOKEN_L_BRACE => ("}", TOKEN_R_BRACE),
             TOKEN_L_BRACK => ("]", TOKEN_R_BRACK),
@@ -245,6 +262,7 @@ fn unclosed(text: &str) -> Option<Vec<Opening>> {
             range,
             closer,
             closing_kind,
+            after_assign,
         });
     }
     Some(open)
