@@ -51,9 +51,18 @@ impl Analysis {
             && text[..at].ends_with('.')
             && !text[at..].starts_with(is_word_char)
         {
-            // With or without the `;` that a binding still lacks: whichever parses better.
-            let patched = [PLACEHOLDER, &format!("{PLACEHOLDER};")]
-                .map(|insert| self.edited(crate::TextRange::empty(offset), insert))
+            // With or without the `;` that a binding still lacks: whichever parses better,
+            // the first that parses without error (each is an edit of the whole analysis).
+            let mut tried = Vec::new();
+            for insert in [&format!("{PLACEHOLDER};"), PLACEHOLDER] {
+                let patched = self.edited(crate::TextRange::empty(offset), insert);
+                let clean = patched.parse_errors().is_empty();
+                tried.push(patched);
+                if clean {
+                    break;
+                }
+            }
+            let patched = tried
                 .into_iter()
                 .min_by_key(|patched| patched.parse_errors().len());
             if let Some(patched) = patched {

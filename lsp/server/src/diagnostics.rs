@@ -11,19 +11,28 @@ use crate::runner::PlanStatus;
 use crate::snapshot::{Context, Snapshot};
 use crate::to_proto;
 
-/// Publishes a document's diagnostics, for the version the snapshot holds.
-pub fn publish(snap: &Snapshot, uri: &Uri) {
-    let Some(context) = snap.context(uri) else {
-        return;
-    };
-    let document = &context.document;
-    let mut converted: Vec<Diagnostic> = analysis(snap, uri, &context)
+/// Publishes the diagnostics of the documents `uris`, for the versions the snapshot holds.
+/// The snapshot is let go before they are sent, so that a client answering at once finds
+/// the documents' analyses held by the main loop alone, to edit in place.
+pub fn publish(snap: Snapshot, uris: &[Uri]) {
+    let found: Vec<_> = uris
         .iter()
-        .map(|found| to_proto::diagnostic(document, found))
+        .filter_map(|uri| {
+            let context = snap.context(uri)?;
+            let document = &context.document;
+            let mut converted: Vec<Diagnostic> = analysis(&snap, uri, &context)
+                .iter()
+                .map(|found| to_proto::diagnostic(document, found))
+                .collect();
+            converted.extend(evaluation(&snap, uri, document));
+            Some((uri.clone(), converted, document.version()))
+        })
         .collect();
-    converted.extend(evaluation(snap, uri, document));
-    snap.client()
-        .publish_diagnostics(uri.clone(), converted, Some(document.version()));
+    let client = snap.client().clone();
+    drop(snap);
+    for (uri, diagnostics, version) in found {
+        client.publish_diagnostics(uri, diagnostics, Some(version));
+    }
 }
 
 /// What the analysis finds in a document of its deployment.

@@ -60,6 +60,8 @@ pub struct Project {
     settings: Settings,
     /// Files on disk that are not open, analysed.
     disk: DashMap<PathBuf, Arc<Analysis>>,
+    /// The flake each file is in, as last looked up (`forget_flakes` after files change).
+    flakes: DashMap<PathBuf, Option<PathBuf>>,
     local: Arc<Schemas>,
     /// Declared providers' descriptions (`None`: it could not describe itself).
     described: Mutex<HashMap<ProviderKey, Option<DescribeResponse>>>,
@@ -76,6 +78,7 @@ impl Project {
             trusted,
             settings,
             disk: DashMap::new(),
+            flakes: DashMap::new(),
             local: Arc::new(local),
             described: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
@@ -177,11 +180,23 @@ impl Project {
     /// The directory of the flake a file belongs to: the nearest one above it with a
     /// `flake.nix`, not above the workspace unless trusted.
     pub fn flake_dir(&self, file: &Path) -> Option<PathBuf> {
-        file.ancestors()
+        if let Some(known) = self.flakes.get(file) {
+            return known.clone();
+        }
+        let found = file
+            .ancestors()
             .skip(1)
             .take_while(|dir| self.readable(dir))
             .find(|dir| dir.join("flake.nix").is_file())
-            .map(Path::to_owned)
+            .map(Path::to_owned);
+        self.flakes.insert(file.to_owned(), found.clone());
+        found
+    }
+
+    /// Forgets which flake each file is in, after files were opened, saved, closed or
+    /// changed on disk (a `flake.nix` may have come or gone).
+    pub fn forget_flakes(&self) {
+        self.flakes.clear();
     }
 
     /// The files on disk in the same flake as `file` (all of them outside any flake).

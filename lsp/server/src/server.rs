@@ -82,20 +82,18 @@ fn on_event(state: &mut State, event: Event) {
                 deployment: deployment.name,
                 flake: deployment.flake_dir.display().to_string(),
             });
-            tokio::spawn(async move { publish_all(&snap) });
+            tokio::spawn(async move { publish_all(snap) });
         }
         Event::Republish(None) => {
-            tokio::spawn(async move { publish_all(&snap) });
+            tokio::spawn(async move { publish_all(snap) });
         }
         Event::Republish(Some(uri)) => {
-            tokio::spawn(async move { diagnostics::publish(&snap, &uri) });
+            tokio::spawn(async move { diagnostics::publish(snap, &[uri]) });
         }
     }
 }
 
-fn publish_all(snap: &Snapshot) {
+fn publish_all(snap: Snapshot) {
     let uris: Vec<_> = snap.uris().cloned().collect();
-    for uri in uris {
-        diagnostics::publish(snap, &uri);
-    }
+    diagnostics::publish(snap, &uris);
 }

@@ -21,6 +21,7 @@ pub fn did_open(state: &mut State, params: DidOpenTextDocumentParams) {
     let document = Document::new(&opened.text, opened.version);
     state.documents_mut().insert(opened.uri.clone(), document);
     let Some(snap) = state.snapshot() else { return };
+    snap.project().forget_flakes();
     publish_later(snap.clone(), opened.uri.clone());
     describe_providers(&snap, &opened.uri);
     plan_later(&snap, &opened.uri);
@@ -39,6 +40,7 @@ pub fn did_change(state: &mut State, params: DidChangeTextDocumentParams) {
 
 pub fn did_save(state: &mut State, params: DidSaveTextDocumentParams) {
     let Some(snap) = state.snapshot() else { return };
+    snap.project().forget_flakes();
     describe_providers(&snap, &params.text_document.uri);
     plan_later(&snap, &params.text_document.uri);
 }
@@ -47,6 +49,7 @@ pub fn did_close(state: &mut State, params: DidCloseTextDocumentParams) {
     let uri = params.text_document.uri;
     state.documents_mut().remove(&uri);
     if let Some(snap) = state.snapshot() {
+        snap.project().forget_flakes();
         // From now on the file is seen as on disk (if the workspace lets it be read).
         if let Some(path) = from_proto::file_path(&uri) {
             snap.project().reload(&path);
@@ -75,7 +78,7 @@ pub fn cancel_progress(state: &mut State, params: WorkDoneProgressCancelParams) 
 
 /// The document's diagnostics, for the version in `snap`, once the main loop is idle.
 fn publish_later(snap: Snapshot, uri: Uri) {
-    tokio::spawn(async move { diagnostics::publish(&snap, &uri) });
+    tokio::spawn(async move { diagnostics::publish(snap, &[uri]) });
 }
 
 /// Asks the providers a document declares for their schemas (trusted workspaces only),
