@@ -51,6 +51,11 @@ impl Analysis {
             && text[..at].ends_with('.')
             && !text[at..].starts_with(is_word_char)
         {
+            // A reference being typed: the error stays inside the set around it (`parse`),
+            // so the functions that say what `resources` is there still read.
+            if let Some(items) = self.reference_completions(&text[..at], offset, schemas, others) {
+                return items;
+            }
             // With or without the `;` that a binding still lacks: whichever parses better,
             // the first that parses without error (each is an edit of the whole analysis).
             let mut tried = Vec::new();

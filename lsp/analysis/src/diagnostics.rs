@@ -486,13 +486,8 @@ impl Analysis {
                 edges[from].push((to, reference.resource_range));
             }
         }
-        let components = strongly_connected(&edges);
-        for component in components {
+        for component in cycles_of(&edges) {
             let first = component[0];
-            let cyclic = component.len() > 1 || edges[first].iter().any(|(t, _)| *t == first);
-            if !cyclic {
-                continue;
-            }
             let members: BTreeSet<DeclId> = component.iter().copied().collect();
             let Some(cycle) = shortest_cycle(first, &edges, &members) else {
                 continue;
@@ -529,8 +524,10 @@ fn with_suggestion(message: String, suggestion: Option<&str>) -> String {
     }
 }
 
-/// Kosaraju's algorithm, iterative so that long chains cannot overflow the stack.
-fn strongly_connected(edges: &[Vec<(DeclId, TextRange)>]) -> Vec<Vec<DeclId>> {
+/// The strongly connected components that hold a cycle (more than one resource, or one
+/// naming itself), by Kosaraju's algorithm, iterative so that long chains cannot overflow
+/// the stack.
+fn cycles_of(edges: &[Vec<(DeclId, TextRange)>]) -> Vec<Vec<DeclId>> {
     let count = edges.len();
     let mut order = Vec::with_capacity(count);
     let mut visited = vec![false; count];
@@ -560,13 +557,16 @@ fn strongly_connected(edges: &[Vec<(DeclId, TextRange)>]) -> Vec<Vec<DeclId>> {
     }
     let mut assigned = vec![false; count];
     let mut components = Vec::new();
+    // Reused: most components are one resource outside any cycle.
+    let (mut component, mut stack) = (Vec::new(), Vec::new());
     for &start in order.iter().rev() {
         if assigned[start] {
             continue;
         }
         assigned[start] = true;
-        let mut component = vec![start];
-        let mut stack = vec![start];
+        component.clear();
+        component.push(start);
+        stack.push(start);
         while let Some(node) = stack.pop() {
             for &from in &reverse[node] {
                 if !assigned[from] {
@@ -576,8 +576,11 @@ fn strongly_connected(edges: &[Vec<(DeclId, TextRange)>]) -> Vec<Vec<DeclId>> {
                 }
             }
         }
-        component.sort_unstable();
-        components.push(component);
+        let cyclic = component.len() > 1 || edges[start].iter().any(|(to, _)| *to == start);
+        if cyclic {
+            component.sort_unstable();
+            components.push(component.clone());
+        }
     }
     components
 }
