@@ -60,6 +60,8 @@ pub struct Project {
     settings: Settings,
     /// Files on disk that are not open, analysed.
     disk: DashMap<PathBuf, Arc<Analysis>>,
+    /// Files open in the editor, whose text is the editor's: never also read from disk.
+    open: DashMap<PathBuf, ()>,
     /// The flake each file is in, as last looked up (`forget_flakes` after files change).
     flakes: DashMap<PathBuf, Option<PathBuf>>,
     local: Arc<Schemas>,
@@ -78,6 +80,7 @@ impl Project {
             trusted,
             settings,
             disk: DashMap::new(),
+            open: DashMap::new(),
             flakes: DashMap::new(),
             local: Arc::new(local),
             described: Mutex::new(HashMap::new()),
@@ -164,8 +167,11 @@ impl Project {
         }
     }
 
-    /// Reads a file again (it changed on disk or was closed).
+    /// Reads a file again (it changed on disk or was closed), unless it is open.
     pub fn reload(&self, path: &Path) {
+        if self.open.contains_key(path) {
+            return;
+        }
         match self.read_checked(path) {
             Some(text) => {
                 self.disk
@@ -175,6 +181,18 @@ impl Project {
                 self.disk.remove(path);
             }
         }
+    }
+
+    /// A file was opened in the editor: what was read of it from disk is let go.
+    pub fn opened(&self, path: &Path) {
+        self.open.insert(path.to_owned(), ());
+        self.disk.remove(path);
+    }
+
+    /// A file was closed in the editor: from now on it is read from disk.
+    pub fn closed(&self, path: &Path) {
+        self.open.remove(path);
+        self.reload(path);
     }
 
     /// The directory of the flake a file belongs to: the nearest one above it with a

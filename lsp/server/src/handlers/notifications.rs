@@ -22,6 +22,9 @@ pub fn did_open(state: &mut State, params: DidOpenTextDocumentParams) {
     state.documents_mut().insert(opened.uri.clone(), document);
     let Some(snap) = state.snapshot() else { return };
     snap.project().forget_flakes();
+    if let Some(path) = from_proto::file_path(&opened.uri) {
+        snap.project().opened(&path);
+    }
     publish_later(snap.clone(), opened.uri.clone());
     describe_providers(&snap, &opened.uri);
     plan_later(&snap, &opened.uri);
@@ -52,7 +55,7 @@ pub fn did_close(state: &mut State, params: DidCloseTextDocumentParams) {
         snap.project().forget_flakes();
         // From now on the file is seen as on disk (if the workspace lets it be read).
         if let Some(path) = from_proto::file_path(&uri) {
-            snap.project().reload(&path);
+            snap.project().closed(&path);
         }
     }
     state.client().publish_diagnostics(uri, Vec::new(), None);
