@@ -171,16 +171,23 @@ impl LspClient {
         what: &str,
         wanted: impl Fn(&Value) -> bool,
     ) -> (Instant, Value) {
+        self.try_wait_for_timed(wanted)
+            .unwrap_or_else(|| panic!("no {what} within {DEADLINE:?}"))
+    }
+
+    /// Like [`LspClient::wait_for_timed`], `None` when the server stopped answering: no such
+    /// message within the deadline, or its output ended (it exited).
+    pub fn try_wait_for_timed(
+        &mut self,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<(Instant, Value)> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let (at, message) = self
-                .messages
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"));
+            let (at, message) = self.messages.recv_timeout(left).ok()?;
             self.transcript.push(message.clone());
             if wanted(&message) {
-                return (at, message);
+                return Some((at, message));
             }
             // A request from the server that nobody waits for (configuration, registration):
             // answered empty, so that a server waiting for it goes on.

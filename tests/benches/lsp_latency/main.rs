@@ -204,9 +204,29 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], others: usize, r
                 let (mut answered, mut published) =
                     (None, if server.publishes { None } else { Some(sent) });
                 while answered.is_none() || published.is_none() {
-                    let (at, message) = client.wait_for_timed("an answer and diagnostics", |m| {
+                    let Some((at, message)) = client.try_wait_for_timed(|m| {
                         is_response(m, id) || diagnostics_for(m, &uri, version)
-                    });
+                    }) else {
+                        // A server that crashed (nil overflows its stack on some broken
+                        // texts) is reported as such, and the run goes on without it.
+                        let alive = std::fs::read_to_string(format!("/proc/{}/stat", client.pid()))
+                            .is_ok_and(|stat| {
+                                // Not a zombie: its state, after the command's parentheses.
+                                stat.rsplit_once(')')
+                                    .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                            });
+                        let what = if alive {
+                            "no answer within 30 s"
+                        } else {
+                            "it exited"
+                        };
+                        println!(
+                            "    {:<30} {} stopped answering: {what}",
+                            case.name(),
+                            server.name
+                        );
+                        return;
+                    };
                     if is_response(&message, id) {
                         assert!(message.get("error").is_none(), "{message}");
                         answered = Some(at);
