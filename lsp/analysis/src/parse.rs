@@ -46,6 +46,9 @@ struct Shape {
     /// Whether an edit left a bracket or string open and the entries around it were
     /// parsed with virtual closers (`entries`): then the tree is not the whole parse's.
     open_entries: bool,
+    /// While entries are open: whether the text nested before they were, which it does
+    /// again once they are closed if what closes them nests.
+    balanced_before_open: Option<bool>,
 }
 
 impl Parsed {
@@ -167,6 +170,7 @@ pub(crate) fn reparse(
                 unseparated: keep(&old.shape.unseparated, &new_block.shape.unseparated),
                 fallbacks: keep(&old.shape.fallbacks, &new_block.shape.fallbacks),
                 open_entries: false,
+                balanced_before_open: None,
             }
         };
         return Some(Parsed {

@@ -200,6 +200,21 @@ pub(crate) fn set_around(
     })
 }
 
+/// The kind and range of each of a node's children, read from its green node: a set of
+/// ten thousand resources is not walked with a cursor per child.
+pub(crate) fn child_ranges(node: &rnix::SyntaxNode) -> Vec<(rnix::SyntaxKind, rnix::TextRange)> {
+    use rowan::Language;
+    let mut at = node.text_range().start();
+    node.green()
+        .children()
+        .map(|child| {
+            let range = rnix::TextRange::at(at, child.text_len());
+            at = range.end();
+            (rnix::NixLanguage::kind_from_raw(child.kind()), range)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use rnix::ast;

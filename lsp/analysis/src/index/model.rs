@@ -189,10 +189,12 @@ impl Index {
         forgotten: &BTreeSet<String>,
         renumber: impl Fn(DeclId) -> DeclId,
     ) {
-        for (names_scope, names) in &mut self.by_name {
-            if *names_scope == scope {
-                names.retain(|name, _| !forgotten.contains(name));
+        if let Some(names) = self.by_name.get_mut(&scope) {
+            for name in forgotten {
+                names.remove(name);
             }
+        }
+        for names in self.by_name.values_mut() {
             for id in names.values_mut() {
                 *id = renumber(*id);
             }

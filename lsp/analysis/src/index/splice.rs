@@ -10,7 +10,7 @@
 //! is indexed again whole. `lsp/analysis/tests/edits.rs` holds the result equal to indexing
 //! the new tree whole.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use rnix::ast;
@@ -21,7 +21,10 @@ use super::cache::{BodyCache, BodyFacts, add_body_facts, green_key};
 use super::edit::{Reindexed, Shift, lambda_scopes, same_outside};
 use super::lower::binding_scope;
 use super::model::{DeclId, Index, Reference, ResourceDecl, ScopeId};
-use crate::syntax::{set_around, static_names};
+use crate::syntax::{child_ranges, set_around, static_names};
+
+/// A child of a green node, as its children iterator gives it.
+type GreenRef<'a> = rowan::NodeOrToken<&'a rowan::GreenNodeData, &'a rowan::GreenTokenData>;
 
 /// One entry `name = { ... };` of a resources set, as read.
 struct Entry {
@@ -72,43 +75,53 @@ impl EntriesEdit {
         if !same_outside(&old_set, &new_set) {
             return None;
         }
-        let old_children: Vec<_> = old_set.children_with_tokens().collect();
-        let new_children: Vec<_> = new_set.children_with_tokens().collect();
-        let same = |a: &rnix::SyntaxElement, b: &rnix::SyntaxElement| match (a, b) {
-            (rowan::NodeOrToken::Node(a), rowan::NodeOrToken::Node(b)) => {
-                std::ptr::eq::<rowan::GreenNodeData>(a.green(), b.green())
-            }
-            (rowan::NodeOrToken::Token(a), rowan::NodeOrToken::Token(b)) => {
-                std::ptr::eq::<rowan::GreenTokenData>(a.green(), b.green())
-            }
+        // The children both versions share, from the front and from the back, compared
+        // by their green identity (without a cursor per child).
+        let (old_green, new_green) = (old_set.green(), new_set.green());
+        let same = |a: GreenRef<'_>, b: GreenRef<'_>| match (a, b) {
+            (rowan::NodeOrToken::Node(a), rowan::NodeOrToken::Node(b)) => std::ptr::eq(a, b),
+            (rowan::NodeOrToken::Token(a), rowan::NodeOrToken::Token(b)) => std::ptr::eq(a, b),
             _ => false,
         };
-        let prefix = old_children
-            .iter()
-            .zip(&new_children)
-            .take_while(|(a, b)| same(a, b))
+        let (old_count, new_count) = (old_green.children().len(), new_green.children().len());
+        let prefix = old_green
+            .children()
+            .zip(new_green.children())
+            .take_while(|(a, b)| same(*a, *b))
             .count();
-        let most = old_children.len().min(new_children.len()) - prefix;
-        let suffix = old_children
-            .iter()
+        let suffix = old_green
+            .children()
             .rev()
-            .zip(new_children.iter().rev())
-            .take(most)
-            .take_while(|(a, b)| same(a, b))
+            .zip(new_green.children().rev())
+            .take(old_count.min(new_count) - prefix)
+            .take_while(|(a, b)| same(*a, *b))
             .count();
-        let old_mid = &old_children[prefix..old_children.len() - suffix];
-        let new_mid = &new_children[prefix..new_children.len() - suffix];
+        let old_ranges = child_ranges(&old_set);
+        let new_ranges = child_ranges(&new_set);
+        let elements = |set: &SyntaxNode, ranges: &[(SyntaxKind, TextRange)]| {
+            ranges
+                .iter()
+                .map(|(_, range)| set.child_or_token_at_range(*range))
+                .collect::<Option<Vec<_>>>()
+        };
+        let old_mid = elements(&old_set, &old_ranges[prefix..old_count - suffix])?;
+        let new_mid = elements(&new_set, &new_ranges[prefix..new_count - suffix])?;
         let region = match (old_mid.first(), old_mid.last()) {
             (Some(first), Some(last)) => {
                 TextRange::new(first.text_range().start(), last.text_range().end())
             }
             _ => TextRange::empty(new_mid.first()?.text_range().start()),
         };
-        // The set's kept entries tell its scope: one of them is a resource the index knows.
-        let kept = old_children[..prefix]
+        // The set's kept entries tell its scope: one of them is a resource the index
+        // knows. The nearest before the change, else after it.
+        let kept = old_ranges[..prefix]
             .iter()
-            .chain(&old_children[old_children.len() - suffix..])
-            .filter_map(|c| c.as_node().cloned().and_then(ast::AttrpathValue::cast));
+            .rev()
+            .chain(&old_ranges[old_count - suffix..])
+            .filter(|(kind, _)| *kind == SyntaxKind::NODE_ATTRPATH_VALUE)
+            .take(1)
+            .filter_map(|(_, range)| old_set.child_or_token_at_range(*range)?.into_node())
+            .filter_map(ast::AttrpathValue::cast);
         let scope = kept
             .filter_map(|entry| {
                 let (name, name_range) = single_name(&entry)?;
@@ -118,8 +131,8 @@ impl EntriesEdit {
                 })
             })
             .next()?;
-        let old_entries = entries(old_mid)?;
-        let new_entries = entries(new_mid)?;
+        let old_entries = entries(&old_mid)?;
+        let new_entries = entries(&new_mid)?;
         // The old entries are consecutive declarations, each written once, here.
         let mut old = Vec::new();
         for entry in &old_entries {
@@ -282,11 +295,12 @@ impl EntriesEdit {
             .references
             .splice(references_at..references_at, new_references);
         // What now means another resource, or none: references naming a changed name.
+        let changed: HashSet<&str> = changed_names.iter().map(String::as_str).collect();
         let mut recheck = BTreeSet::new();
         let mut recheck_outside = false;
         let mut recheck_cycles = false;
         for reference in &index.references {
-            if reference.scope != self.scope || !changed_names.contains(&reference.resource) {
+            if reference.scope != self.scope || !changed.contains(reference.resource.as_str()) {
                 continue;
             }
             match reference.within {

@@ -24,7 +24,7 @@ use rowan::{GreenNode, GreenToken, Language, NodeOrToken};
 
 type GreenElement = NodeOrToken<GreenNode, GreenToken>;
 
-use crate::syntax::set_around;
+use crate::syntax::{child_ranges, set_around};
 
 use super::blocks::nests;
 
@@ -43,20 +43,21 @@ pub(super) fn reparse_entries(
     new_text: &str,
 ) -> Option<Parsed> {
     let root = SyntaxNode::new_root(old.green.clone());
-    let (set, open, close) = enclosing_set(&root, range)?;
-    let children: Vec<_> = set.children_with_tokens().collect();
+    let set = set_around(&root, range)?;
+    let children = child_ranges(&set);
+    let open = children
+        .iter()
+        .position(|(kind, _)| *kind == TOKEN_L_BRACE)?;
+    let close = children.len() - 1;
     let touched: Vec<usize> = (open + 1..close)
         .filter(|&k| {
-            let child = children[k].text_range();
+            let child = children[k].1;
             child.end() >= range.start() && child.start() <= range.end()
         })
         .collect();
     let (first, last, old_region) = match (touched.first(), touched.last()) {
         (Some(&first), Some(&last)) => {
-            let spanned = TextRange::new(
-                children[first].text_range().start(),
-                children[last].text_range().end(),
-            );
+            let spanned = TextRange::new(children[first].1.start(), children[last].1.end());
             (first, last + 1, spanned)
         }
         // An empty set: the edit is all there is between its braces.
@@ -88,12 +89,17 @@ pub(super) fn reparse_entries(
             green,
             errors: Vec::new(),
             shape: Shape {
-                // rnix accepts some texts whose brackets do not nest: what they do
-                // outside these entries is still so.
-                balanced: old
-                    .shape
-                    .balanced
-                    .filter(|_| nests(&old_text[old_region]) && nests(region_text)),
+                // rnix accepts some texts whose brackets do not nest: what they do outside
+                // these entries is still so. Entries that were open and are closed now
+                // leave the text as it was before they were opened.
+                balanced: if old.shape.open_entries {
+                    old.shape.balanced_before_open
+                } else {
+                    old.shape.balanced
+                }
+                .filter(|_| {
+                    (old.shape.open_entries || nests(&old_text[old_region])) && nests(region_text)
+                }),
                 ..Shape::default()
             },
         });
@@ -126,6 +132,11 @@ pub(super) fn reparse_entries(
             unseparated: moved(&old.shape.unseparated),
             fallbacks: moved(&old.shape.fallbacks),
             open_entries: true,
+            balanced_before_open: if old.shape.open_entries {
+                old.shape.balanced_before_open
+            } else {
+                old.shape.balanced.filter(|_| nests(&old_text[old_region]))
+            },
         },
     })
 }
@@ -207,15 +218,6 @@ fn error_node(text: &str) -> GreenElement {
         rnix::NixLanguage::kind_to_raw(NODE_ERROR),
         tokens,
     ))
-}
-
-/// The innermost set around `range` whose `{` ends before it and whose own `}` starts
-/// after it, with the indices of those two among its children.
-fn enclosing_set(root: &SyntaxNode, range: TextRange) -> Option<(SyntaxNode, usize, usize)> {
-    let set = set_around(root, range)?;
-    let children: Vec<_> = set.children_with_tokens().collect();
-    let open = children.iter().position(|c| c.kind() == TOKEN_L_BRACE)?;
-    Some((set, open, children.len() - 1))
 }
 
 /// A bracket or string a text opens and does not close.
