@@ -107,15 +107,7 @@ impl BodyEdit {
             references.map(|r| (r.scope, r.resource.clone())).collect()
         };
         let old_targets = targets(&mut index.references.iter().filter(|r| inside(r)));
-        let first = index.references.iter().position(inside);
-        index.references.retain(|r| !inside(r));
-        let at = first.unwrap_or_else(|| {
-            index
-                .references
-                .iter()
-                .position(|r| r.resource_range.start() >= body.start())
-                .unwrap_or(index.references.len())
-        });
+        let at = index.remove_references(inside, body.start());
         let shift = Shift { body, delta };
         shift.index(index);
         let targets_changed = old_targets != targets(&mut self.references.iter());
@@ -235,6 +227,20 @@ fn same_facts(decl: &ResourceDecl, said: &ResourceDecl) -> bool {
 
 /// Whether two trees are the same but for `old` and `new`, which stand in the same place:
 /// each of their ancestors has the same other children.
+/// A child of a green node, as its children iterator gives it.
+pub(super) type GreenRef<'a> =
+    rowan::NodeOrToken<&'a rowan::GreenNodeData, &'a rowan::GreenTokenData>;
+
+/// Whether two green children are the same one (not merely equal): what an edit did not
+/// touch.
+pub(super) fn same_green(a: GreenRef<'_>, b: GreenRef<'_>) -> bool {
+    match (a, b) {
+        (rowan::NodeOrToken::Node(a), rowan::NodeOrToken::Node(b)) => std::ptr::eq(a, b),
+        (rowan::NodeOrToken::Token(a), rowan::NodeOrToken::Token(b)) => std::ptr::eq(a, b),
+        _ => false,
+    }
+}
+
 pub(super) fn same_outside(old: &SyntaxNode, new: &SyntaxNode) -> bool {
     let mut pair = (old.clone(), new.clone());
     loop {
@@ -253,18 +259,7 @@ pub(super) fn same_outside(old: &SyntaxNode, new: &SyntaxNode) -> bool {
                     .children()
                     .zip(b.children())
                     .enumerate()
-                    .all(|(k, (x, y))| {
-                        k == old.index()
-                            || match (x, y) {
-                                (rowan::NodeOrToken::Node(x), rowan::NodeOrToken::Node(y)) => {
-                                    std::ptr::eq(x, y)
-                                }
-                                (rowan::NodeOrToken::Token(x), rowan::NodeOrToken::Token(y)) => {
-                                    std::ptr::eq(x, y)
-                                }
-                                _ => false,
-                            }
-                    });
+                    .all(|(k, (x, y))| k == old.index() || same_green(x, y));
                 if !same {
                     return false;
                 }

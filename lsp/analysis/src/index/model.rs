@@ -181,6 +181,25 @@ impl Index {
         ScopeId((self.scopes.len() - 1) as u32)
     }
 
+    /// Removes the references `matching` says (those of the declarations an edit read again)
+    /// and returns where the ones read in their place go, so that references stay in the
+    /// order of the text: where the first removed one was, else before the first reference
+    /// at or after `start`.
+    pub(crate) fn remove_references(
+        &mut self,
+        matching: impl Fn(&Reference) -> bool,
+        start: TextSize,
+    ) -> usize {
+        let first = self.references.iter().position(&matching);
+        self.references.retain(|r| !matching(r));
+        first.unwrap_or_else(|| {
+            self.references
+                .iter()
+                .position(|r| r.resource_range.start() >= start)
+                .unwrap_or(self.references.len())
+        })
+    }
+
     /// Renumbers every declaration the names know by `renumber`, after forgetting the
     /// names `forgotten` of `scope`.
     pub(crate) fn rename_declarations(

@@ -18,13 +18,10 @@ use rnix::{SyntaxKind, SyntaxNode, TextRange, TextSize};
 use rowan::ast::AstNode;
 
 use super::cache::{BodyCache, BodyFacts, add_body_facts, green_key};
-use super::edit::{Reindexed, Shift, lambda_scopes, same_outside};
+use super::edit::{Reindexed, Shift, lambda_scopes, same_green, same_outside};
 use super::lower::binding_scope;
 use super::model::{DeclId, Index, Reference, ResourceDecl, ScopeId};
 use crate::syntax::{child_ranges, set_around, static_names};
-
-/// A child of a green node, as its children iterator gives it.
-type GreenRef<'a> = rowan::NodeOrToken<&'a rowan::GreenNodeData, &'a rowan::GreenTokenData>;
 
 /// One entry `name = { ... };` of a resources set, as read.
 struct Entry {
@@ -78,23 +75,18 @@ impl EntriesEdit {
         // The children both versions share, from the front and from the back, compared
         // by their green identity (without a cursor per child).
         let (old_green, new_green) = (old_set.green(), new_set.green());
-        let same = |a: GreenRef<'_>, b: GreenRef<'_>| match (a, b) {
-            (rowan::NodeOrToken::Node(a), rowan::NodeOrToken::Node(b)) => std::ptr::eq(a, b),
-            (rowan::NodeOrToken::Token(a), rowan::NodeOrToken::Token(b)) => std::ptr::eq(a, b),
-            _ => false,
-        };
         let (old_count, new_count) = (old_green.children().len(), new_green.children().len());
         let prefix = old_green
             .children()
             .zip(new_green.children())
-            .take_while(|(a, b)| same(*a, *b))
+            .take_while(|(a, b)| same_green(*a, *b))
             .count();
         let suffix = old_green
             .children()
             .rev()
             .zip(new_green.children().rev())
             .take(old_count.min(new_count) - prefix)
-            .take_while(|(a, b)| same(*a, *b))
+            .take_while(|(a, b)| same_green(*a, *b))
             .count();
         let old_ranges = child_ranges(&old_set);
         let new_ranges = child_ranges(&new_set);
@@ -252,15 +244,7 @@ impl EntriesEdit {
             .collect();
         // References: those of the old entries go, the others are renumbered.
         let was_old = |r: &Reference| r.within.is_some_and(|w| w >= at && w < at + removed);
-        let first = index.references.iter().position(was_old);
-        index.references.retain(|r| !was_old(r));
-        let references_at = first.unwrap_or_else(|| {
-            index
-                .references
-                .iter()
-                .position(|r| r.resource_range.start() >= region.start())
-                .unwrap_or(index.references.len())
-        });
+        let references_at = index.remove_references(was_old, region.start());
         for reference in &mut index.references {
             reference.within = reference.within.map(renumber);
         }
