@@ -135,8 +135,10 @@ impl Analysis {
     /// innermost set or list around the edit, or the set's entries it touches, is parsed
     /// again when that is sure to give the same tree as parsing everything (see `parse`);
     /// otherwise the whole text is parsed. An edit inside one declaration's `{ ... }`
-    /// reads that declaration again and moves the rest of the index; others index the
-    /// tree again, reusing what unchanged declarations said.
+    /// reads that declaration again and moves the rest of the index, whole resources added
+    /// to or removed from a set are spliced into it, and other edits index the tree again,
+    /// reusing what unchanged declarations said. The diagnostics computed for this version
+    /// are carried over the first two.
     pub fn edit(self, range: TextRange, replacement: &str) -> Analysis {
         let start = usize::from(range.start()).min(self.text.len());
         let end = usize::from(range.end()).clamp(start, self.text.len());
