@@ -78,6 +78,16 @@ fn syntax_errors_and_the_rest_still_checked() {
     "#);
 }
 
+/// rnix ends an `inputs` set whose `}` is missing at whatever it read last, here a
+/// character of four bytes: no fix is placed before a `}` that is not there.
+#[test]
+fn an_inputs_set_without_its_brace_is_checked_without_a_fix() {
+    insta::assert_snapshot!(diagnose(r#"
+        { outputs = { self }: { nixops4Deployments.default = { resources, ... }: {
+          resources.a = { type = "local.file"; inputs = { name = "a"; 𝄞
+    "#).lines().next().unwrap_or_default(), @"missing-input `{ name = \"a\"; 𝄞`: `local.file` needs input `contents`");
+}
+
 #[test]
 fn duplicates_and_cycles_where_they_are_written() {
     insta::assert_snapshot!(diagnose(r#"

@@ -420,7 +420,9 @@ impl<'a> Builder<'a> {
                 decl.inputs_set = Some(InputsSet {
                     range: set.syntax().text_range(),
                     value_ranges,
-                    closed: true,
+                    // rnix makes a set of `{` and what follows when the `}` is missing.
+                    closed: set.syntax().last_token().map(|t| t.kind())
+                        == Some(SyntaxKind::TOKEN_R_BRACE),
                 });
             }
             // `inputs = { na` while typing parses as a function's argument pattern.

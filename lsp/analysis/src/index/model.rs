@@ -98,7 +98,8 @@ pub(crate) struct InputEntry {
 pub(crate) struct InputsSet {
     pub(crate) range: TextRange,
     pub(crate) value_ranges: Vec<TextRange>,
-    /// Whether it is a complete `{ ... }` set (not a half-typed one read as a pattern).
+    /// Whether it is a complete `{ ... }` set, its `}` written (not a half-typed one read as
+    /// a pattern, nor one rnix ends where its `}` is missing).
     pub(crate) closed: bool,
 }
 
