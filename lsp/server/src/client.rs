@@ -17,10 +17,10 @@ use lsp_types::{
     ShowMessageRequestParams, Uri, WorkDoneProgress, WorkDoneProgressBegin,
     WorkDoneProgressCreateParams, WorkDoneProgressEnd, WorkDoneProgressReport,
 };
-use serde_json::Value;
+use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::transport::{self, Message, Outgoing, RequestId, ResponseError, code};
+use crate::transport::{self, Outgoing, RequestId, ResponseError, body, code};
 
 #[derive(Clone)]
 pub struct Client {
@@ -55,9 +55,16 @@ impl Client {
         }
     }
 
-    fn send(&self, message: Message) {
-        // Fails only once the writer is gone, when nobody reads anymore.
-        let _ = self.outgoing.send(Outgoing::Message(message));
+    /// Sends a frame's body; one that could not be serialized is a bug of ours, said on
+    /// stderr and not sent.
+    fn send(&self, what: &str, body: serde_json::Result<String>) {
+        match body {
+            // Fails only once the writer is gone, when nobody reads anymore.
+            Ok(body) => {
+                let _ = self.outgoing.send(Outgoing::Message(body));
+            }
+            Err(e) => eprintln!("nixops4-lsp: cannot send {what}: {e}"),
+        }
     }
 
     /// Waits until every message sent before is written (before the process ends).
@@ -69,10 +76,7 @@ impl Client {
     }
 
     pub fn notify<N: Notification>(&self, params: N::Params) {
-        self.send(Message::Notification(transport::Notification {
-            method: N::METHOD.to_owned(),
-            params: serde_json::to_value(params).unwrap_or_default(),
-        }));
+        self.send(N::METHOD, body::notification(N::METHOD, &params));
     }
 
     /// Sends a request and waits for the client's answer.
@@ -80,11 +84,7 @@ impl Client {
         let id = RequestId::Number(self.shared.next_id.fetch_add(1, Ordering::SeqCst));
         let (sender, answer) = oneshot::channel();
         lock(&self.shared.waiting).insert(id.clone(), sender);
-        self.send(Message::Request(transport::Request {
-            id,
-            method: R::METHOD.to_owned(),
-            params: serde_json::to_value(params).unwrap_or_default(),
-        }));
+        self.send(R::METHOD, body::request(&id, R::METHOD, &params));
         let response = answer
             .await
             .map_err(|_| ResponseError::new(code::INTERNAL_ERROR, "no answer"))?;
@@ -111,20 +111,24 @@ impl Client {
         lock(&self.shared.in_flight).insert(id, how);
     }
 
-    /// Answers a request, unless it was answered already (cancelled).
-    pub fn respond(&self, id: RequestId, result: Result<Value, ResponseError>) {
-        if lock(&self.shared.in_flight).remove(&id).is_some() {
-            self.answer(Some(id), result);
+    /// Answers a request, unless it was answered already (cancelled). A result that cannot
+    /// be serialized is answered with an internal error.
+    pub fn respond<T: Serialize>(&self, id: RequestId, result: Result<T, ResponseError>) {
+        if lock(&self.shared.in_flight).remove(&id).is_none() {
+            return;
+        }
+        match body::response(Some(&id), result.as_ref()) {
+            Ok(answer) => self.send("an answer", Ok(answer)),
+            Err(e) => self.refuse(
+                Some(id),
+                ResponseError::new(code::INTERNAL_ERROR, format!("the answer is not JSON: {e}")),
+            ),
         }
     }
 
     /// Answers a message that is not being handled (refused, or not a message at all).
-    pub fn answer(&self, id: Option<RequestId>, result: Result<Value, ResponseError>) {
-        let (result, error) = match result {
-            Ok(value) => (Some(value), None),
-            Err(error) => (None, Some(error)),
-        };
-        self.send(Message::Response(transport::Response { id, result, error }));
+    pub fn refuse(&self, id: Option<RequestId>, error: ResponseError) {
+        self.send("an error", body::response::<()>(id.as_ref(), Err(&error)));
     }
 
     /// `$/cancelRequest`: aborts the request and answers "cancelled", or interrupts its job.
@@ -137,7 +141,7 @@ impl Client {
                 in_flight.remove(&id);
                 drop(in_flight);
                 let error = ResponseError::new(code::REQUEST_CANCELLED, "cancelled");
-                self.answer(Some(id), Err(error));
+                self.refuse(Some(id), error);
             }
             None => {}
         }

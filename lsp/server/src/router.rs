@@ -44,7 +44,7 @@ pub fn request(state: &mut State, request: Request) {
     };
     if let Some((code, why)) = refused {
         let error = ResponseError::new(code, why);
-        state.client().answer(Some(request.id), Err(error));
+        state.client().refuse(Some(request.id), error);
         return;
     }
     Requests {
@@ -112,7 +112,7 @@ impl Requests<'_> {
             Ok(params) => Some((request.id, params)),
             Err(e) => {
                 let error = handlers::invalid_params(e);
-                self.state.client().answer(Some(request.id), Err(error));
+                self.state.client().refuse(Some(request.id), error);
                 None
             }
         }
@@ -180,7 +180,7 @@ impl Requests<'_> {
                 code::METHOD_NOT_FOUND,
                 format!("unknown method `{}`", request.method),
             );
-            self.state.client().answer(Some(request.id), Err(error));
+            self.state.client().refuse(Some(request.id), error);
         }
     }
 }
@@ -202,10 +202,7 @@ fn answer<R: LspRequest>(
     let client = client.clone();
     tokio::spawn(async move {
         let result = match AssertUnwindSafe(work).catch_unwind().await {
-            Ok(Ok(result)) => result.and_then(|value| {
-                serde_json::to_value(value)
-                    .map_err(|e| ResponseError::new(code::INTERNAL_ERROR, e.to_string()))
-            }),
+            Ok(Ok(result)) => result,
             Ok(Err(futures_util::future::Aborted)) => return,
             Err(panic) => Err(ResponseError::new(
                 code::INTERNAL_ERROR,

@@ -36,7 +36,7 @@ pub async fn serve(options: Options) -> ExitCode {
                 Some(Incoming::Message(Message::Notification(n)))
                     if n.method == lsp_types::notification::Exit::METHOD => break,
                 Some(Incoming::Message(message)) => on_message(&mut state, message),
-                Some(Incoming::Malformed(id, error)) => client.answer(id, Err(error)),
+                Some(Incoming::Malformed(id, error)) => client.refuse(id, error),
                 None => break,
             },
         }

@@ -51,13 +51,11 @@ pub struct Notification {
     pub params: Value,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The client's answer to one of our requests.
+#[derive(Debug)]
 pub struct Response {
-    /// `None` (JSON `null`) only for an error about a message whose id is unknown.
     pub id: Option<RequestId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ResponseError>,
 }
 
@@ -135,27 +133,71 @@ impl Message {
             (None, None) => invalid(None, "a message has a `method` or an `id`"),
         }
     }
+}
 
-    fn to_json(&self) -> Value {
-        let mut object = Map::new();
-        object.insert("jsonrpc".into(), "2.0".into());
-        match self {
-            Message::Request(request) => {
-                object.insert("id".into(), serde_json::json!(request.id));
-                object.insert("method".into(), request.method.clone().into());
-                object.insert("params".into(), request.params.clone());
-            }
-            Message::Notification(notification) => {
-                object.insert("method".into(), notification.method.clone().into());
-                object.insert("params".into(), notification.params.clone());
-            }
-            Message::Response(response) => {
-                if let Ok(Value::Object(fields)) = serde_json::to_value(response) {
-                    object.extend(fields);
-                }
-            }
+/// The bodies of frames to the client, serialized from their typed parts straight to text:
+/// a message to the client never exists as a `Value` tree, which for a large answer (the
+/// outline of 10,000 resources) took several times the memory of its text, twice over.
+pub mod body {
+    use serde::Serialize;
+
+    use super::{RequestId, ResponseError};
+
+    pub fn request(
+        id: &RequestId,
+        method: &str,
+        params: &impl Serialize,
+    ) -> serde_json::Result<String> {
+        #[derive(Serialize)]
+        struct Frame<'a, P> {
+            jsonrpc: &'static str,
+            id: &'a RequestId,
+            method: &'a str,
+            params: &'a P,
         }
-        Value::Object(object)
+        serde_json::to_string(&Frame {
+            jsonrpc: "2.0",
+            id,
+            method,
+            params,
+        })
+    }
+
+    pub fn notification(method: &str, params: &impl Serialize) -> serde_json::Result<String> {
+        #[derive(Serialize)]
+        struct Frame<'a, P> {
+            jsonrpc: &'static str,
+            method: &'a str,
+            params: &'a P,
+        }
+        serde_json::to_string(&Frame {
+            jsonrpc: "2.0",
+            method,
+            params,
+        })
+    }
+
+    /// An answer; `id` is `None` (JSON `null`) only for an error about a message whose id
+    /// is unknown.
+    pub fn response<T: Serialize>(
+        id: Option<&RequestId>,
+        result: Result<&T, &ResponseError>,
+    ) -> serde_json::Result<String> {
+        #[derive(Serialize)]
+        struct Frame<'a, T> {
+            jsonrpc: &'static str,
+            id: Option<&'a RequestId>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            result: Option<&'a T>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a ResponseError>,
+        }
+        serde_json::to_string(&Frame {
+            jsonrpc: "2.0",
+            id,
+            result: result.ok(),
+            error: result.err(),
+        })
     }
 }
 
@@ -265,7 +307,8 @@ pub fn read_stdin() -> tokio::sync::mpsc::UnboundedReceiver<Incoming> {
 
 /// What the writer thread is given.
 pub enum Outgoing {
-    Message(Message),
+    /// A frame's body (see [`body`]).
+    Message(String),
     /// Tells once every message given before is written.
     Flushed(std::sync::mpsc::Sender<()>),
 }
@@ -278,14 +321,13 @@ pub fn write_stdout() -> std::sync::mpsc::Sender<Outgoing> {
         .spawn(move || {
             let stdout = std::io::stdout();
             for outgoing in receiver {
-                let message = match outgoing {
-                    Outgoing::Message(message) => message,
+                let body = match outgoing {
+                    Outgoing::Message(body) => body,
                     Outgoing::Flushed(done) => {
                         let _ = done.send(());
                         continue;
                     }
                 };
-                let body = message.to_json().to_string();
                 let mut out = stdout.lock();
                 let written = write!(out, "Content-Length: {}\r\n\r\n{body}", body.len())
                     .and_then(|()| out.flush());
