@@ -70,7 +70,7 @@ export interface CommandArguments {
 export type DestroyResult = JobReport | { destroyed: boolean };
 
 export interface DocumentText {
-  /** Whether the analysis is of exactly this text. */
+  /** Whether the server's line starts, by which it reads positions, are this text's. */
   analysed: boolean;
   text: string;
   version: number;

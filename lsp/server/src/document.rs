@@ -1,41 +1,40 @@
-//! An open document: its text in a rope, edited in place by full or incremental changes,
-//! its analysis for that text, and its line index: LSP positions (UTF-16 code units) to
-//! byte offsets and back, which [`crate::to_proto`] and [`crate::from_proto`] build on. Cloning is cheap (the rope and the analysis are shared), so a
-//! request works on a snapshot while edits go on.
+//! An open document: its analysis (which holds its text), edited in place by full or
+//! incremental changes, and the starts of its lines: LSP positions (UTF-16 code units) to
+//! byte offsets and back, which [`crate::to_proto`] and [`crate::from_proto`] build on.
+//! Cloning is cheap (the analysis and the line starts are shared), so a request works on a
+//! snapshot while edits go on.
 
 use std::sync::Arc;
 
 use lsp_types::{Position, TextDocumentContentChangeEvent};
 use nixops4_analysis::{Analysis, TextRange, TextSize};
-use ropey::Rope;
+
+use crate::line_index::LineIndex;
 
 #[derive(Clone)]
 pub struct Document {
-    text: Rope,
     version: i32,
     analysis: Arc<Analysis>,
+    lines: Arc<LineIndex>,
 }
 
 impl Document {
     pub fn new(text: &str, version: i32) -> Document {
-        Document {
-            text: Rope::from_str(text),
-            version,
-            analysis: Arc::new(Analysis::new(text)),
-        }
+        Document::from_analysis(Arc::new(Analysis::new(text)), version)
     }
 
-    /// A document for text already analysed (a file on disk), for positions in it.
-    pub fn from_analysis(analysis: Arc<Analysis>) -> Document {
+    /// A document for text already analysed (a file on disk, at version 0), for positions
+    /// in it.
+    pub fn from_analysis(analysis: Arc<Analysis>, version: i32) -> Document {
         Document {
-            text: Rope::from_str(analysis.text()),
-            version: 0,
+            version,
+            lines: Arc::new(LineIndex::new(analysis.text())),
             analysis,
         }
     }
 
-    pub fn text(&self) -> String {
-        self.text.to_string()
+    pub fn text(&self) -> &str {
+        self.analysis.text()
     }
 
     pub fn version(&self) -> i32 {
@@ -47,75 +46,77 @@ impl Document {
         &self.analysis
     }
 
+    /// Whether the line starts are those of the text (for `nixops4/documentText`, which
+    /// tests use to check that no edit was misapplied).
+    pub fn lines_match_text(&self) -> bool {
+        *self.lines == LineIndex::new(self.text())
+    }
+
     /// Applies a notification's changes in order, updating the analysis with each (which
-    /// reparses only the block around an incremental edit when it can).
+    /// reparses only the block around an incremental edit when it can). A change whose
+    /// range lies outside the text is clamped to it, so a confused client cannot make the
+    /// server fail.
     pub fn change(&mut self, changes: &[TextDocumentContentChangeEvent], version: i32) {
         for change in changes {
-            let analysis = match change.range {
+            match change.range {
                 Some(range) => {
-                    let start = self.text.char_to_byte(self.char_index(range.start));
-                    let end = self
-                        .text
-                        .char_to_byte(self.char_index(range.end))
-                        .max(start);
+                    let start = self.offset(range.start);
+                    let end = self.offset(range.end).max(start);
                     let replaced =
                         TextRange::new(TextSize::from(start as u32), TextSize::from(end as u32));
                     // The analysis is edited in place unless a request still reads it.
                     let analysis = std::mem::replace(&mut self.analysis, empty_analysis());
-                    Arc::unwrap_or_clone(analysis).edit(replaced, &change.text)
+                    self.analysis =
+                        Arc::new(Arc::unwrap_or_clone(analysis).edit(replaced, &change.text));
+                    Arc::make_mut(&mut self.lines).edit(
+                        self.analysis.text(),
+                        start,
+                        end,
+                        change.text.len(),
+                    );
                 }
-                None => Analysis::new(&change.text),
-            };
-            self.apply(change);
-            self.analysis = Arc::new(analysis);
+                None => {
+                    self.analysis = Arc::new(Analysis::new(&change.text));
+                    self.lines = Arc::new(LineIndex::new(&change.text));
+                }
+            }
         }
         self.version = version;
     }
 
-    /// Applies one change. A change whose range lies outside the text is clamped to it,
-    /// so a confused client cannot make the server fail.
-    fn apply(&mut self, change: &TextDocumentContentChangeEvent) {
-        match change.range {
-            None => self.text = Rope::from_str(&change.text),
-            Some(range) => {
-                let start = self.char_index(range.start);
-                let end = self.char_index(range.end).max(start);
-                self.text.remove(start..end);
-                self.text.insert(start, &change.text);
+    /// The byte offset of a position: a position past a line's end is its end (never
+    /// inside the line break), one past the last line the end of the text.
+    pub fn offset(&self, position: Position) -> usize {
+        let text = self.text();
+        let Some(line) = self.lines.line(text, position.line as usize) else {
+            return text.len();
+        };
+        let wanted = position.character as usize;
+        let mut units = 0;
+        for (i, c) in text[line.clone()].char_indices() {
+            units += c.len_utf16();
+            // Inside a character (between the halves of a surrogate pair): its start.
+            if units > wanted {
+                return line.start + i;
             }
         }
+        line.end
     }
 
-    /// The char index of a position; a position past a line's end is its end.
-    fn char_index(&self, position: Position) -> usize {
-        let line = position.line as usize;
-        if line >= self.text.len_lines() {
-            return self.text.len_chars();
-        }
-        let line_start = self.text.line_to_char(line);
-        let line_text = self.text.line(line);
-        let line_len_utf16 = line_text.len_utf16_cu();
-        let unit = (position.character as usize).min(line_len_utf16);
-        let mut chars = line_text.utf16_cu_to_char(unit);
-        // Never inside the line break.
-        let content = line_text.len_chars() - line_break_len(&line_text.to_string());
-        chars = chars.min(content);
-        line_start + chars
-    }
-
-    /// The byte offset of a position.
-    pub fn offset(&self, position: Position) -> usize {
-        self.text.char_to_byte(self.char_index(position))
-    }
-
-    /// The position of a byte offset.
+    /// The position of a byte offset (one inside a character counts from its start).
     pub fn position(&self, offset: usize) -> Position {
-        let offset = offset.min(self.text.len_bytes());
-        let char_index = self.text.byte_to_char(offset);
-        let line = self.text.char_to_line(char_index);
-        let line_start = self.text.line_to_char(line);
-        let character =
-            self.text.char_to_utf16_cu(char_index) - self.text.char_to_utf16_cu(line_start);
+        let text = self.text();
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let (line, start) = self.lines.line_of(offset);
+        let before = &text[start..offset];
+        let character = if before.is_ascii() {
+            before.len()
+        } else {
+            before.chars().map(char::len_utf16).sum()
+        };
         Position {
             line: line as u32,
             character: character as u32,
@@ -128,16 +129,6 @@ fn empty_analysis() -> Arc<Analysis> {
     static EMPTY: std::sync::LazyLock<Arc<Analysis>> =
         std::sync::LazyLock::new(|| Arc::new(Analysis::new("")));
     EMPTY.clone()
-}
-
-fn line_break_len(line: &str) -> usize {
-    if line.ends_with("\r\n") {
-        2
-    } else if line.ends_with('\n') || line.ends_with('\r') {
-        1
-    } else {
-        0
-    }
 }
 
 #[cfg(test)]
@@ -200,10 +191,11 @@ mod tests {
     #[test]
     fn incremental_changes_apply_in_place() {
         let mut document = Document::new("hello\nworld", 0);
-        document.apply(&change((1, 0), (1, 5), "wörld"));
-        document.apply(&change((0, 5), (0, 5), ", 😀"));
+        document.change(&[change((1, 0), (1, 5), "wörld")], 1);
+        document.change(&[change((0, 5), (0, 5), ", 😀")], 2);
         assert_eq!(document.text(), "hello, 😀\nwörld");
-        document.apply(&change((9, 9), (9, 9), "!"));
+        document.change(&[change((9, 9), (9, 9), "!")], 3);
         assert_eq!(document.text(), "hello, 😀\nwörld!");
+        assert!(document.lines_match_text());
     }
 }

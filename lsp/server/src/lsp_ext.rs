@@ -65,7 +65,7 @@ pub struct DocumentTextParams {
 pub struct DocumentText {
     pub version: i32,
     pub text: String,
-    /// Whether the analysis is of exactly this text.
+    /// Whether the server's line starts, by which it reads positions, are this text's.
     pub analysed: bool,
 }
 

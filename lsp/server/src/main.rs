@@ -18,6 +18,7 @@ mod from_proto;
 mod handlers;
 mod headless;
 mod jobs;
+mod line_index;
 mod lsp_ext;
 mod project;
 mod render;

@@ -183,7 +183,7 @@ impl Snapshot {
                 continue;
             }
             if let Some(uri) = crate::to_proto::file_uri(&disk_path) {
-                files.push((uri.to_string(), Document::from_analysis(analysis)));
+                files.push((uri.to_string(), Document::from_analysis(analysis, 0)));
             }
         }
         files

@@ -6,12 +6,9 @@ use crate::lsp_ext::{DocumentText, DocumentTextParams};
 use crate::snapshot::Snapshot;
 
 pub fn document_text(snap: Snapshot, params: DocumentTextParams) -> Result<Option<DocumentText>> {
-    Ok(snap.document(&params.uri).map(|document| {
-        let text = document.text();
-        DocumentText {
-            version: document.version(),
-            analysed: document.analysis().text() == text,
-            text,
-        }
+    Ok(snap.document(&params.uri).map(|document| DocumentText {
+        version: document.version(),
+        text: document.text().to_owned(),
+        analysed: document.lines_match_text(),
     }))
 }
