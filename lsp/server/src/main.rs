@@ -20,6 +20,7 @@ mod headless;
 mod jobs;
 mod line_index;
 mod lsp_ext;
+mod memory;
 mod project;
 mod render;
 mod router;
@@ -34,23 +35,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// The syntax trees and indexes are many small allocations, made and freed on every
-/// keystroke: mimalloc does that markedly faster than the system allocator here.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Transparent huge pages off for this process: the allocator's memory then comes in 4 KiB
-/// pages, where a 2 MiB huge page counts whole in resident memory however little of it is
-/// used (with them, 10,000 resources opened kept about a third more resident;
-/// `bench/lsp-latency.sh` reports the memory).
-fn without_huge_pages() {
-    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes nothing but how
-    // this process's memory is backed; a kernel without it returns an error, ignored.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
 
 /// The NixOps4 language server. Editors start it and speak LSP over stdin and stdout;
 /// CI runs the editor's apply with `--apply`.
@@ -93,7 +77,7 @@ struct Arguments {
 }
 
 fn main() -> ExitCode {
-    without_huge_pages();
+    memory::without_huge_pages();
     let arguments = Arguments::parse();
     // One thread: the main loop and every request and job; blocking work (reading the
     // workspace's files) goes to tokio's blocking threads.

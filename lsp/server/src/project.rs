@@ -176,6 +176,11 @@ impl Project {
             Some(text) => {
                 self.disk
                     .insert(path.to_owned(), Arc::new(Analysis::new(&text)));
+                // Opened while it was read (the scan that starts with the session reads the
+                // file the editor opens first): `opened` may have come before the insert.
+                if self.open.contains_key(path) {
+                    self.disk.remove(path);
+                }
             }
             None => {
                 self.disk.remove(path);

@@ -19,7 +19,7 @@ use crate::lsp_ext::Command;
 use crate::project::{Project, Settings};
 use crate::snapshot::{Event, Session};
 use crate::state::State;
-use crate::{from_proto, to_proto};
+use crate::{from_proto, memory, to_proto};
 
 pub fn initialize(state: &mut State, params: InitializeParams) -> Ready<Result<InitializeResult>> {
     let options = params.initialization_options.as_ref();
@@ -126,7 +126,12 @@ pub fn initialized(state: &mut State, _: InitializedParams) {
     let session = snap.shared_session();
     tokio::spawn(async move {
         let scanning = session.clone();
-        let _ = tokio::task::spawn_blocking(move || scanning.project().scan()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            scanning.project().scan();
+            // What this thread parsed of files opened meanwhile was freed here.
+            memory::return_freed();
+        })
+        .await;
         session.send(Event::Republish(None));
     });
 }

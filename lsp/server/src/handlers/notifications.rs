@@ -14,12 +14,14 @@ use crate::document::Document;
 use crate::snapshot::{Event, Snapshot};
 use crate::state::State;
 use crate::transport::RequestId;
-use crate::{diagnostics, from_proto};
+use crate::{diagnostics, from_proto, memory};
 
 pub fn did_open(state: &mut State, params: DidOpenTextDocumentParams) {
     let opened = params.text_document;
     let document = Document::new(&opened.text, opened.version);
     state.documents_mut().insert(opened.uri.clone(), document);
+    drop(opened.text);
+    memory::return_freed();
     let Some(snap) = state.snapshot() else { return };
     snap.project().forget_flakes();
     if let Some(path) = from_proto::file_path(&opened.uri) {
@@ -36,6 +38,10 @@ pub fn did_change(state: &mut State, params: DidChangeTextDocumentParams) {
         return;
     };
     document.change(&params.content_changes, params.text_document.version);
+    // A whole new text was parsed whole, like an open.
+    if params.content_changes.iter().any(|c| c.range.is_none()) {
+        memory::return_freed();
+    }
     if let Some(snap) = state.snapshot() {
         publish_later(snap, uri);
     }
