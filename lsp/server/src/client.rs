@@ -55,16 +55,21 @@ impl Client {
         }
     }
 
-    /// Sends a frame's body; one that could not be serialized is a bug of ours, said on
-    /// stderr and not sent.
-    fn send(&self, what: &str, body: serde_json::Result<String>) {
-        match body {
-            // Fails only once the writer is gone, when nobody reads anymore.
-            Ok(body) => {
-                let _ = self.outgoing.send(Outgoing::Message(body));
-            }
-            Err(e) => eprintln!("nixops4-lsp: cannot send {what}: {e}"),
-        }
+    /// Sends a frame, serialized on the writer's thread (a large answer then costs the
+    /// main loop nothing); one that cannot be serialized is a bug of ours, said on stderr
+    /// and not sent.
+    fn send(
+        &self,
+        what: &'static str,
+        frame: impl FnOnce() -> serde_json::Result<String> + Send + 'static,
+    ) {
+        let frame = move || {
+            frame()
+                .inspect_err(|e| eprintln!("nixops4-lsp: cannot send {what}: {e}"))
+                .ok()
+        };
+        // Fails only once the writer is gone, when nobody reads anymore.
+        let _ = self.outgoing.send(Outgoing::Message(Box::new(frame)));
     }
 
     /// Waits until every message sent before is written (before the process ends).
@@ -76,7 +81,7 @@ impl Client {
     }
 
     pub fn notify<N: Notification>(&self, params: N::Params) {
-        self.send(N::METHOD, body::notification(N::METHOD, &params));
+        self.send(N::METHOD, move || body::notification(N::METHOD, &params));
     }
 
     /// Sends a request and waits for the client's answer.
@@ -84,7 +89,8 @@ impl Client {
         let id = RequestId::Number(self.shared.next_id.fetch_add(1, Ordering::SeqCst));
         let (sender, answer) = oneshot::channel();
         lock(&self.shared.waiting).insert(id.clone(), sender);
-        self.send(R::METHOD, body::request(&id, R::METHOD, &params));
+        let sent = id.clone();
+        self.send(R::METHOD, move || body::request(&sent, R::METHOD, &params));
         let response = answer
             .await
             .map_err(|_| ResponseError::new(code::INTERNAL_ERROR, "no answer"))?;
@@ -113,22 +119,30 @@ impl Client {
 
     /// Answers a request, unless it was answered already (cancelled). A result that cannot
     /// be serialized is answered with an internal error.
-    pub fn respond<T: Serialize>(&self, id: RequestId, result: Result<T, ResponseError>) {
+    pub fn respond<T: Serialize + Send + 'static>(
+        &self,
+        id: RequestId,
+        result: Result<T, ResponseError>,
+    ) {
         if lock(&self.shared.in_flight).remove(&id).is_none() {
             return;
         }
-        match body::response(Some(&id), result.as_ref()) {
-            Ok(answer) => self.send("an answer", Ok(answer)),
-            Err(e) => self.refuse(
-                Some(id),
-                ResponseError::new(code::INTERNAL_ERROR, format!("the answer is not JSON: {e}")),
-            ),
-        }
+        self.send("an answer", move || {
+            body::response(Some(&id), result.as_ref()).or_else(|e| {
+                let error = ResponseError::new(
+                    code::INTERNAL_ERROR,
+                    format!("the answer is not JSON: {e}"),
+                );
+                body::response::<()>(Some(&id), Err(&error))
+            })
+        });
     }
 
     /// Answers a message that is not being handled (refused, or not a message at all).
     pub fn refuse(&self, id: Option<RequestId>, error: ResponseError) {
-        self.send("an error", body::response::<()>(id.as_ref(), Err(&error)));
+        self.send("an error", move || {
+            body::response::<()>(id.as_ref(), Err(&error))
+        });
     }
 
     /// `$/cancelRequest`: aborts the request and answers "cancelled", or interrupts its job.

@@ -4,7 +4,7 @@
 //! Cloning is cheap (the analysis and the line starts are shared), so a request works on a
 //! snapshot while edits go on.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use lsp_types::{Position, TextDocumentContentChangeEvent};
 use nixops4_analysis::{Analysis, TextRange, TextSize};
@@ -44,6 +44,14 @@ impl Document {
     /// The analysis of the current text.
     pub fn analysis(&self) -> &Arc<Analysis> {
         &self.analysis
+    }
+
+    pub fn later(&self) -> LaterDocument {
+        LaterDocument {
+            version: self.version,
+            analysis: Arc::downgrade(&self.analysis),
+            lines: Arc::downgrade(&self.lines),
+        }
     }
 
     /// Whether the line starts are those of the text (for `nixops4/documentText`, which
@@ -124,6 +132,26 @@ impl Document {
     }
 }
 
+/// A document as a request about the whole of it holds it until the request runs: without
+/// keeping its analysis alive, so that an edit in between neither waits for the request nor
+/// copies the analysis. The request is then answered "content modified".
+pub struct LaterDocument {
+    version: i32,
+    analysis: Weak<Analysis>,
+    lines: Weak<LineIndex>,
+}
+
+impl LaterDocument {
+    /// The document, unless an edit consumed it.
+    pub fn now(&self) -> Option<Document> {
+        Some(Document {
+            version: self.version,
+            analysis: self.analysis.upgrade()?,
+            lines: self.lines.upgrade()?,
+        })
+    }
+}
+
 /// A stand-in while the document's analysis is being edited.
 fn empty_analysis() -> Arc<Analysis> {
     static EMPTY: std::sync::LazyLock<Arc<Analysis>> =
@@ -186,6 +214,17 @@ mod tests {
             }),
             6
         );
+    }
+
+    #[test]
+    fn a_document_held_for_later_is_gone_once_edited() {
+        let mut document = Document::new("{ a = 1; }", 1);
+        let later = document.later();
+        assert_eq!(later.now().map(|d| d.version()), Some(1));
+        document.change(&[change((0, 6), (0, 7), "2")], 2);
+        assert!(later.now().is_none());
+        // Edited in place: nothing else held the analysis.
+        assert_eq!(document.text(), "{ a = 2; }");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! - Notifications run here, on the main loop, as plain functions of the state: they
 //!   cannot `.await`, so a document edit is applied before the next message is read.
 //! - Requests get a snapshot and run in a task: plain functions (`on`), futures that
-//!   `$/cancelRequest` drops (`on_async`), or jobs that it interrupts (`on_job`). A panic
+//!   `$/cancelRequest` drops (`on_async`), or jobs that it interrupts (`on_job`); requests
+//!   about a whole document get that document, if no edit came before they run
+//!   (`on_document`). A panic
 //!   is answered as an internal error. Lifecycle requests change the state (`on_state`).
 
 use std::future::Future;
@@ -14,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use futures_util::FutureExt;
-use lsp_types::MessageType;
 use lsp_types::notification::{
     Cancel, DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, DidSaveTextDocument,
     Initialized, Notification as LspNotification, WorkDoneProgressCancel,
@@ -24,8 +25,10 @@ use lsp_types::request::{
     FoldingRangeRequest, GotoDefinition, HoverRequest, Initialize, PrepareRenameRequest,
     References, Rename, Request as LspRequest, SemanticTokensFullRequest, Shutdown,
 };
+use lsp_types::{MessageType, Uri};
 
 use crate::client::{Client, InFlight};
+use crate::document::Document;
 use crate::handlers::{self, *};
 use crate::lsp_ext::{DocumentTextRequest, PlanRequest};
 use crate::snapshot::Snapshot;
@@ -61,9 +64,12 @@ pub fn request(state: &mut State, request: Request) {
     .on::<References>(references::references)
     .on::<PrepareRenameRequest>(rename::prepare_rename)
     .on::<Rename>(rename::rename)
-    .on::<DocumentSymbolRequest>(symbols::document_symbol)
-    .on::<FoldingRangeRequest>(folding::folding_range)
-    .on::<SemanticTokensFullRequest>(semantic_tokens::semantic_tokens_full)
+    .on_document::<DocumentSymbolRequest>(|p| &p.text_document.uri, symbols::document_symbol)
+    .on_document::<FoldingRangeRequest>(|p| &p.text_document.uri, folding::folding_range)
+    .on_document::<SemanticTokensFullRequest>(
+        |p| &p.text_document.uri,
+        semantic_tokens::semantic_tokens_full,
+    )
     .on::<CodeActionRequest>(code_action::code_action)
     .on::<DocumentTextRequest>(document_text::document_text)
     // evaluation-backed
@@ -143,6 +149,40 @@ impl Requests<'_> {
             let snap = self.snapshot();
             answer::<R>(self.state.client(), id, None, async move {
                 handler(snap, params)
+            });
+        }
+        self
+    }
+
+    /// A request about one whole document, which the editor makes after changes (outline,
+    /// folding, semantic tokens): it runs after the messages read before it, and when one of
+    /// them edited the document it is answered "content modified" (LSP's way to have it
+    /// asked again) without holding up that edit (see [`crate::document::LaterDocument`]).
+    fn on_document<R: LspRequest>(
+        &mut self,
+        uri: fn(&R::Params) -> &Uri,
+        handler: fn(&Document, R::Params) -> handlers::Result<R::Result>,
+    ) -> &mut Self
+    where
+        R::Result: Default,
+    {
+        if let Some((id, params)) = self.take::<R>() {
+            let later = self
+                .state
+                .documents()
+                .get(uri(&params))
+                .map(Document::later);
+            answer::<R>(self.state.client(), id, None, async move {
+                let Some(later) = later else {
+                    return Ok(R::Result::default());
+                };
+                match later.now() {
+                    Some(document) => handler(&document, params),
+                    None => Err(ResponseError::new(
+                        code::CONTENT_MODIFIED,
+                        "the document changed since it was asked about",
+                    )),
+                }
             });
         }
         self

@@ -68,6 +68,10 @@ impl State {
         Some(Snapshot::new(self.documents.clone(), session))
     }
 
+    pub fn documents(&self) -> &Documents {
+        &self.documents
+    }
+
     /// The documents, to change (copying the map if a snapshot still holds it).
     pub fn documents_mut(&mut self) -> &mut Documents {
         Arc::make_mut(&mut self.documents)

@@ -1,5 +1,6 @@
 //! JSON-RPC messages over stdio, framed by `Content-Length` headers: a thread reads frames
-//! from stdin and a thread writes them to stdout, so the main loop never blocks on either.
+//! from stdin and a thread serializes and writes them to stdout, so the main loop never
+//! blocks on either, nor spends its time making the JSON of a large answer.
 //!
 //! A frame whose body is not JSON is answered with a parse error (-32700) and one that is
 //! JSON but no message with an invalid-request error (-32600); the reader goes on with the
@@ -76,6 +77,7 @@ pub mod code {
     pub const INTERNAL_ERROR: i32 = -32603;
     pub const SERVER_NOT_INITIALIZED: i32 = -32002;
     pub const REQUEST_CANCELLED: i32 = -32800;
+    pub const CONTENT_MODIFIED: i32 = -32801;
 }
 
 impl ResponseError {
@@ -307,13 +309,14 @@ pub fn read_stdin() -> tokio::sync::mpsc::UnboundedReceiver<Incoming> {
 
 /// What the writer thread is given.
 pub enum Outgoing {
-    /// A frame's body (see [`body`]).
-    Message(String),
+    /// Makes a frame's body (see [`body`]), on the writer's thread; `None`: nothing to send.
+    Message(Box<dyn FnOnce() -> Option<String> + Send>),
     /// Tells once every message given before is written.
     Flushed(std::sync::mpsc::Sender<()>),
 }
 
-/// Writes messages to stdout on a thread of its own, in the order they are given.
+/// Serializes and writes messages to stdout on a thread of its own, in the order they are
+/// given.
 pub fn write_stdout() -> std::sync::mpsc::Sender<Outgoing> {
     let (sender, receiver) = std::sync::mpsc::channel::<Outgoing>();
     std::thread::Builder::new()
@@ -322,7 +325,10 @@ pub fn write_stdout() -> std::sync::mpsc::Sender<Outgoing> {
             let stdout = std::io::stdout();
             for outgoing in receiver {
                 let body = match outgoing {
-                    Outgoing::Message(body) => body,
+                    Outgoing::Message(frame) => match frame() {
+                        Some(body) => body,
+                        None => continue,
+                    },
                     Outgoing::Flushed(done) => {
                         let _ = done.send(());
                         continue;

@@ -3,16 +3,13 @@
 use lsp_types::{FoldingRange, FoldingRangeParams};
 
 use super::Result;
-use crate::snapshot::Snapshot;
+use crate::document::Document;
 use crate::to_proto;
 
 pub fn folding_range(
-    snap: Snapshot,
-    params: FoldingRangeParams,
+    document: &Document,
+    _: FoldingRangeParams,
 ) -> Result<Option<Vec<FoldingRange>>> {
-    let Some(document) = snap.document(&params.text_document.uri) else {
-        return Ok(None);
-    };
     Ok(Some(
         document
             .analysis()

@@ -4,16 +4,13 @@
 use lsp_types::{SemanticTokensParams, SemanticTokensResult};
 
 use super::Result;
-use crate::snapshot::Snapshot;
+use crate::document::Document;
 use crate::to_proto;
 
 pub fn semantic_tokens_full(
-    snap: Snapshot,
-    params: SemanticTokensParams,
+    document: &Document,
+    _: SemanticTokensParams,
 ) -> Result<Option<SemanticTokensResult>> {
-    let Some(document) = snap.document(&params.text_document.uri) else {
-        return Ok(None);
-    };
     let tokens = to_proto::semantic_tokens(document, document.analysis().semantic_tokens());
     Ok(Some(SemanticTokensResult::Tokens(tokens)))
 }

@@ -4,16 +4,13 @@
 use lsp_types::{DocumentSymbolParams, DocumentSymbolResponse};
 
 use super::Result;
-use crate::snapshot::Snapshot;
+use crate::document::Document;
 use crate::to_proto;
 
 pub fn document_symbol(
-    snap: Snapshot,
-    params: DocumentSymbolParams,
+    document: &Document,
+    _: DocumentSymbolParams,
 ) -> Result<Option<DocumentSymbolResponse>> {
-    let Some(document) = snap.document(&params.text_document.uri) else {
-        return Ok(None);
-    };
     let symbols = document
         .analysis()
         .symbols()
