@@ -5,10 +5,15 @@
 //! and a character in a string). For each case: p50/p99 of completion at the cursor and of
 //! the diagnostics of that version, both from the moment the keystroke was sent, over 200
 //! rounds; the server's CPU time per keystroke (which other load on the machine does not
-//! inflate as it does latencies); the resident memory after open and at its peak. The new
-//! input name is typed again with 20 other files of the flake open, since no work per
-//! keystroke may grow with the number of files. Then, in a trusted session, completion
-//! latency while the server applies the 2,000-resource deployment.
+//! inflate as it does latencies); the resident memory after open, after typing, and at its
+//! peak (sampled after each case, so a server that crashes still has one). The new input
+//! name is typed again with 20 other files of the flake open, since no work per keystroke
+//! may grow with the number of files, and again with the requests an editor makes of the
+//! whole file when typing pauses (outline, folding ranges, semantic tokens), asked after
+//! each keystroke's completion and answered before the next keystroke, with their latency
+//! (to the answer read by the client, 10 MB of JSON for the outline of 10,000 resources).
+//! Any that a keystroke overtakes would be answered "content modified". Then, in a trusted
+//! session, completion latency while the server applies the 2,000-resource deployment.
 //!
 //! Side by side in the same run, so that ratios hold on a noisy machine: with
 //! `NIXOPS4_BENCH_NIL` set to a `nil` binary, that general Nix language server (which
@@ -136,9 +141,30 @@ impl Server {
     }
 }
 
-/// Opens `text` as the flake (and `others` module files of it), types every case in
-/// `cases`, and prints a line for each.
-fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], others: usize, rounds: usize) {
+/// What a run adds to typing.
+#[derive(Clone, Copy, Default)]
+struct Around {
+    /// Other module files of the flake open.
+    others: usize,
+    /// Whether the editor asks for the outline, folding ranges and semantic tokens after
+    /// each keystroke.
+    whole_file_requests: bool,
+}
+
+/// LSP's answer to a request whose document changed before it ran.
+const CONTENT_MODIFIED: i32 = -32801;
+
+/// The requests an editor makes of the whole file after a change.
+const WHOLE_FILE_REQUESTS: [&str; 3] = [
+    "textDocument/documentSymbol",
+    "textDocument/foldingRange",
+    "textDocument/semanticTokens/full",
+];
+
+/// Opens `text` as the flake (and module files of it), types every case in `cases`, and
+/// prints a line for each.
+fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, rounds: usize) {
+    let others = around.others;
     let mut client = server.start(dir);
     let uri = format!("file://{}/flake.nix", dir.display());
     for k in 0..others {
@@ -166,11 +192,14 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], others: usize, r
             .wait_for_timed("the first answer", |m| is_response(m, id))
             .0
     };
-    let with_others = if others > 0 {
+    let mut with_others = if others > 0 {
         format!(", {others} other files open")
     } else {
         String::new()
     };
+    if around.whole_file_requests {
+        with_others.push_str(", outline, folding and semantic tokens asked at each pause");
+    }
     println!(
         "  {}{with_others}: open {} | memory after open {:.1} MiB",
         server.name,
@@ -179,8 +208,14 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], others: usize, r
     );
     let resources = text.matches("type = \"local.file\"").count();
     let mut version = 1;
+    let mut peak = 0;
     for case in cases {
         let (mut completion, mut diagnostics) = (Vec::new(), Vec::new());
+        // The whole-file requests asked after a keystroke, how long the answered ones took,
+        // and how many were answered "content modified" (none: no keystroke overtakes them).
+        let (mut asked, mut whole_file): (Vec<(i64, Instant)>, Vec<Duration>) =
+            (Vec::new(), Vec::new());
+        let mut modified = 0;
         let cpu_before = cpu_time(client.pid());
         let mut k = 0;
         while completion.len() < rounds {
@@ -210,13 +245,19 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], others: usize, r
                         // A server that crashed (nil overflows its stack on some broken
                         // texts) is reported as such, and the run goes on without it.
                         println!(
-                            "    {:<30} {} stopped answering (no answer within 30 s)",
+                            "    {:<30} {} stopped answering (no answer within 30 s); peak memory before {:.1} MiB",
                             case.name(),
-                            server.name
+                            server.name,
+                            peak as f64 / 1024.0
                         );
                         return;
                     };
-                    if is_response(&message, id) {
+                    if let Some(i) = asked
+                        .iter()
+                        .position(|(asked, _)| is_response(&message, *asked))
+                    {
+                        whole_file.push(at - asked.swap_remove(i).1);
+                    } else if is_response(&message, id) {
                         assert!(message.get("error").is_none(), "{message}");
                         answered = Some(at);
                     } else {
@@ -226,6 +267,21 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], others: usize, r
                 completion.push(answered.unwrap() - sent);
                 if server.publishes {
                     diagnostics.push(published.unwrap() - sent);
+                }
+                if around.whole_file_requests {
+                    for method in WHOLE_FILE_REQUESTS {
+                        let id = client.send_request(method, json!({"textDocument": {"uri": uri}}));
+                        asked.push((id, Instant::now()));
+                    }
+                    for (id, sent) in std::mem::take(&mut asked) {
+                        let (at, message) =
+                            client.wait_for_timed("a whole-file answer", |m| is_response(m, id));
+                        if message["error"]["code"] == CONTENT_MODIFIED {
+                            modified += 1;
+                        } else {
+                            whole_file.push(at - sent);
+                        }
+                    }
                 }
             }
             assert_eq!(current, text, "each sequence of {case:?} restores the text");
@@ -248,10 +304,21 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], others: usize, r
             ms(cpu),
             completion.len(),
         );
+        if !whole_file.is_empty() {
+            println!(
+                "    {:<30} outline, folding, semantic tokens: {} answered, p50 {} p99 {}; {modified} answered \"content modified\"",
+                "",
+                whole_file.len(),
+                ms(percentile(&mut whole_file, 0.5)),
+                ms(percentile(&mut whole_file, 0.99)),
+            );
+        }
+        peak = peak.max(memory_kib(client.pid(), "VmHWM"));
     }
     println!(
-        "    peak memory {:.1} MiB",
-        memory_kib(client.pid(), "VmHWM") as f64 / 1024.0
+        "    memory after typing {:.1} MiB | peak {:.1} MiB",
+        memory_kib(client.pid(), "VmRSS") as f64 / 1024.0,
+        peak as f64 / 1024.0
     );
     client.shutdown();
 }
@@ -347,13 +414,36 @@ fn main() {
             text.len() / 1024
         );
         for server in &servers {
-            run(server, dir.path(), &text, &Case::ALL, 0, rounds);
+            run(
+                server,
+                dir.path(),
+                &text,
+                &Case::ALL,
+                Around::default(),
+                rounds,
+            );
+            let with_others = Around {
+                others: OTHER_FILES,
+                ..Around::default()
+            };
             run(
                 server,
                 dir.path(),
                 &text,
                 &[Case::InputName],
-                OTHER_FILES,
+                with_others,
+                rounds,
+            );
+            let with_requests = Around {
+                whole_file_requests: true,
+                ..Around::default()
+            };
+            run(
+                server,
+                dir.path(),
+                &text,
+                &[Case::InputName],
+                with_requests,
                 rounds,
             );
         }
