@@ -194,5 +194,15 @@ fn resources_typed_pasted_and_deleted_keep_the_whole_texts_analysis() {
     let b_start = text.find("    b = {").unwrap();
     let b_end = b_start + text[b_start..].find('\n').unwrap() + 1;
     edits.push((b_start, b_end, ""));
+    // Then `c` written again whole, the same name with a new dependency: the cycle
+    // a → n → c → a, though no name came or went.
+    text.replace_range(b_start..b_end, "");
+    let c_start = text.find("    c = {").unwrap();
+    let c_end = c_start + text[c_start..].find('\n').unwrap() + 1;
+    edits.push((
+        c_start,
+        c_end,
+        "    c = { type = \"local.file\"; inputs = { name = \"c\"; contents = resources.a.path; }; };\n",
+    ));
     type_into(RESOURCES, &edits);
 }

@@ -10,7 +10,7 @@
 //! is indexed again whole. `lsp/analysis/tests/edits.rs` holds the result equal to indexing
 //! the new tree whole.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use rnix::ast;
@@ -242,6 +242,45 @@ impl EntriesEdit {
             .map(|id| index.resources[*id].name.clone())
             .chain(self.new.iter().map(|(decl, ..)| decl.name.clone()))
             .collect();
+        // Dependencies by name, before and after, of the entries replaced: the edges of the
+        // graph cycles are found in that the edit may change.
+        type Edges<'a> = BTreeMap<&'a str, BTreeSet<(ScopeId, &'a str)>>;
+        let mut old_edges = Edges::new();
+        for id in &self.old {
+            old_edges
+                .entry(index.resources[*id].name.as_str())
+                .or_default();
+        }
+        for reference in &index.references {
+            if let Some(within) = reference.within.filter(|w| *w >= at && *w < at + removed) {
+                old_edges
+                    .entry(index.resources[within].name.as_str())
+                    .or_default()
+                    .insert((reference.scope, reference.resource.as_str()));
+            }
+        }
+        let mut new_edges = Edges::new();
+        for (decl, references, ..) in &self.new {
+            let targets = new_edges.entry(decl.name.as_str()).or_default();
+            for reference in references {
+                targets.insert((reference.scope, reference.resource.as_str()));
+            }
+        }
+        // Names that came or went: what references to them name changes. A name replaced by
+        // one with the same dependencies (an entry read again, unchanged) changes no cycle.
+        let came_or_went: BTreeSet<String> = old_edges
+            .keys()
+            .filter(|name| !new_edges.contains_key(*name))
+            .chain(
+                new_edges
+                    .keys()
+                    .filter(|name| !old_edges.contains_key(*name)),
+            )
+            .map(|name| (*name).to_owned())
+            .collect();
+        let dependencies_changed = old_edges
+            .iter()
+            .any(|(name, targets)| new_edges.get(name).is_some_and(|new| new != targets));
         // References: those of the old entries go, the others are renumbered.
         let was_old = |r: &Reference| r.within.is_some_and(|w| w >= at && w < at + removed);
         let references_at = index.remove_references(was_old, region.start());
@@ -282,17 +321,17 @@ impl EntriesEdit {
         let changed: HashSet<&str> = changed_names.iter().map(String::as_str).collect();
         let mut recheck = BTreeSet::new();
         let mut recheck_outside = false;
-        let mut recheck_cycles = false;
+        let mut recheck_cycles = dependencies_changed;
         for reference in &index.references {
             if reference.scope != self.scope || !changed.contains(reference.resource.as_str()) {
                 continue;
             }
+            recheck_cycles |= came_or_went.contains(&reference.resource);
             match reference.within {
-                // A new declaration is checked anyway; what it names may close a cycle.
-                Some(within) if within >= at && within < at + added => recheck_cycles = true,
+                // A new declaration is checked anyway.
+                Some(within) if within >= at && within < at + added => {}
                 Some(within) => {
                     recheck.insert(within);
-                    recheck_cycles = true;
                 }
                 None => recheck_outside = true,
             }
