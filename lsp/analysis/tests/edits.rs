@@ -206,3 +206,26 @@ fn resources_typed_pasted_and_deleted_keep_the_whole_texts_analysis() {
     ));
     type_into(RESOURCES, &edits);
 }
+
+/// A dependency typed into a declaration's inputs, which closes a cycle through two
+/// others, then deleted: edits inside one body, whose cycles are found again only when
+/// the set of resources it names changed.
+#[test]
+fn a_dependency_typed_into_a_body_closes_and_opens_a_cycle() {
+    let text = RESOURCES.replace(
+        "    c = {",
+        "    n = { type = \"local.file\"; inputs = { name = \"n\"; contents = resources.c.path; }; };\n    c = {",
+    );
+    let at = text.find("name = \"c\"; ").unwrap() + "name = \"c\"; ".len();
+    let typed = "contents = resources.a.path; ";
+    // Typed in two parts, the second naming `a` again: the set of dependencies is the same.
+    let (first, second) = typed.split_at(typed.len() - 6);
+    type_into(
+        &text,
+        &[
+            (at, at, first),
+            (at + first.len(), at + first.len(), second),
+            (at, at + typed.len(), ""),
+        ],
+    );
+}

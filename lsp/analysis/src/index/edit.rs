@@ -7,7 +7,7 @@
 //! body, in a tree that is the old one outside it. Anything else is indexed again whole.
 //! `lsp/analysis/tests/edits.rs` holds the result equal to indexing the new tree whole.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rnix::ast;
@@ -103,9 +103,14 @@ impl BodyEdit {
         let body = self.old_body;
         let inside =
             |r: &Reference| r.within == Some(self.decl) && body.contains_range(r.resource_range);
-        let targets = |references: &mut dyn Iterator<Item = &Reference>| -> Vec<(ScopeId, String)> {
-            references.map(|r| (r.scope, r.resource.clone())).collect()
-        };
+        // What the declaration depends on, as a set: another reference to a resource it
+        // already names (`resources.x.` typed where `resources.x.path` is used) changes no
+        // cycle, and a cycle through this declaration is found again anyway, since its
+        // diagnostics are inside the edit.
+        let targets =
+            |references: &mut dyn Iterator<Item = &Reference>| -> BTreeSet<(ScopeId, String)> {
+                references.map(|r| (r.scope, r.resource.clone())).collect()
+            };
         let old_targets = targets(&mut index.references.iter().filter(|r| inside(r)));
         let at = index.remove_references(inside, body.start());
         let shift = Shift { body, delta };
