@@ -274,8 +274,15 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
                         asked.push((id, Instant::now()));
                     }
                     for (id, sent) in std::mem::take(&mut asked) {
-                        let (at, message) =
-                            client.wait_for_timed("a whole-file answer", |m| is_response(m, id));
+                        let Some((at, message)) = client.try_wait_for_timed(|m| is_response(m, id))
+                        else {
+                            println!(
+                                "    {:<30} {} did not answer the outline, folding or semantic tokens within 30 s",
+                                case.name(),
+                                server.name
+                            );
+                            return;
+                        };
                         if message["error"]["code"] == CONTENT_MODIFIED {
                             modified += 1;
                         } else {
