@@ -18,15 +18,17 @@ use crate::{diagnostics, from_proto, memory};
 
 pub fn did_open(state: &mut State, params: DidOpenTextDocumentParams) {
     let opened = params.text_document;
+    // Said before the file is parsed, so that the scan of the workspace, which starts with
+    // the session on another thread, does not parse it a second time meanwhile.
+    if let (Some(session), Some(path)) = (state.session(), from_proto::file_path(&opened.uri)) {
+        session.project().opened(&path);
+    }
     let document = Document::new(&opened.text, opened.version);
     state.documents_mut().insert(opened.uri.clone(), document);
     drop(opened.text);
     memory::return_freed();
     let Some(snap) = state.snapshot() else { return };
     snap.project().forget_flakes();
-    if let Some(path) = from_proto::file_path(&opened.uri) {
-        snap.project().opened(&path);
-    }
     publish_later(snap.clone(), opened.uri.clone());
     describe_providers(&snap, &opened.uri);
     plan_later(&snap, &opened.uri);
