@@ -212,6 +212,12 @@ impl LspClient {
         &self.transcript
     }
 
+    /// Forgets the messages read so far: a benchmark that reads thousands of answers,
+    /// some of 10 MB, would otherwise hold them all.
+    pub fn forget_transcript(&mut self) {
+        self.transcript.clear();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -264,6 +264,7 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
                         published = Some(at);
                     }
                 }
+                client.forget_transcript();
                 completion.push(answered.unwrap() - sent);
                 if server.publishes {
                     diagnostics.push(published.unwrap() - sent);
