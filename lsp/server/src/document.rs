@@ -46,6 +46,7 @@ impl Document {
         &self.analysis
     }
 
+    /// The document for a request that runs later and must not hold up an edit meanwhile.
     pub fn later(&self) -> LaterDocument {
         LaterDocument {
             version: self.version,
