@@ -12,8 +12,8 @@
 //! whole file when typing pauses (outline, folding ranges, semantic tokens), asked after
 //! each keystroke's completion and answered before the next keystroke, with their latency
 //! (to the answer read by the client, 10 MB of JSON for the outline of 10,000 resources).
-//! Any that a keystroke overtakes would be answered "content modified". Then, in a trusted
-//! session, completion latency while the server applies the 2,000-resource deployment.
+//! Then, in a trusted session, completion latency while the server applies the
+//! 2,000-resource deployment.
 //!
 //! Side by side in the same run, so that ratios hold on a noisy machine: with
 //! `NIXOPS4_BENCH_NIL` set to a `nil` binary, that general Nix language server (which
@@ -151,9 +151,6 @@ struct Around {
     whole_file_requests: bool,
 }
 
-/// LSP's answer to a request whose document changed before it ran.
-const CONTENT_MODIFIED: i32 = -32801;
-
 /// The requests an editor makes of the whole file after a change.
 const WHOLE_FILE_REQUESTS: [&str; 3] = [
     "textDocument/documentSymbol",
@@ -211,11 +208,8 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
     let mut peak = 0;
     for case in cases {
         let (mut completion, mut diagnostics) = (Vec::new(), Vec::new());
-        // The whole-file requests asked after a keystroke, how long the answered ones took,
-        // and how many were answered "content modified" (none: no keystroke overtakes them).
-        let (mut asked, mut whole_file): (Vec<(i64, Instant)>, Vec<Duration>) =
-            (Vec::new(), Vec::new());
-        let mut modified = 0;
+        // How long the whole-file requests asked after each keystroke took.
+        let mut whole_file = Vec::new();
         let cpu_before = cpu_time(client.pid());
         let mut k = 0;
         while completion.len() < rounds {
@@ -252,12 +246,7 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
                         );
                         return;
                     };
-                    if let Some(i) = asked
-                        .iter()
-                        .position(|(asked, _)| is_response(&message, *asked))
-                    {
-                        whole_file.push(at - asked.swap_remove(i).1);
-                    } else if is_response(&message, id) {
+                    if is_response(&message, id) {
                         assert!(message.get("error").is_none(), "{message}");
                         answered = Some(at);
                     } else {
@@ -270,12 +259,15 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
                     diagnostics.push(published.unwrap() - sent);
                 }
                 if around.whole_file_requests {
-                    for method in WHOLE_FILE_REQUESTS {
-                        let id = client.send_request(method, json!({"textDocument": {"uri": uri}}));
-                        asked.push((id, Instant::now()));
-                    }
-                    for (id, sent) in std::mem::take(&mut asked) {
-                        let Some((at, message)) = client.try_wait_for_timed(|m| is_response(m, id))
+                    let asked: Vec<(i64, Instant)> = WHOLE_FILE_REQUESTS
+                        .iter()
+                        .map(|method| {
+                            let params = json!({"textDocument": {"uri": uri}});
+                            (client.send_request(method, params), Instant::now())
+                        })
+                        .collect();
+                    for (id, sent) in asked {
+                        let Some((at, _)) = client.try_wait_for_timed(|m| is_response(m, id))
                         else {
                             println!(
                                 "    {:<30} {} did not answer the outline, folding or semantic tokens within 30 s",
@@ -284,11 +276,7 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
                             );
                             return;
                         };
-                        if message["error"]["code"] == CONTENT_MODIFIED {
-                            modified += 1;
-                        } else {
-                            whole_file.push(at - sent);
-                        }
+                        whole_file.push(at - sent);
                     }
                 }
             }
@@ -314,7 +302,7 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
         );
         if !whole_file.is_empty() {
             println!(
-                "    {:<30} outline, folding, semantic tokens: {} answered, p50 {} p99 {}; {modified} answered \"content modified\"",
+                "    {:<30} outline, folding, semantic tokens: {} answered, p50 {} p99 {}",
                 "",
                 whole_file.len(),
                 ms(percentile(&mut whole_file, 0.5)),
@@ -422,38 +410,21 @@ fn main() {
             text.len() / 1024
         );
         for server in &servers {
-            run(
-                server,
-                dir.path(),
-                &text,
-                &Case::ALL,
-                Around::default(),
-                rounds,
-            );
             let with_others = Around {
                 others: OTHER_FILES,
                 ..Around::default()
             };
-            run(
-                server,
-                dir.path(),
-                &text,
-                &[Case::InputName],
-                with_others,
-                rounds,
-            );
             let with_requests = Around {
                 whole_file_requests: true,
                 ..Around::default()
             };
-            run(
-                server,
-                dir.path(),
-                &text,
-                &[Case::InputName],
-                with_requests,
-                rounds,
-            );
+            for (cases, around) in [
+                (&Case::ALL[..], Around::default()),
+                (&[Case::InputName], with_others),
+                (&[Case::InputName], with_requests),
+            ] {
+                run(server, dir.path(), &text, cases, around, rounds);
+            }
         }
     }
     let dir = tempfile::tempdir().unwrap();
