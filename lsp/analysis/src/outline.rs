@@ -137,7 +137,7 @@ impl Analysis {
         let mut keep = |range: TextRange| {
             if text
                 .get(usize::from(range.start())..usize::from(range.end()))
-                .is_some_and(|t| t.contains('\n'))
+                .is_some_and(|t| t.contains(['\n', '\r']))
             {
                 found.push(range);
             }
@@ -313,6 +313,18 @@ mod tests {
         11: let x = 1;
         13: /* a
         ");
+    }
+
+    /// LSP ends lines at a lone `\r` too: what spans such lines folds.
+    #[test]
+    fn lines_ended_by_carriage_returns_fold() {
+        let text = "{\r  a = [\r    1\r  ];\r  b = [ 1 ];\r}";
+        let folded: Vec<&str> = Analysis::new(text)
+            .folding_ranges()
+            .into_iter()
+            .map(|range| &text[range])
+            .collect();
+        assert_eq!(folded, [text, "[\r    1\r  ]"]);
     }
 
     #[test]
