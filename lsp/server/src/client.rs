@@ -87,10 +87,13 @@ impl Client {
     /// Sends a request and waits for the client's answer.
     pub async fn request<R: Request>(&self, params: R::Params) -> Result<R::Result, ResponseError> {
         let id = RequestId::Number(self.shared.next_id.fetch_add(1, Ordering::SeqCst));
+        // Serialized here, small as our requests are, so that one that cannot be is an
+        // error now rather than an answer waited for in vain.
+        let frame = body::request(&id, R::METHOD, &params)
+            .map_err(|e| ResponseError::new(code::INTERNAL_ERROR, e.to_string()))?;
         let (sender, answer) = oneshot::channel();
-        lock(&self.shared.waiting).insert(id.clone(), sender);
-        let sent = id.clone();
-        self.send(R::METHOD, move || body::request(&sent, R::METHOD, &params));
+        lock(&self.shared.waiting).insert(id, sender);
+        self.send(R::METHOD, move || Ok(frame));
         let response = answer
             .await
             .map_err(|_| ResponseError::new(code::INTERNAL_ERROR, "no answer"))?;
