@@ -95,27 +95,26 @@ impl Analysis {
         if let Some(items) = self.state_completions(before, offset) {
             return items;
         }
-        for decl in self.index.declarations() {
-            if let Some((_, range)) = &decl.type_name
+        for decl in self.index.declarations().filter(|d| d.spans(offset)) {
+            if let Some((_, range)) = decl.type_name()
                 && range.start() < offset
                 && offset < range.end()
             {
                 return type_completions(schemas);
             }
             if let Some(input) = decl
-                .inputs
-                .iter()
+                .inputs()
                 .find(|i| i.value_range.start() < offset && offset < i.value_range.end())
                 && let Some((_, description)) = self.description(decl, schemas)
                 && let Some(schema) = description
                     .inputs
                     .get("properties")
-                    .and_then(|p| p.get(&input.name))
+                    .and_then(|p| p.get(input.name))
             {
                 let in_string = input.literal == Some("string");
                 return value_completions(schema, in_string);
             }
-            if let Some(set) = &decl.inputs_set
+            if let Some(set) = decl.inputs_set()
                 && set.range.start() < offset
                 && offset < set.range.end()
                 && !set
@@ -128,7 +127,7 @@ impl Analysis {
                 };
                 let typed = word_before(before);
                 return input_completions(&description.inputs, |name| {
-                    name != typed && decl.inputs.iter().any(|i| i.name == name)
+                    name != typed && decl.has_input(name)
                 });
             }
         }
@@ -164,9 +163,9 @@ impl Analysis {
                 .map(|decl| Completion {
                     label: decl.name.clone(),
                     kind: CompletionKind::Resource,
-                    detail: match (&decl.type_name, decl.nested) {
+                    detail: match (decl.type_name(), decl.nested) {
                         (_, Some(_)) => "nested deployment".into(),
-                        (Some((t, _)), None) => t.clone(),
+                        (Some((t, _)), None) => t.to_owned(),
                         (None, None) => String::new(),
                     },
                     documentation: String::new(),
@@ -196,9 +195,8 @@ impl Analysis {
                     label: inner.name.clone(),
                     kind: CompletionKind::Resource,
                     detail: inner
-                        .type_name
-                        .as_ref()
-                        .map(|(t, _)| t.clone())
+                        .type_name()
+                        .map(|(t, _)| t.to_owned())
                         .unwrap_or_default(),
                     documentation: String::new(),
                     snippet: crate::attribute_name(&inner.name),
@@ -272,8 +270,7 @@ impl Analysis {
             .filter(|decl| {
                 decl.scope == scope
                     && decl
-                        .type_name
-                        .as_ref()
+                        .type_name()
                         .is_some_and(|(t, _)| t == "local.state_file")
             })
             .map(|decl| {

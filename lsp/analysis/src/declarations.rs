@@ -59,7 +59,7 @@ impl Analysis {
         self.index
             .resources
             .iter()
-            .position(|r| r.name_ranges.iter().any(|n| n.contains_inclusive(offset)))
+            .position(|r| r.spans(offset) && r.name_ranges().any(|n| n.contains_inclusive(offset)))
             .map(|id| self.declared(id))
     }
 
@@ -98,18 +98,8 @@ impl Analysis {
             .resources
             .iter()
             .filter(|r| index.is_top_level(r.scope))
-            .filter(|r| {
-                r.type_name
-                    .as_ref()
-                    .is_some_and(|(t, _)| t == "local.state_file")
-            })
-            .filter_map(|r| {
-                r.inputs
-                    .iter()
-                    .find(|i| i.name == "name")?
-                    .string_value
-                    .as_deref()
-            });
+            .filter(|r| r.type_name().is_some_and(|(t, _)| t == "local.state_file"))
+            .filter_map(|r| r.inputs().find(|i| i.name == "name")?.string_value);
         match (named.next(), named.next()) {
             (Some(name), None) => Some(name),
             _ => None,
@@ -120,8 +110,8 @@ impl Analysis {
         let decl = &self.index.resources[id];
         DeclaredResource {
             path: self.index.path(id),
-            type_name: decl.type_name.as_ref().map(|(t, _)| t.clone()),
-            name_range: decl.name_range,
+            type_name: decl.type_name().map(|(t, _)| t.to_owned()),
+            name_range: decl.name_range(),
         }
     }
 }

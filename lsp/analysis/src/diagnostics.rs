@@ -201,32 +201,30 @@ impl Analysis {
         known_providers: &BTreeSet<&str>,
         found: &mut Vec<Diagnostic>,
     ) {
-        for duplicate in decl.whole_ranges.iter().skip(1) {
+        for duplicate in decl.whole_ranges().skip(1) {
             found.push(Diagnostic {
-                range: *duplicate,
+                range: duplicate,
                 code: DiagnosticCode::DuplicateResource,
                 message: format!("resource `{}` is declared more than once", decl.name),
                 fix: None,
             });
         }
-        let Some((type_name, type_range)) = &decl.type_name else {
+        let Some((type_name, type_range)) = decl.type_name() else {
             return;
         };
         let Some((_, description)) = self.description(decl, schemas) else {
             // Only a provider whose types are known can say a type does not exist.
-            let provider = type_name
-                .split_once('.')
-                .map_or(type_name.as_str(), |(p, _)| p);
+            let provider = type_name.split_once('.').map_or(type_name, |(p, _)| p);
             if known_providers.contains(provider) {
                 let suggestion = did_you_mean(type_name, schemas.types.keys().map(String::as_str));
                 found.push(Diagnostic {
-                    range: *type_range,
+                    range: type_range,
                     code: DiagnosticCode::UnknownType,
                     message: with_suggestion(
                         format!("unknown resource type `{type_name}`"),
                         suggestion,
                     ),
-                    fix: suggestion.map(|close| Fix::replace(*type_range, format!("\"{close}\""))),
+                    fix: suggestion.map(|close| Fix::replace(type_range, format!("\"{close}\""))),
                 });
             }
             return;
@@ -238,15 +236,15 @@ impl Analysis {
         let closed = description.inputs.get("additionalProperties") == Some(&Value::Bool(false));
         // Inputs that a misspelt one most likely means: fixing the typo adds them.
         let mut meant: Vec<&str> = Vec::new();
-        for input in &decl.inputs {
-            match properties.and_then(|p| p.get(&input.name)) {
+        for input in decl.inputs() {
+            match properties.and_then(|p| p.get(input.name)) {
                 None if closed => {
                     let suggestion = did_you_mean(
-                        &input.name,
+                        input.name,
                         properties
                             .into_iter()
                             .flat_map(|p| p.keys().map(String::as_str))
-                            .filter(|name| !decl.inputs.iter().any(|i| i.name == *name)),
+                            .filter(|name| !decl.has_input(name)),
                     );
                     meant.extend(suggestion);
                     found.push(Diagnostic {
@@ -291,15 +289,12 @@ impl Analysis {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .filter(|name| !decl.inputs.iter().any(|i| i.name == *name))
+            .filter(|name| !decl.has_input(name))
             .collect();
         if missing.is_empty() {
             return;
         }
-        let range = decl
-            .inputs_set
-            .as_ref()
-            .map_or(*type_range, |set| set.range);
+        let range = decl.inputs_set().map_or(type_range, |set| set.range);
         let to_add: Vec<&str> = missing
             .iter()
             .copied()
@@ -345,7 +340,7 @@ impl Analysis {
             format!("{} = {placeholder};", crate::attribute_name(name))
         };
         let text = self.text();
-        match &decl.inputs_set {
+        match decl.inputs_set() {
             Some(set) if set.closed => {
                 let brace = usize::from(set.range.end()) - 1;
                 let line_start = text[..brace].rfind('\n').map_or(0, |i| i + 1);
@@ -370,8 +365,8 @@ impl Analysis {
                     ))
                 }
             }
-            None if decl.inputs.is_empty() => {
-                let at = decl.type_entry_end?;
+            None if decl.inputs().next().is_none() => {
+                let at = decl.type_entry_end()?;
                 let joined: Vec<String> = missing.iter().map(|m| entry(m)).collect();
                 Some((
                     TextRange::empty(at),

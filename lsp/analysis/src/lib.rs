@@ -224,7 +224,7 @@ impl Analysis {
         decl: &index::ResourceDecl,
         schemas: &'s Schemas,
     ) -> Option<(&'s str, &'s ResourceTypeDescription)> {
-        let (type_name, _) = decl.type_name.as_ref()?;
+        let (type_name, _) = decl.type_name()?;
         schemas
             .types
             .get_key_value(type_name)

@@ -71,50 +71,55 @@ impl Analysis {
     ) -> Option<HoverInfo> {
         // Typed declarations come last and have no name, so `id` is a named one's where a
         // name is hovered.
-        for (id, decl) in self.index.declarations().enumerate() {
+        let around = self.index.declarations().enumerate();
+        for (id, decl) in around.filter(|(_, decl)| decl.spans(offset)) {
             let description = self.description(decl, schemas);
             if let (Some((_, range)), Some((type_name, description))) =
-                (&decl.type_name, description)
-                && contains(*range, offset)
+                (decl.type_name(), description)
+                && contains(range, offset)
             {
                 return Some(HoverInfo {
-                    range: *range,
+                    range,
                     markdown: format!("**{type_name}**\n\n{}", description.description),
                 });
             }
-            if let Some(range) = decl.name_ranges.iter().find(|r| contains(**r, offset)) {
+            if let Some(range) = decl.name_ranges().find(|r| contains(*r, offset)) {
                 return Some(HoverInfo {
-                    range: *range,
+                    range,
                     markdown: self.resource_doc(id, schemas, recorded),
                 });
             }
-            for input in &decl.inputs {
+            for input in decl.inputs() {
                 if contains(input.range, offset)
                     && let Some((_, description)) = description
                     && let Some(schema) = description
                         .inputs
                         .get("properties")
-                        .and_then(|p| p.get(&input.name))
+                        .and_then(|p| p.get(input.name))
                 {
                     let required = description
                         .inputs
                         .get("required")
                         .and_then(Value::as_array)
-                        .is_some_and(|r| r.iter().any(|n| n == input.name.as_str()));
+                        .is_some_and(|r| r.iter().any(|n| n == input.name));
                     let mut notes = Vec::new();
                     if required {
                         notes.push("required");
                     }
-                    if description.replace_on_change.contains(&input.name) {
+                    if description
+                        .replace_on_change
+                        .iter()
+                        .any(|n| n == input.name)
+                    {
                         notes.push("changing it replaces the resource");
                     }
-                    let mut markdown = property_doc(&input.name, schema, &notes.join(", "));
+                    let mut markdown = property_doc(input.name, schema, &notes.join(", "));
                     // A typed declaration has no name, so no record.
                     let named = id < self.index.resources.len();
                     if let Some(value) = named
                         .then(|| recorded.get(&self.index.path(id)))
                         .flatten()
-                        .and_then(|r| r.inputs.get(&input.name))
+                        .and_then(|r| r.inputs.get(input.name))
                     {
                         markdown.push_str("\n\n");
                         markdown.push_str(&if value == SENSITIVE {
@@ -203,10 +208,7 @@ impl Analysis {
         if decl.nested.is_some() {
             return format!("nested deployment **{}**", path.join("."));
         }
-        let type_name = decl
-            .type_name
-            .as_ref()
-            .map_or("(type not known)", |(t, _)| t.as_str());
+        let type_name = decl.type_name().map_or("(type not known)", |(t, _)| t);
         let mut text = format!("resource **{}** `{type_name}`", path.join("."));
         let Some(outputs) = recorded.get(&path).map(|r| &r.outputs) else {
             return text;
@@ -231,13 +233,13 @@ impl Analysis {
 
     /// The resource or output named at `offset`: in a declaration's name, or in a reference.
     pub fn target(&self, offset: TextSize) -> Option<Target> {
-        for decl in &self.index.resources {
-            if let Some(range) = decl.name_ranges.iter().find(|r| contains(**r, offset)) {
+        for decl in self.index.resources.iter().filter(|d| d.spans(offset)) {
+            if let Some(range) = decl.name_ranges().find(|r| contains(*r, offset)) {
                 return Some(Target {
                     scope: decl.scope,
                     resource: decl.name.clone(),
                     output: None,
-                    range: *range,
+                    range,
                 });
             }
         }
@@ -279,7 +281,7 @@ impl Analysis {
         if output.is_none()
             && let Some(decl) = self.declaration(scope, resource)
         {
-            ranges.extend(decl.name_ranges.iter().copied());
+            ranges.extend(decl.name_ranges());
         }
         for reference in &self.index.references {
             if reference.scope != scope || reference.resource != resource {

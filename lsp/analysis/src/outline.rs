@@ -61,16 +61,14 @@ impl Analysis {
             .filter(|decl| decl.scope == scope)
             .map(|decl| {
                 let range = decl
-                    .body_ranges
-                    .iter()
-                    .fold(decl.name_range, |all, body| all.cover(*body));
+                    .body_ranges()
+                    .fold(decl.name_range(), |all, body| all.cover(body));
                 let mut children: Vec<Symbol> = match decl.nested {
                     Some(nested) => self.scope_symbols(nested),
                     None => decl
-                        .inputs
-                        .iter()
+                        .inputs()
                         .map(|input| Symbol {
-                            name: input.name.clone(),
+                            name: input.name.to_owned(),
                             detail: input.literal.unwrap_or_default().to_owned(),
                             kind: SymbolKind::Input,
                             range: input.range.cover(input.value_range),
@@ -87,9 +85,9 @@ impl Analysis {
                 children.sort_by_key(|s| s.range.start());
                 Symbol {
                     name: decl.name.clone(),
-                    detail: match (decl.nested, &decl.type_name) {
+                    detail: match (decl.nested, decl.type_name()) {
                         (Some(_), _) => "nested deployment".into(),
-                        (None, Some((type_name, _))) => type_name.clone(),
+                        (None, Some((type_name, _))) => type_name.to_owned(),
                         (None, None) => String::new(),
                     },
                     kind: if decl.nested.is_some() {
@@ -98,7 +96,7 @@ impl Analysis {
                         SymbolKind::Resource
                     },
                     range,
-                    selection: decl.name_range,
+                    selection: decl.name_range(),
                     children,
                 }
             })
@@ -178,13 +176,9 @@ impl Analysis {
         let index = &self.index;
         let mut tokens: Vec<(TextRange, TokenKind)> = Vec::new();
         for decl in &index.resources {
-            tokens.extend(
-                decl.name_ranges
-                    .iter()
-                    .map(|r| (*r, TokenKind::Declaration)),
-            );
-            tokens.extend(decl.type_name.iter().map(|(_, r)| (*r, TokenKind::Type)));
-            tokens.extend(decl.inputs.iter().map(|i| (i.range, TokenKind::Input)));
+            tokens.extend(decl.name_ranges().map(|r| (r, TokenKind::Declaration)));
+            tokens.extend(decl.type_name().map(|(_, r)| (r, TokenKind::Type)));
+            tokens.extend(decl.inputs().map(|i| (i.range, TokenKind::Input)));
         }
         for reference in &index.references {
             tokens.push((reference.resource_range, TokenKind::Reference));

@@ -119,7 +119,7 @@ pub fn definition(files: &[File], current_id: &str, offset: TextSize) -> Vec<Loc
         .declaration(target.scope, &target.resource)
         .map(|decl| Location {
             file: current_id.to_owned(),
-            range: decl.name_range,
+            range: decl.name_range(),
         });
     if let Some(local) = local {
         return vec![local];
@@ -138,7 +138,7 @@ pub fn definition(files: &[File], current_id: &str, offset: TextSize) -> Vec<Loc
                 .filter(|r| index.is_top_level(r.scope) && r.name == target.resource)
                 .map(|r| Location {
                     file: f.id.to_owned(),
-                    range: r.name_range,
+                    range: r.name_range(),
                 })
                 .collect::<Vec<_>>()
         })
@@ -172,9 +172,9 @@ pub fn references(
                         .index
                         .resources
                         .iter()
-                        .find(|r| r.name_range == location.range);
+                        .find(|r| r.name_range() == location.range);
                     decl.into_iter()
-                        .flat_map(|d| d.name_ranges.clone())
+                        .flat_map(|d| d.name_ranges())
                         .map(|range| Location {
                             file: location.file.clone(),
                             range,
@@ -237,7 +237,7 @@ pub fn rename(
                     .index
                     .resources
                     .iter()
-                    .any(|r| r.named_by_string && r.name_ranges.contains(&location.range))
+                    .any(|r| r.named_by_string && r.name_ranges().any(|n| n == location.range))
             });
             let replacement = if string_value {
                 quoted(new_name)

@@ -6,19 +6,19 @@
 //! say depends on their own text alone, so the same green node means the same facts. The
 //! facts keep ranges relative to the declaration's start and are moved to where it is now.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rnix::ast;
 use rnix::{SyntaxKind, TextRange, TextSize};
 use rowan::ast::AstNode;
+use rustc_hash::FxHashMap;
 
 use super::lower::{Builder, ReferenceParts, read_alone, reference_parts};
 use super::model::{DeclId, InputEntry, InputsSet, ResourceDecl};
 use crate::syntax::mentions;
 
 /// What the previous version's declarations said, by the identity of their green node.
-pub(crate) type BodyCache = HashMap<usize, (rowan::GreenNode, Arc<BodyFacts>)>;
+pub(crate) type BodyCache = FxHashMap<usize, (rowan::GreenNode, Arc<BodyFacts>)>;
 
 pub(super) fn green_key(green: &rowan::GreenNode) -> usize {
     let data: &rowan::GreenNodeData = green;

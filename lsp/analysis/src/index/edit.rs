@@ -7,12 +7,13 @@
 //! body, in a tree that is the old one outside it. Anything else is indexed again whole.
 //! `lsp/analysis/tests/edits.rs` holds the result equal to indexing the new tree whole.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rnix::ast;
 use rnix::{SyntaxNode, TextRange, TextSize};
 use rowan::ast::AstNode;
+use rustc_hash::FxHashMap;
 
 use super::cache::{BodyCache, BodyFacts, add_body_facts, green_key};
 use super::lower::binding_scope;
@@ -120,13 +121,14 @@ impl BodyEdit {
         let decl = &mut index.resources[self.decl];
         let mut fresh = ResourceDecl::default();
         add_body_facts(&mut fresh, self.facts.decl_at(self.new_body.start()));
-        let type_of = |decl: &ResourceDecl| decl.type_name.as_ref().map(|(t, _)| t.clone());
-        let type_changed = type_of(decl) != type_of(&fresh);
+        let type_changed = decl.type_name().map(|(t, _)| t) != fresh.type_name().map(|(t, _)| t);
+        decl.unseal();
         decl.type_name = fresh.type_name;
         decl.type_entry_end = fresh.type_entry_end;
         decl.inputs = fresh.inputs;
         decl.inputs_set = fresh.inputs_set;
         decl.inputs_open = fresh.inputs_open;
+        decl.seal();
         cache.remove(&self.old_key);
         cache.insert(green_key(&self.new_green), (self.new_green, self.facts));
         Reindexed {
@@ -198,7 +200,7 @@ fn body_of(index: &Index, body: TextRange) -> Option<DeclId> {
     index
         .resources
         .iter()
-        .position(|decl| decl.body_ranges.contains(&body))
+        .position(|decl| decl.spans(body.start()) && decl.body_ranges().any(|r| r == body))
 }
 
 /// `decl`, when it is the one named declaration with a body at `body`, that its only
@@ -206,27 +208,27 @@ fn body_of(index: &Index, body: TextRange) -> Option<DeclId> {
 fn only_declaration_of(index: &Index, decl: DeclId, body: TextRange) -> Option<DeclId> {
     let others = index.resources[decl + 1..]
         .iter()
-        .any(|other| other.body_ranges.contains(&body));
+        .any(|other| other.spans(body.start()) && other.body_ranges().any(|r| r == body));
     let own = &index.resources[decl];
-    let outside = |range: &TextRange| range.end() <= body.start() || range.start() >= body.end();
+    let outside = |range: TextRange| range.end() <= body.start() || range.start() >= body.end();
     let alone = !others
-        && own.body_ranges.len() == 1
+        && own.body_ranges().count() == 1
         && own.nested.is_none()
-        && outside(&own.name_range)
-        && own.name_ranges.iter().chain(&own.whole_ranges).all(outside)
+        && outside(own.name_range())
+        && own.name_ranges().chain(own.whole_ranges()).all(outside)
         && !index
             .typed
             .iter()
-            .any(|t| t.body_ranges.iter().any(|r| r.intersect(body).is_some()));
+            .any(|t| t.body_ranges().any(|r| r.intersect(body).is_some()));
     alone.then_some(decl)
 }
 
 /// Whether a declaration says what its body alone says.
 fn same_facts(decl: &ResourceDecl, said: &ResourceDecl) -> bool {
-    decl.type_name == said.type_name
-        && decl.type_entry_end == said.type_entry_end
-        && decl.inputs == said.inputs
-        && decl.inputs_set == said.inputs_set
+    decl.type_name() == said.type_name()
+        && decl.type_entry_end() == said.type_entry_end()
+        && decl.inputs().eq(said.inputs())
+        && decl.inputs_set() == said.inputs_set()
         && decl.inputs_open == said.inputs_open
 }
 
@@ -277,7 +279,7 @@ pub(super) fn same_outside(old: &SyntaxNode, new: &SyntaxNode) -> bool {
 
 /// The functions that open scopes, by their range after the edit (every scope but the
 /// file's).
-pub(super) fn lambda_scopes(index: &Index, shift: &Shift) -> HashMap<TextRange, ScopeId> {
+pub(super) fn lambda_scopes(index: &Index, shift: &Shift) -> FxHashMap<TextRange, ScopeId> {
     index
         .scope_ids()
         .skip(1)
@@ -328,39 +330,6 @@ impl Shift {
     }
 
     fn decl(&self, decl: &mut ResourceDecl) {
-        self.range(&mut decl.name_range);
-        let ResourceDecl {
-            name_ranges,
-            whole_ranges,
-            body_ranges,
-            type_name,
-            type_entry_end,
-            inputs,
-            inputs_set,
-            ..
-        } = decl;
-        for range in name_ranges
-            .iter_mut()
-            .chain(whole_ranges)
-            .chain(body_ranges)
-        {
-            self.range(range);
-        }
-        if let Some((_, range)) = type_name {
-            self.range(range);
-        }
-        if let Some(end) = type_entry_end {
-            *end = self.offset(*end);
-        }
-        for input in inputs {
-            self.range(&mut input.range);
-            self.range(&mut input.value_range);
-        }
-        if let Some(set) = inputs_set {
-            self.range(&mut set.range);
-            for range in &mut set.value_ranges {
-                self.range(range);
-            }
-        }
+        decl.shift(self.body.end(), |at| self.offset(at));
     }
 }

@@ -5,11 +5,10 @@
 //! Declarations whose syntax did not change since the previous version are not read
 //! again: `cache` keeps what they said, by green-node identity.
 
-use std::collections::{HashMap, HashSet};
-
 use rnix::ast::{self, HasEntry};
 use rnix::{SyntaxKind, SyntaxNode, TextRange};
 use rowan::ast::AstNode;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::cache::{BodyCache, BodyFacts};
 use super::model::{
@@ -60,38 +59,45 @@ impl Index {
                 _ => {}
             }
         }
-        (builder.index, builder.cache)
+        let mut index = builder.index;
+        for decl in index.resources.iter_mut().chain(&mut index.typed) {
+            decl.seal();
+        }
+        // In the order of the text, as edits keep them: a declaration read whole adds its
+        // references before the walk reaches those of functions written earlier.
+        index.references.sort_by_key(|r| r.resource_range.start());
+        (index, builder.cache)
     }
 }
 
 pub(super) struct Builder<'a> {
     pub(super) index: Index,
     /// Lambdas that open a scope, by their range.
-    lambda_scopes: HashMap<TextRange, ScopeId>,
+    lambda_scopes: FxHashMap<TextRange, ScopeId>,
     /// Lambdas given to `nested`/`mkSequence`, with the resource they are and whether
     /// they return `mkSequence`'s list of steps.
-    nested_lambdas: HashMap<TextRange, (DeclId, bool)>,
+    nested_lambdas: FxHashMap<TextRange, (DeclId, bool)>,
     /// The expressions that make up each declaration, by range.
-    bodies: HashMap<TextRange, DeclId>,
+    bodies: FxHashMap<TextRange, DeclId>,
     pub(super) previous: &'a BodyCache,
     pub(super) cache: BodyCache,
     /// Declarations read whole, whose insides the walk skips.
-    pub(super) read_bodies: HashSet<TextRange>,
+    pub(super) read_bodies: FxHashSet<TextRange>,
     /// The scope a reference's base names, by innermost function and base.
-    binder_memo: HashMap<(Option<TextRange>, String), Option<ScopeId>>,
+    binder_memo: FxHashMap<(Option<TextRange>, String), Option<ScopeId>>,
 }
 
 impl<'a> Builder<'a> {
     pub(super) fn new(index: Index, previous: &'a BodyCache) -> Builder<'a> {
         Builder {
             index,
-            lambda_scopes: HashMap::new(),
-            nested_lambdas: HashMap::new(),
-            bodies: HashMap::new(),
+            lambda_scopes: FxHashMap::default(),
+            nested_lambdas: FxHashMap::default(),
+            bodies: FxHashMap::default(),
             previous,
             cache: BodyCache::default(),
-            read_bodies: HashSet::new(),
-            binder_memo: HashMap::new(),
+            read_bodies: FxHashSet::default(),
+            binder_memo: FxHashMap::default(),
         }
     }
 
@@ -329,7 +335,9 @@ impl<'a> Builder<'a> {
             return;
         }
         let mut decl = read_alone(set);
+        // No name: its place is where it starts, so that it moves with the set.
         decl.name_ranges.clear();
+        decl.name_range = TextRange::empty(range.start());
         decl.scope = self.scope_of(set.syntax());
         decl.body_ranges = vec![range];
         self.index.typed.push(decl);
@@ -581,7 +589,7 @@ impl<'a> Builder<'a> {
 }
 
 /// The innermost scope around a node, given the functions that open scopes by range.
-fn scope_around(lambda_scopes: &HashMap<TextRange, ScopeId>, node: &SyntaxNode) -> ScopeId {
+fn scope_around(lambda_scopes: &FxHashMap<TextRange, ScopeId>, node: &SyntaxNode) -> ScopeId {
     node.ancestors()
         .filter(|n| n.kind() == SyntaxKind::NODE_LAMBDA)
         .find_map(|n| lambda_scopes.get(&n.text_range()).copied())
@@ -591,7 +599,7 @@ fn scope_around(lambda_scopes: &HashMap<TextRange, ScopeId>, node: &SyntaxNode) 
 /// The scope `<base>.resources` (or `resources`) names at `at`, given the functions that
 /// open scopes by range; `None` when `base` is not a deployment's argument.
 pub(super) fn binding_scope(
-    lambda_scopes: &HashMap<TextRange, ScopeId>,
+    lambda_scopes: &FxHashMap<TextRange, ScopeId>,
     base: &str,
     at: &SyntaxNode,
 ) -> Option<ScopeId> {

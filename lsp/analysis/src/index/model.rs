@@ -4,9 +4,10 @@
 //!
 //! Filled by `lower`; features read it. Nothing here looks at syntax.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use rnix::{TextRange, TextSize};
+use rustc_hash::FxHashMap;
 
 /// One deployment's namespace of resources in a file. Opaque outside the crate: it only
 /// names a scope of the analysis it came from.
@@ -39,7 +40,7 @@ pub(crate) struct Index {
     pub(crate) references: Vec<Reference>,
     pub(crate) providers: Vec<ProviderDecl>,
     /// Resources by scope and name.
-    by_name: HashMap<ScopeId, HashMap<String, DeclId>>,
+    by_name: FxHashMap<ScopeId, FxHashMap<String, DeclId>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,29 +50,38 @@ pub(crate) struct Scope {
     pub(crate) range: TextRange,
 }
 
+/// A resource as its declarations say it. Where things are written is kept from the
+/// declaration's `origin`, the start of the first of its ranges, so that an edit elsewhere
+/// in the file moves one offset per declaration (`edit::Shift`) rather than each range:
+/// files of 10,000 resources are edited at every keystroke. Read them with the methods;
+/// the fields are for the index's own modules, which build a declaration at origin 0
+/// (ranges as written) and then `seal` it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ResourceDecl {
     pub(crate) name: String,
     pub(crate) scope: ScopeId,
+    /// Where every range below is counted from, and where the last of them ends.
+    pub(super) origin: TextSize,
+    pub(super) end: TextSize,
     /// Where the name is first written.
-    pub(crate) name_range: TextRange,
+    pub(super) name_range: TextRange,
     /// Every place the name is written in a declaration (dotted forms write it several
     /// times); quotes included for a quoted name.
-    pub(crate) name_ranges: Vec<TextRange>,
+    pub(super) name_ranges: Vec<TextRange>,
     /// The names of the entries that each declare the whole resource (`a = { ... }`):
     /// more than one is a duplicate.
-    pub(crate) whole_ranges: Vec<TextRange>,
+    pub(super) whole_ranges: Vec<TextRange>,
     /// The expressions that make up the declaration.
-    pub(crate) body_ranges: Vec<TextRange>,
+    pub(super) body_ranges: Vec<TextRange>,
     /// The `type` string literal and the range of the string, quotes included.
-    pub(crate) type_name: Option<(String, TextRange)>,
+    pub(super) type_name: Option<(String, TextRange)>,
     /// Where the `type = ...;` entry ends, to insert after it.
-    pub(crate) type_entry_end: Option<TextSize>,
+    pub(super) type_entry_end: Option<TextSize>,
     /// Inputs written literally, in order.
-    pub(crate) inputs: Vec<InputEntry>,
+    pub(super) inputs: Vec<InputEntry>,
     /// The `inputs = { ... }` set, when written as one, with the ranges of its entries'
     /// values (completion offers input names elsewhere in it).
-    pub(crate) inputs_set: Option<InputsSet>,
+    pub(super) inputs_set: Option<InputsSet>,
     /// Whether inputs come from somewhere this index cannot see (`inputs = f x;`,
     /// `inherit`), so that missing ones cannot be told.
     pub(crate) inputs_open: bool,
@@ -82,14 +92,176 @@ pub(crate) struct ResourceDecl {
     pub(crate) named_by_string: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct InputEntry {
-    pub(crate) name: String,
+/// One input of a declaration, where it is written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Input<'a> {
+    pub(crate) name: &'a str,
     pub(crate) range: TextRange,
     /// The JSON type of a literal value (`string`, `integer`, `boolean`, `array`,
     /// `object`, `null`), when the value is a literal.
     pub(crate) literal: Option<&'static str>,
     /// The value, when it is a string without interpolation.
+    pub(crate) string_value: Option<&'a str>,
+    pub(crate) value_range: TextRange,
+}
+
+impl ResourceDecl {
+    fn at(&self, range: TextRange) -> TextRange {
+        range + self.origin
+    }
+
+    /// Whether `offset` lies between the first and the last place the declaration
+    /// writes something (inclusive): a cheap test before the others.
+    pub(crate) fn spans(&self, offset: TextSize) -> bool {
+        self.origin <= offset && offset <= self.end
+    }
+
+    /// Where the name is first written.
+    pub(crate) fn name_range(&self) -> TextRange {
+        self.at(self.name_range)
+    }
+
+    /// Every place the name is written.
+    pub(crate) fn name_ranges(&self) -> impl Iterator<Item = TextRange> + '_ {
+        self.name_ranges.iter().map(|r| self.at(*r))
+    }
+
+    /// The names of the entries that declare the whole resource, the first first.
+    pub(crate) fn whole_ranges(&self) -> impl Iterator<Item = TextRange> + '_ {
+        self.whole_ranges.iter().map(|r| self.at(*r))
+    }
+
+    /// The expressions that make up the declaration.
+    pub(crate) fn body_ranges(&self) -> impl Iterator<Item = TextRange> + '_ {
+        self.body_ranges.iter().map(|r| self.at(*r))
+    }
+
+    /// The `type` string literal and where the string is, quotes included.
+    pub(crate) fn type_name(&self) -> Option<(&str, TextRange)> {
+        let (name, range) = self.type_name.as_ref()?;
+        Some((name.as_str(), self.at(*range)))
+    }
+
+    /// Where the `type = ...;` entry ends.
+    pub(crate) fn type_entry_end(&self) -> Option<TextSize> {
+        self.type_entry_end.map(|end| end + self.origin)
+    }
+
+    /// The inputs written literally, in order.
+    pub(crate) fn inputs(&self) -> impl Iterator<Item = Input<'_>> {
+        self.inputs.iter().map(|input| Input {
+            name: &input.name,
+            range: self.at(input.range),
+            literal: input.literal,
+            string_value: input.string_value.as_deref(),
+            value_range: self.at(input.value_range),
+        })
+    }
+
+    /// Whether an input of that name is written.
+    pub(crate) fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|input| input.name == name)
+    }
+
+    /// The `inputs = { ... }` set, when written as one.
+    pub(crate) fn inputs_set(&self) -> Option<InputsSet> {
+        self.inputs_set.as_ref().map(|set| InputsSet {
+            range: self.at(set.range),
+            value_ranges: set.value_ranges.iter().map(|r| self.at(*r)).collect(),
+            closed: set.closed,
+        })
+    }
+
+    /// Every range the fields hold, as stored.
+    fn ranges_mut(&mut self) -> impl Iterator<Item = &mut TextRange> {
+        let ResourceDecl {
+            name_range,
+            name_ranges,
+            whole_ranges,
+            body_ranges,
+            type_name,
+            inputs,
+            inputs_set,
+            ..
+        } = self;
+        std::iter::once(name_range)
+            .chain(name_ranges.iter_mut())
+            .chain(whole_ranges.iter_mut())
+            .chain(body_ranges.iter_mut())
+            .chain(type_name.iter_mut().map(|(_, range)| range))
+            .chain(
+                inputs
+                    .iter_mut()
+                    .flat_map(|input| [&mut input.range, &mut input.value_range]),
+            )
+            .chain(
+                inputs_set.iter_mut().flat_map(|set| {
+                    std::iter::once(&mut set.range).chain(set.value_ranges.iter_mut())
+                }),
+            )
+    }
+
+    /// Keeps the ranges (as written, the declaration at origin 0) from the start of the
+    /// first of them.
+    pub(super) fn seal(&mut self) {
+        debug_assert_eq!(self.origin, TextSize::default(), "sealed twice");
+        let mut origin = self.type_entry_end.unwrap_or(TextSize::from(u32::MAX));
+        let mut end = self.type_entry_end.unwrap_or_default();
+        for range in self.ranges_mut() {
+            origin = origin.min(range.start());
+            end = end.max(range.end());
+        }
+        let origin = origin.min(end);
+        for range in self.ranges_mut() {
+            *range -= origin;
+        }
+        if let Some(type_end) = &mut self.type_entry_end {
+            *type_end -= origin;
+        }
+        self.origin = origin;
+        self.end = end;
+    }
+
+    /// Undoes `seal`: the ranges as written, at origin 0, to change them.
+    pub(super) fn unseal(&mut self) {
+        let origin = std::mem::take(&mut self.origin);
+        for range in self.ranges_mut() {
+            *range += origin;
+        }
+        if let Some(type_end) = &mut self.type_entry_end {
+            *type_end += origin;
+        }
+    }
+
+    /// Moves the declaration for an edit that moved what is at or after `from` by
+    /// `delta` (`edit::Shift`): nothing when it lies before, its origin when it lies after,
+    /// each range when it has ranges on both sides.
+    pub(super) fn shift(&mut self, from: TextSize, moved: impl Fn(TextSize) -> TextSize) {
+        if self.end < from {
+            return;
+        }
+        if self.origin >= from {
+            self.origin = moved(self.origin);
+            self.end = moved(self.end);
+            return;
+        }
+        self.unseal();
+        for range in self.ranges_mut() {
+            *range = TextRange::new(moved(range.start()), moved(range.end()));
+        }
+        if let Some(type_end) = &mut self.type_entry_end {
+            *type_end = moved(*type_end);
+        }
+        self.seal();
+    }
+}
+
+/// An input as a declaration keeps it (`Input` is how it is read).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct InputEntry {
+    pub(crate) name: String,
+    pub(crate) range: TextRange,
+    pub(crate) literal: Option<&'static str>,
     pub(crate) string_value: Option<String>,
     pub(crate) value_range: TextRange,
 }

@@ -119,7 +119,7 @@ impl EntriesEdit {
                 let (name, name_range) = single_name(&entry)?;
                 index.scope_ids().find_map(|(scope, _)| {
                     let id = index.find(scope, &name)?;
-                    (index.resources[id].name_range == name_range).then_some(scope)
+                    (index.resources[id].name_range() == name_range).then_some(scope)
                 })
             })
             .next()?;
@@ -131,10 +131,10 @@ impl EntriesEdit {
             let id = index.find(scope, &entry.name)?;
             let decl = &index.resources[id];
             let body = entry.body.syntax().text_range();
-            let written_once = decl.name_range == entry.name_range
-                && decl.name_ranges == [entry.name_range]
-                && decl.whole_ranges == [entry.name_range]
-                && decl.body_ranges == [body]
+            let written_once = decl.name_range() == entry.name_range
+                && decl.name_ranges().eq([entry.name_range])
+                && decl.whole_ranges().eq([entry.name_range])
+                && decl.body_ranges().eq([body])
                 && decl.nested.is_none()
                 && !decl.named_by_string;
             if !written_once || old.last().is_some_and(|last| last + 1 != id) {
@@ -155,7 +155,10 @@ impl EntriesEdit {
         // Nothing else the index holds is in the region, nor around it but the scope.
         let meets = |r: &TextRange| r.start() < region.end() && region.start() < r.end();
         let within = |r: &TextRange| region.start() <= r.start() && r.end() <= region.end();
-        if index.typed.iter().any(|t| t.body_ranges.iter().any(meets))
+        if index
+            .typed
+            .iter()
+            .any(|t| t.body_ranges().any(|r| meets(&r)))
             || index
                 .scopes
                 .iter()
@@ -184,6 +187,7 @@ impl EntriesEdit {
                     ..ResourceDecl::default()
                 };
                 add_body_facts(&mut decl, entry.facts.decl_at(body.start()));
+                decl.seal();
                 let references = entry
                     .facts
                     .references_at(body.start())
@@ -225,7 +229,7 @@ impl EntriesEdit {
             None => index
                 .resources
                 .iter()
-                .position(|d| d.name_range.start() >= region.start())
+                .position(|d| d.name_range().start() >= region.start())
                 .unwrap_or(index.resources.len()),
         };
         let (removed, added) = (self.old.len(), self.new.len());

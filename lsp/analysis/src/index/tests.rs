@@ -99,11 +99,11 @@ fn nested_deployments_have_their_own_scope_and_reach_the_outer_one() {
     provider vault Some("/opt/vault-provider") ["--quiet"]
     provider vault Some("/opt/other-vault") []
     reference state at 9 -> state (in ca)
-    reference state at 21 -> state (in odd.name)
     reference ca.id at 13 -> ca (in host.key)
     reference key.public at 14 -> host.key (in host.cert)
     reference ca at 14 -> ca (in host.cert)
     reference build.stdout at 19 -> release.build (in release.publish)
+    reference state at 21 -> state (in odd.name)
     "#);
 }
 
