@@ -256,6 +256,62 @@ fn references_and_rename_reach_module_files_on_disk() {
     client.shutdown();
 }
 
+/// What the module files declare is read again when one of them is edited, and only then
+/// (the server keeps it between keystrokes): a reference to a resource the module no longer
+/// declares becomes unknown at the next keystroke in the file that holds it.
+#[test]
+fn an_edited_module_changes_what_references_in_other_files_may_name() {
+    let env = module_workspace();
+    let mut client = LspClient::start(&[], Some(env.dir()), json!({"trusted": false}));
+    let (flake, module) = (
+        uri(&env.dir().join("flake.nix")),
+        uri(&env.dir().join("modules/resources.nix")),
+    );
+    let text = env.read("flake.nix").unwrap();
+    let module_text = env.read("modules/resources.nix").unwrap();
+    open(&mut client, &flake, &text);
+    open(&mut client, &module, &module_text);
+    let end = text.lines().count();
+    let diagnostics_of = |client: &mut LspClient, version: i64| {
+        let message = client.wait_for("the flake's diagnostics", |m| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == json!(flake)
+                && m["params"]["version"] == json!(version)
+        });
+        message["params"]["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let type_in_flake = |client: &mut LspClient, version: i64| {
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": flake, "version": version}, "contentChanges": [{"range": {"start": {"line": end, "character": 0}, "end": {"line": end, "character": 0}}, "text": "\n"}]}),
+        );
+    };
+    type_in_flake(&mut client, 2);
+    assert_eq!(diagnostics_of(&mut client, 2), Vec::<Value>::new());
+    // The module renames `greeting`: the flake's reference to it names nothing now.
+    let at = module_text.find("greeting").unwrap();
+    let rename_in_module = |client: &mut LspClient, version: i64, from: &str, to: &str| {
+        let change = json!({"range": {"start": {"line": 1, "character": at - module_text.find('\n').unwrap() - 1}, "end": {"line": 1, "character": at - module_text.find('\n').unwrap() - 1 + from.len()}}, "text": to});
+        client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": module, "version": version}, "contentChanges": [change]}),
+        );
+    };
+    rename_in_module(&mut client, 2, "greeting", "welcome");
+    type_in_flake(&mut client, 3);
+    let unknown = diagnostics_of(&mut client, 3);
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert_eq!(unknown[0]["code"], "unknown-resource");
+    // And back: known again.
+    rename_in_module(&mut client, 3, "welcome", "greeting");
+    type_in_flake(&mut client, 4);
+    assert_eq!(diagnostics_of(&mut client, 4), Vec::<Value>::new());
+    client.shutdown();
+}
+
 #[test]
 fn symbols_folding_tokens_and_quick_fixes() {
     let env = nixops4_tests::TestEnv::new();

@@ -3,7 +3,6 @@
 
 use lsp_types::{Diagnostic, Uri};
 use nixops4_analysis::diagnostics;
-use nixops4_analysis::workspace::{self, File};
 
 use crate::document::Document;
 use crate::from_proto;
@@ -37,19 +36,10 @@ pub fn publish(snap: Snapshot, uris: &[Uri]) {
 
 /// What the analysis finds in a document of its deployment.
 pub fn analysis(snap: &Snapshot, uri: &Uri, context: &Context) -> Vec<diagnostics::Diagnostic> {
-    let files = snap.deployment_files(uri);
-    let views: Vec<File> = files
-        .iter()
-        .map(|(id, d)| File {
-            id,
-            analysis: d.analysis(),
-        })
-        .collect();
-    let neighbours = workspace::neighbours(&views, uri.as_str());
     context
         .document
         .analysis()
-        .diagnostics(&context.schemas, &neighbours)
+        .diagnostics(&context.schemas, &snap.neighbours(uri))
 }
 
 /// The evaluation errors the latest plan found in this document: at the position Nix

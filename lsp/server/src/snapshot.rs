@@ -7,13 +7,14 @@
 //! snapshot of them, and a task that needs the documents as they are later asks the main
 //! loop through an [`Event`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use lsp_types::{MessageType, Range, Uri};
 use nixops4_analysis::options::ModuleOption;
+use nixops4_analysis::workspace::{self, File};
 use nixops4_analysis::{Analysis, Schemas};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -46,7 +47,18 @@ pub struct Session {
     told_untrusted: AtomicBool,
     /// Where each document last declared each resource, for lenses of deleted ones.
     last_declared: Mutex<HashMap<Uri, HashMap<Vec<String>, Range>>>,
+    /// What the other files of each document's deployment declare at top level, with the
+    /// analyses it was read from: a keystroke in one file of a flake reads the others'
+    /// names again only when one of them changed, so that its cost does not grow with them.
+    neighbours: Mutex<HashMap<Uri, Neighbours>>,
     events: UnboundedSender<Event>,
+}
+
+struct Neighbours {
+    /// Weak, so that an edited file's analysis is let go; its allocation stays, so that no
+    /// other analysis can take its address while this is held.
+    read_from: Vec<Weak<Analysis>>,
+    names: Arc<BTreeSet<String>>,
 }
 
 impl Session {
@@ -66,6 +78,7 @@ impl Session {
             client_progress,
             told_untrusted: AtomicBool::new(false),
             last_declared: Mutex::default(),
+            neighbours: Mutex::default(),
             events,
         }
     }
@@ -260,6 +273,57 @@ impl Snapshot {
             );
         }
         false
+    }
+
+    /// The resources the other files of `uri`'s deployment declare at top level (which its
+    /// references may name), read again only when one of those files changed.
+    pub fn neighbours(&self, uri: &Uri) -> Arc<BTreeSet<String>> {
+        let files = self.deployment_files(uri);
+        let others = files.get(1..).unwrap_or_default();
+        let mut all = self
+            .session
+            .neighbours
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = all.get(uri)
+            && known.read_from.len() == others.len()
+            && known
+                .read_from
+                .iter()
+                .zip(others)
+                .all(|(was, (_, now))| std::ptr::eq(was.as_ptr(), Arc::as_ptr(now.analysis())))
+        {
+            return known.names.clone();
+        }
+        let views: Vec<File> = files
+            .iter()
+            .map(|(id, document)| File {
+                id,
+                analysis: document.analysis(),
+            })
+            .collect();
+        let names = Arc::new(workspace::neighbours(&views, uri.as_str()));
+        let read_from = others
+            .iter()
+            .map(|(_, document)| Arc::downgrade(document.analysis()))
+            .collect();
+        all.insert(
+            uri.clone(),
+            Neighbours {
+                read_from,
+                names: names.clone(),
+            },
+        );
+        names
+    }
+
+    /// Forgets what was kept for a document that was closed.
+    pub fn forget(&self, uri: &Uri) {
+        self.session
+            .neighbours
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uri);
     }
 
     /// Where `uri` last declared each resource, updated by `update` (the lenses keep a

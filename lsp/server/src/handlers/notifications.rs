@@ -60,6 +60,7 @@ pub fn did_close(state: &mut State, params: DidCloseTextDocumentParams) {
     let uri = params.text_document.uri;
     state.documents_mut().remove(&uri);
     if let Some(snap) = state.snapshot() {
+        snap.forget(&uri);
         snap.project().forget_flakes();
         // From now on the file is seen as on disk (if the workspace lets it be read).
         if let Some(path) = from_proto::file_path(&uri) {
