@@ -200,19 +200,36 @@ pub(crate) fn set_around(
     })
 }
 
-/// The kind and range of each of a node's children, read from its green node: a set of
-/// ten thousand resources is not walked with a cursor per child.
-pub(crate) fn child_ranges(node: &rnix::SyntaxNode) -> Vec<(rnix::SyntaxKind, rnix::TextRange)> {
-    use rowan::Language;
-    let mut at = node.text_range().start();
-    node.green()
-        .children()
-        .map(|child| {
-            let range = rnix::TextRange::at(at, child.text_len());
-            at = range.end();
-            (rnix::NixLanguage::kind_from_raw(child.kind()), range)
-        })
-        .collect()
+/// The children of `node` (nodes and tokens) from the first that ends at or after `from`,
+/// found by rowan's search among the children's offsets: a set of ten thousand resources is
+/// edited at every keystroke, and walking its children to the edit costs a cache miss each.
+pub(crate) fn children_from(
+    node: &rnix::SyntaxNode,
+    from: rnix::TextSize,
+) -> impl Iterator<Item = rnix::SyntaxElement> {
+    let range = node.text_range();
+    let near = from.clamp(range.start(), range.end());
+    let mut first = node.child_or_token_at_range(TextRange::empty(near));
+    while let Some(before) = first.as_ref().and_then(|at| at.prev_sibling_or_token()) {
+        if before.text_range().end() < from {
+            break;
+        }
+        first = Some(before);
+    }
+    std::iter::successors(first, |at| at.next_sibling_or_token())
+}
+
+/// The child of `node` at position `index` among its children, reached from `near`, one
+/// of its children, a sibling at a time.
+pub(crate) fn sibling_at(near: rnix::SyntaxElement, index: usize) -> Option<rnix::SyntaxElement> {
+    let mut at = near;
+    while at.index() > index {
+        at = at.prev_sibling_or_token()?;
+    }
+    while at.index() < index {
+        at = at.next_sibling_or_token()?;
+    }
+    Some(at)
 }
 
 #[cfg(test)]
@@ -230,6 +247,26 @@ mod tests {
             .filter_map(ast::Str::cast)
             .map(|string| plain_string(&string))
             .collect()
+    }
+
+    /// From an offset between two entries, the one that ends there comes first; from inside
+    /// one, that one; at the end of the set, its closing brace alone.
+    #[test]
+    fn children_from_an_offset_start_with_the_one_that_ends_there() {
+        let root = rnix::Root::parse("{ a = 1; b = 2; }").syntax();
+        let set = root.first_child().unwrap();
+        let texts = |from: u32| -> Vec<String> {
+            children_from(&set, from.into())
+                .map(|child| child.to_string())
+                .collect()
+        };
+        assert_eq!(texts(8), ["a = 1;", " ", "b = 2;", " ", "}"]);
+        assert_eq!(texts(11), ["b = 2;", " ", "}"]);
+        assert_eq!(texts(0), ["{", " ", "a = 1;", " ", "b = 2;", " ", "}"]);
+        assert_eq!(texts(17).len(), 1);
+        let last = children_from(&set, 11.into()).last().unwrap();
+        let first = sibling_at(last, 0).unwrap();
+        assert_eq!(first.to_string(), "{");
     }
 
     #[test]

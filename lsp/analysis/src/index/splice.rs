@@ -10,18 +10,19 @@
 //! is indexed again whole. `lsp/analysis/tests/edits.rs` holds the result equal to indexing
 //! the new tree whole.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rnix::ast;
 use rnix::{SyntaxKind, SyntaxNode, TextRange, TextSize};
 use rowan::ast::AstNode;
+use rustc_hash::FxHashSet;
 
 use super::cache::{BodyCache, BodyFacts, add_body_facts, green_key};
 use super::edit::{Reindexed, Shift, lambda_scopes, same_green, same_outside};
 use super::lower::binding_scope;
 use super::model::{DeclId, Index, Reference, ResourceDecl, ScopeId};
-use crate::syntax::{child_ranges, set_around, static_names};
+use crate::syntax::{children_from, set_around, sibling_at, static_names};
 
 /// One entry `name = { ... };` of a resources set, as read.
 struct Entry {
@@ -88,31 +89,44 @@ impl EntriesEdit {
             .take(old_count.min(new_count) - prefix)
             .take_while(|(a, b)| same_green(*a, *b))
             .count();
-        let old_ranges = child_ranges(&old_set);
-        let new_ranges = child_ranges(&new_set);
-        let elements = |set: &SyntaxNode, ranges: &[(SyntaxKind, TextRange)]| {
-            ranges
-                .iter()
-                .map(|(_, range)| set.child_or_token_at_range(*range))
-                .collect::<Option<Vec<_>>>()
+        // The changed children, reached by rowan's search from the edit rather than by
+        // walking the set's children to it (it may have ten thousand).
+        let old_first = sibling_at(children_from(&old_set, edited.start()).next()?, prefix)?;
+        let new_first = sibling_at(
+            children_from(&new_set, old_first.text_range().start()).next()?,
+            prefix,
+        )?;
+        let run = |first: &rnix::SyntaxElement, count: usize| {
+            std::iter::successors(Some(first.clone()), |at| at.next_sibling_or_token())
+                .take(count)
+                .collect::<Vec<_>>()
         };
-        let old_mid = elements(&old_set, &old_ranges[prefix..old_count - suffix])?;
-        let new_mid = elements(&new_set, &new_ranges[prefix..new_count - suffix])?;
+        let old_mid = run(&old_first, old_count - suffix - prefix);
+        let new_mid = run(&new_first, new_count - suffix - prefix);
+        if old_mid.is_empty() && new_mid.is_empty() {
+            return None;
+        }
         let region = match (old_mid.first(), old_mid.last()) {
             (Some(first), Some(last)) => {
                 TextRange::new(first.text_range().start(), last.text_range().end())
             }
-            _ => TextRange::empty(new_mid.first()?.text_range().start()),
+            _ => TextRange::empty(old_first.text_range().start()),
         };
         // The set's kept entries tell its scope: one of them is a resource the index
         // knows. The nearest before the change, else after it.
-        let kept = old_ranges[..prefix]
-            .iter()
-            .rev()
-            .chain(&old_ranges[old_count - suffix..])
-            .filter(|(kind, _)| *kind == SyntaxKind::NODE_ATTRPATH_VALUE)
+        let before = std::iter::successors(old_first.prev_sibling_or_token(), |at| {
+            at.prev_sibling_or_token()
+        });
+        let after_first = match old_mid.last() {
+            Some(last) => last.next_sibling_or_token(),
+            None => Some(old_first.clone()),
+        };
+        let after = std::iter::successors(after_first, |at| at.next_sibling_or_token());
+        let kept = before
+            .chain(after)
+            .filter(|at| at.kind() == SyntaxKind::NODE_ATTRPATH_VALUE)
             .take(1)
-            .filter_map(|(_, range)| old_set.child_or_token_at_range(*range)?.into_node())
+            .filter_map(|at| at.into_node())
             .filter_map(ast::AttrpathValue::cast);
         let scope = kept
             .filter_map(|entry| {
@@ -322,7 +336,7 @@ impl EntriesEdit {
             .references
             .splice(references_at..references_at, new_references);
         // What now means another resource, or none: references naming a changed name.
-        let changed: HashSet<&str> = changed_names.iter().map(String::as_str).collect();
+        let changed: FxHashSet<&str> = changed_names.iter().map(String::as_str).collect();
         let mut recheck = BTreeSet::new();
         let mut recheck_outside = false;
         let mut recheck_cycles = dependencies_changed;

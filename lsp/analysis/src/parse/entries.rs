@@ -24,7 +24,7 @@ use rowan::{GreenNode, GreenToken, Language, NodeOrToken};
 
 type GreenElement = NodeOrToken<GreenNode, GreenToken>;
 
-use crate::syntax::{child_ranges, set_around};
+use crate::syntax::{children_from, set_around};
 
 use super::blocks::nests;
 
@@ -44,20 +44,20 @@ pub(super) fn reparse_entries(
 ) -> Option<Parsed> {
     let root = SyntaxNode::new_root(old.green.clone());
     let set = set_around(&root, range)?;
-    let children = child_ranges(&set);
-    let open = children
-        .iter()
-        .position(|(kind, _)| *kind == TOKEN_L_BRACE)?;
-    let close = children.len() - 1;
-    let touched: Vec<usize> = (open + 1..close)
-        .filter(|&k| {
-            let child = children[k].1;
-            child.end() >= range.start() && child.start() <= range.end()
-        })
+    // Only the children around the edit are looked at (the set may have ten thousand).
+    let green = set.green();
+    let open = green
+        .children()
+        .position(|child| rnix::NixLanguage::kind_from_raw(child.kind()) == TOKEN_L_BRACE)?;
+    let close = green.children().len() - 1;
+    let touched: Vec<(usize, TextRange)> = children_from(&set, range.start())
+        .map(|child| (child.index(), child.text_range()))
+        .take_while(|(_, child)| child.start() <= range.end())
+        .filter(|(k, _)| open < *k && *k < close)
         .collect();
     let (first, last, old_region) = match (touched.first(), touched.last()) {
-        (Some(&first), Some(&last)) => {
-            let spanned = TextRange::new(children[first].1.start(), children[last].1.end());
+        (Some(&(first, first_range)), Some(&(last, last_range))) => {
+            let spanned = TextRange::new(first_range.start(), last_range.end());
             (first, last + 1, spanned)
         }
         // An empty set: the edit is all there is between its braces.
