@@ -395,7 +395,7 @@ impl Analysis {
             let within = reference.within;
             let Some(decl) = self.index.resolve(reference) else {
                 let top_level = self.index.is_top_level(reference.scope);
-                if top_level && neighbours.contains(&reference.resource) {
+                if top_level && neighbours.contains(&*reference.resource) {
                     continue;
                 }
                 let local = names_by_scope.entry(reference.scope).or_insert_with(|| {
@@ -448,7 +448,7 @@ impl Analysis {
                 .and_then(|(_, d)| d.outputs.get("properties"))
                 .and_then(Value::as_object);
             if let Some(outputs) = outputs
-                && !outputs.contains_key(output)
+                && !outputs.contains_key(&**output)
             {
                 let suggestion = did_you_mean(output, outputs.keys().map(String::as_str));
                 found.push((

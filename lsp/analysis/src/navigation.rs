@@ -153,13 +153,13 @@ impl Analysis {
                 && let Some(schema) = description
                     .outputs
                     .get("properties")
-                    .and_then(|p| p.get(output))
+                    .and_then(|p| p.get(&**output))
             {
-                let secret = description.secret_outputs.contains(output);
+                let secret = description.secret_outputs.iter().any(|s| **s == **output);
                 let mut markdown = property_doc(output, schema, if secret { "secret" } else { "" });
                 if let Some(value) = recorded
                     .get(&owner.index.path(id))
-                    .and_then(|r| r.outputs.get(output))
+                    .and_then(|r| r.outputs.get(&**output))
                 {
                     markdown.push_str("\n\n");
                     markdown.push_str(&if secret {
@@ -193,7 +193,7 @@ impl Analysis {
         others.iter().find_map(|other| {
             let declared = &other.index.resources;
             let id = (0..declared.len()).find(|id| {
-                declared[*id].name == reference.resource
+                *declared[*id].name == *reference.resource
                     && other.index.is_top_level(declared[*id].scope)
             })?;
             Some((*other, id))
@@ -246,7 +246,7 @@ impl Analysis {
         self.index.references.iter().find_map(|reference| {
             let target = |output: Option<String>, range| Target {
                 scope: reference.scope,
-                resource: reference.resource.clone(),
+                resource: reference.resource.to_string(),
                 output,
                 range,
             };
@@ -255,7 +255,7 @@ impl Analysis {
             }
             match &reference.output {
                 Some((output, range)) if contains(*range, offset) => {
-                    Some(target(Some(output.clone()), *range))
+                    Some(target(Some(output.to_string()), *range))
                 }
                 _ => None,
             }
@@ -284,12 +284,12 @@ impl Analysis {
             ranges.extend(decl.name_ranges());
         }
         for reference in &self.index.references {
-            if reference.scope != scope || reference.resource != resource {
+            if reference.scope != scope || *reference.resource != *resource {
                 continue;
             }
             match (output, &reference.output) {
                 (None, _) => ranges.push(reference.resource_range),
-                (Some(wanted), Some((named, range))) if wanted == named => ranges.push(*range),
+                (Some(wanted), Some((named, range))) if *wanted == **named => ranges.push(*range),
                 _ => {}
             }
         }

@@ -14,7 +14,7 @@ use rowan::ast::AstNode;
 use rustc_hash::FxHashMap;
 
 use super::lower::{Builder, ReferenceParts, read_alone, reference_parts};
-use super::model::{DeclId, InputEntry, InputsSet, ResourceDecl};
+use super::model::{DeclId, InputEntry, InputsSet, Said};
 use crate::syntax::mentions;
 
 /// What the previous version's declarations said, by the identity of their green node.
@@ -30,7 +30,7 @@ pub(super) fn green_key(green: &rowan::GreenNode) -> usize {
 /// declaration, so that it depends on their text alone.
 #[derive(Debug)]
 pub(crate) struct BodyFacts {
-    decl: ResourceDecl,
+    decl: Said,
     references: Vec<ReferenceParts>,
 }
 
@@ -101,10 +101,10 @@ impl BodyFacts {
 
 impl BodyFacts {
     /// What the body says of its resource, with ranges where the body starts at `start`.
-    pub(super) fn decl_at(&self, start: TextSize) -> ResourceDecl {
+    pub(super) fn decl_at(&self, start: TextSize) -> Said {
         let at = |range: TextRange| range + start;
         let body = &self.decl;
-        ResourceDecl {
+        Said {
             type_name: body.type_name.as_ref().map(|(t, r)| (t.clone(), at(*r))),
             type_entry_end: body.type_entry_end.map(|end| end + start),
             inputs: body
@@ -122,7 +122,7 @@ impl BodyFacts {
                 closed: inputs.closed,
             }),
             inputs_open: body.inputs_open,
-            ..ResourceDecl::default()
+            ..Said::default()
         }
     }
 
@@ -138,7 +138,7 @@ impl BodyFacts {
 
 /// Puts what a body says (`BodyFacts::decl_at`) on the declaration it belongs to: the
 /// type when it writes one, the inputs not already written elsewhere.
-pub(super) fn add_body_facts(decl: &mut ResourceDecl, body: ResourceDecl) {
+pub(super) fn add_body_facts(decl: &mut Said, body: Said) {
     if body.type_entry_end.is_some() {
         decl.type_name = body.type_name;
         decl.type_entry_end = body.type_entry_end;

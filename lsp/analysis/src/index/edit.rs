@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 
 use super::cache::{BodyCache, BodyFacts, add_body_facts, green_key};
 use super::lower::binding_scope;
-use super::model::{DeclId, Index, Reference, ResourceDecl, ScopeId};
+use super::model::{DeclId, Index, Reference, ResourceDecl, Said, ScopeId};
 
 /// What an edit changes in the index: one declaration's body, read again.
 pub(crate) struct BodyEdit {
@@ -109,7 +109,7 @@ impl BodyEdit {
         // cycle, and a cycle through this declaration is found again anyway, since its
         // diagnostics are inside the edit.
         let targets =
-            |references: &mut dyn Iterator<Item = &Reference>| -> BTreeSet<(ScopeId, String)> {
+            |references: &mut dyn Iterator<Item = &Reference>| -> BTreeSet<(ScopeId, Arc<str>)> {
                 references.map(|r| (r.scope, r.resource.clone())).collect()
             };
         let old_targets = targets(&mut index.references.iter().filter(|r| inside(r)));
@@ -119,9 +119,10 @@ impl BodyEdit {
         let targets_changed = old_targets != targets(&mut self.references.iter());
         index.references.splice(at..at, self.references);
         let decl = &mut index.resources[self.decl];
-        let mut fresh = ResourceDecl::default();
+        let mut fresh = Said::default();
         add_body_facts(&mut fresh, self.facts.decl_at(self.new_body.start()));
-        let type_changed = decl.type_name().map(|(t, _)| t) != fresh.type_name().map(|(t, _)| t);
+        let type_changed =
+            decl.type_name().map(|(t, _)| t) != fresh.type_name.as_ref().map(|(t, _)| t.as_str());
         decl.unseal();
         decl.type_name = fresh.type_name;
         decl.type_entry_end = fresh.type_entry_end;

@@ -8,11 +8,13 @@
 use rnix::ast::{self, HasEntry};
 use rnix::{SyntaxKind, SyntaxNode, TextRange};
 use rowan::ast::AstNode;
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::cache::{BodyCache, BodyFacts};
 use super::model::{
-    DeclId, Index, InputEntry, InputsSet, ProviderDecl, Reference, ResourceDecl, ScopeId,
+    DeclId, Index, InputEntry, InputsSet, ProviderDecl, Reference, ResourceDecl, Said, ScopeId,
 };
 use crate::syntax::{
     StaticName, binds, literal_type, mentions, plain_string, static_names, strip_parens,
@@ -334,7 +336,7 @@ impl<'a> Builder<'a> {
         if in_declaration {
             return;
         }
-        let mut decl = read_alone(set);
+        let mut decl: ResourceDecl = read_alone(set).into();
         // No name: its place is where it starts, so that it moves with the set.
         decl.name_ranges.clear();
         decl.name_range = TextRange::empty(range.start());
@@ -621,14 +623,14 @@ pub(super) fn binding_scope(
 
 /// What a set says of a resource by itself (its type and inputs), as a declaration with
 /// no name in the file's scope, ranges where they are written.
-pub(super) fn read_alone(set: &ast::AttrSet) -> ResourceDecl {
+pub(super) fn read_alone(set: &ast::AttrSet) -> Said {
     let no_cache = BodyCache::default();
     let mut scratch = Builder::new(Index::default(), &no_cache);
     let id = scratch
         .index
         .declare(ScopeId::FILE, "", TextRange::default());
     scratch.read_entries(id, set, None);
-    let mut decl = scratch.index.resources.swap_remove(id);
+    let mut decl = scratch.index.resources.swap_remove(id).into_said();
     decl.inputs_open |= set.inherits().next().is_some();
     decl
 }
@@ -638,9 +640,9 @@ pub(super) fn read_alone(set: &ast::AttrSet) -> ResourceDecl {
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct ReferenceParts {
     pub(super) base: String,
-    pub(super) resource: String,
+    pub(super) resource: Arc<str>,
     pub(super) resource_range: TextRange,
-    pub(super) output: Option<(String, TextRange)>,
+    pub(super) output: Option<(Arc<str>, TextRange)>,
 }
 
 pub(super) fn reference_parts(select: &ast::Select) -> Option<ReferenceParts> {
@@ -664,12 +666,12 @@ pub(super) fn reference_parts(select: &ast::Select) -> Option<ReferenceParts> {
         return None;
     };
     let output = match path.get(1) {
-        Some((Some(output), range)) => Some((output.clone(), *range)),
+        Some((Some(output), range)) => Some((output.as_str().into(), *range)),
         _ => None,
     };
     Some(ReferenceParts {
         base,
-        resource,
+        resource: resource.into(),
         resource_range,
         output,
     })

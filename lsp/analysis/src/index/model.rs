@@ -5,6 +5,7 @@
 //! Filled by `lower`; features read it. Nothing here looks at syntax.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rnix::{TextRange, TextSize};
 use rustc_hash::FxHashMap;
@@ -56,13 +57,23 @@ pub(crate) struct Scope {
 /// files of 10,000 resources are edited at every keystroke. Read them with the methods;
 /// the fields are for the index's own modules, which build a declaration at origin 0
 /// (ranges as written) and then `seal` it.
+///
+/// What the declaration says is shared between copies until one is changed (`DerefMut`
+/// copies it then), so that an analysis of 10,000 resources is cheap to copy: a request
+/// that reads a whole document off the main loop holds one while edits go on.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ResourceDecl {
-    pub(crate) name: String,
-    pub(crate) scope: ScopeId,
-    /// Where every range below is counted from, and where the last of them ends.
+    /// Where every range of `said` is counted from, and where the last of them ends.
     pub(super) origin: TextSize,
     pub(super) end: TextSize,
+    said: Arc<Said>,
+}
+
+/// What a declaration says, its ranges from its origin.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Said {
+    pub(crate) name: String,
+    pub(crate) scope: ScopeId,
     /// Where the name is first written.
     pub(super) name_range: TextRange,
     /// Every place the name is written in a declaration (dotted forms write it several
@@ -90,6 +101,40 @@ pub(crate) struct ResourceDecl {
     /// Whether the name is a string value (`{ name = "build"; ... }` in `mkSequence`)
     /// rather than an attribute name, so that it stays quoted when renamed.
     pub(crate) named_by_string: bool,
+}
+
+impl std::ops::Deref for ResourceDecl {
+    type Target = Said;
+
+    fn deref(&self) -> &Said {
+        &self.said
+    }
+}
+
+impl std::ops::DerefMut for ResourceDecl {
+    /// What the declaration says, to change: copied first when a copy of it shares it.
+    fn deref_mut(&mut self) -> &mut Said {
+        Arc::make_mut(&mut self.said)
+    }
+}
+
+impl ResourceDecl {
+    /// What a declaration not yet sealed says, its ranges as written.
+    pub(super) fn into_said(self) -> Said {
+        debug_assert_eq!(self.origin, TextSize::default(), "sealed");
+        Arc::unwrap_or_clone(self.said)
+    }
+}
+
+impl From<Said> for ResourceDecl {
+    /// A declaration at origin 0, its ranges as written (not sealed).
+    fn from(said: Said) -> ResourceDecl {
+        ResourceDecl {
+            origin: TextSize::default(),
+            end: TextSize::default(),
+            said: Arc::new(said),
+        }
+    }
 }
 
 /// One input of a declaration, where it is written.
@@ -174,7 +219,7 @@ impl ResourceDecl {
 
     /// Every range the fields hold, as stored.
     fn ranges_mut(&mut self) -> impl Iterator<Item = &mut TextRange> {
-        let ResourceDecl {
+        let Said {
             name_range,
             name_ranges,
             whole_ranges,
@@ -183,7 +228,7 @@ impl ResourceDecl {
             inputs,
             inputs_set,
             ..
-        } = self;
+        } = &mut **self;
         std::iter::once(name_range)
             .chain(name_ranges.iter_mut())
             .chain(whole_ranges.iter_mut())
@@ -280,9 +325,11 @@ pub(crate) struct Reference {
     pub(crate) scope: ScopeId,
     /// The innermost resource whose declaration contains the reference.
     pub(crate) within: Option<DeclId>,
-    pub(crate) resource: String,
+    /// Names shared with the cached reading of the declaration they are in, so that
+    /// copying an analysis copies no string.
+    pub(crate) resource: Arc<str>,
     pub(crate) resource_range: TextRange,
-    pub(crate) output: Option<(String, TextRange)>,
+    pub(crate) output: Option<(Arc<str>, TextRange)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -406,12 +453,15 @@ impl Index {
         let id = match names.get(name) {
             Some(id) => *id,
             None => {
-                resources.push(ResourceDecl {
-                    name: name.to_owned(),
-                    scope,
-                    name_range: range,
-                    ..ResourceDecl::default()
-                });
+                resources.push(
+                    Said {
+                        name: name.to_owned(),
+                        scope,
+                        name_range: range,
+                        ..Said::default()
+                    }
+                    .into(),
+                );
                 names.insert(name.to_owned(), resources.len() - 1);
                 resources.len() - 1
             }

@@ -21,7 +21,7 @@ use rustc_hash::FxHashSet;
 use super::cache::{BodyCache, BodyFacts, add_body_facts, green_key};
 use super::edit::{Reindexed, Shift, lambda_scopes, same_green, same_outside};
 use super::lower::binding_scope;
-use super::model::{DeclId, Index, Reference, ResourceDecl, ScopeId};
+use super::model::{DeclId, Index, Reference, ResourceDecl, Said, ScopeId};
 use crate::syntax::{children_from, set_around, sibling_at, static_names};
 
 /// One entry `name = { ... };` of a resources set, as read.
@@ -191,15 +191,16 @@ impl EntriesEdit {
             .into_iter()
             .map(|entry| {
                 let body = entry.body.syntax().text_range();
-                let mut decl = ResourceDecl {
+                let mut decl: ResourceDecl = Said {
                     name: entry.name.clone(),
                     scope,
                     name_range: entry.name_range,
                     name_ranges: vec![entry.name_range],
                     whole_ranges: vec![entry.name_range],
                     body_ranges: vec![body],
-                    ..ResourceDecl::default()
-                };
+                    ..Said::default()
+                }
+                .into();
                 add_body_facts(&mut decl, entry.facts.decl_at(body.start()));
                 decl.seal();
                 let references = entry
@@ -274,14 +275,14 @@ impl EntriesEdit {
                 old_edges
                     .entry(index.resources[within].name.as_str())
                     .or_default()
-                    .insert((reference.scope, reference.resource.as_str()));
+                    .insert((reference.scope, &*reference.resource));
             }
         }
         let mut new_edges = Edges::new();
         for (decl, references, ..) in &self.new {
             let targets = new_edges.entry(decl.name.as_str()).or_default();
             for reference in references {
-                targets.insert((reference.scope, reference.resource.as_str()));
+                targets.insert((reference.scope, &*reference.resource));
             }
         }
         // Names that came or went: what references to them name changes. A name replaced by
@@ -341,10 +342,10 @@ impl EntriesEdit {
         let mut recheck_outside = false;
         let mut recheck_cycles = dependencies_changed;
         for reference in &index.references {
-            if reference.scope != self.scope || !changed.contains(reference.resource.as_str()) {
+            if reference.scope != self.scope || !changed.contains(&*reference.resource) {
                 continue;
             }
-            recheck_cycles |= came_or_went.contains(&reference.resource);
+            recheck_cycles |= came_or_went.contains(&*reference.resource);
             match reference.within {
                 // A new declaration is checked anyway.
                 Some(within) if within >= at && within < at + added => {}

@@ -59,7 +59,7 @@ fn show(analysis: &Analysis) -> String {
     for reference in &index.references {
         let named = match &reference.output {
             Some((output, _)) => format!("{}.{output}", reference.resource),
-            None => reference.resource.clone(),
+            None => reference.resource.to_string(),
         };
         let resolved = index
             .resolve(reference)
