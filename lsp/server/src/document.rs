@@ -153,6 +153,15 @@ impl LaterDocument {
     }
 }
 
+impl Document {
+    /// Whether the editor's document has moved on from this one: nothing else holds its
+    /// analysis, so an edit replaced it (with a copy) while a request held it. An answer
+    /// computed from it is for an old version.
+    pub fn is_superseded(&self) -> bool {
+        Arc::strong_count(&self.analysis) == 1
+    }
+}
+
 /// A stand-in while the document's analysis is being edited.
 fn empty_analysis() -> Arc<Analysis> {
     static EMPTY: std::sync::LazyLock<Arc<Analysis>> =
@@ -225,6 +234,19 @@ mod tests {
         document.change(&[change((0, 6), (0, 7), "2")], 2);
         assert!(later.now().is_none());
         // Edited in place: nothing else held the analysis.
+        assert_eq!(document.text(), "{ a = 2; }");
+    }
+
+    /// A request that holds the document through an edit sees that its answer would be
+    /// about an old version; one that does not, that it is current.
+    #[test]
+    fn a_document_edited_while_held_is_superseded() {
+        let mut document = Document::new("{ a = 1; }", 1);
+        let held = document.later().now().expect("not edited yet");
+        assert!(!held.is_superseded());
+        document.change(&[change((0, 6), (0, 7), "2")], 2);
+        assert!(held.is_superseded());
+        assert_eq!(held.text(), "{ a = 1; }");
         assert_eq!(document.text(), "{ a = 2; }");
     }
 
