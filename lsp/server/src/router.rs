@@ -185,6 +185,8 @@ impl Requests<'_> {
                     // main loop's.
                     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
                     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+                    // And below the main loop: a keystroke read meanwhile goes first.
+                    lower_this_threads_priority();
                     let modified = || {
                         ResponseError::new(
                             code::CONTENT_MODIFIED,
@@ -277,6 +279,16 @@ fn answer<R: LspRequest>(
         };
         client.respond(id, result);
     });
+}
+
+/// Lowers the priority of the calling thread (Linux keeps a nice value per thread), for
+/// work that may wait while the main loop answers keystrokes. The blocking pool runs only
+/// such work (this, and the workspace scan), so it need not be raised again.
+fn lower_this_threads_priority() {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
 }
 
 struct Notifications<'a> {

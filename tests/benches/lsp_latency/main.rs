@@ -155,13 +155,15 @@ struct Around {
 
 /// The requests an editor makes of the whole file after a change.
 /// The whole-file requests of a case: those still being answered (id, when sent), how
-/// long the answered ones took, and how many the next keystroke overtook (answered
-/// "content modified", LSP's answer about a document edited before it was answered).
+/// long the answered ones took, how many the next keystroke overtook (answered "content
+/// modified", LSP's answer about a document edited before it was answered), and how many
+/// the server does not know (nil has no folding ranges).
 #[derive(Default)]
 struct WholeFile {
     in_flight: Vec<(i64, Instant)>,
     latencies: Vec<Duration>,
     overtaken: usize,
+    unknown: usize,
 }
 
 impl WholeFile {
@@ -172,9 +174,10 @@ impl WholeFile {
     }
 
     /// Counts `message`, read at `at`, when it answers one of them; any error but
-    /// "content modified" fails the benchmark.
+    /// "content modified" and "method not found" fails the benchmark.
     fn answered(&mut self, message: &Value, at: Instant) -> bool {
         const CONTENT_MODIFIED: i64 = -32801;
+        const METHOD_NOT_FOUND: i64 = -32601;
         let Some(k) = self
             .in_flight
             .iter()
@@ -186,6 +189,7 @@ impl WholeFile {
         match message["error"]["code"].as_i64() {
             None => self.latencies.push(at - sent),
             Some(CONTENT_MODIFIED) => self.overtaken += 1,
+            Some(METHOD_NOT_FOUND) => self.unknown += 1,
             Some(_) => panic!("{message}"),
         }
         true
@@ -342,10 +346,11 @@ fn run(server: &Server, dir: &Path, text: &str, cases: &[Case], around: Around, 
         );
         if !whole_file.latencies.is_empty() {
             println!(
-                "    {:<30} outline, folding, semantic tokens: {} answered, {} content modified, p50 {} p99 {}",
+                "    {:<30} outline, folding, semantic tokens: {} answered, {} content modified, {} not known, p50 {} p99 {}",
                 "",
                 whole_file.latencies.len(),
                 whole_file.overtaken,
+                whole_file.unknown,
                 ms(percentile(&mut whole_file.latencies, 0.5)),
                 ms(percentile(&mut whole_file.latencies, 0.99)),
             );
