@@ -156,8 +156,9 @@ struct Around {
 /// The requests an editor makes of the whole file after a change.
 /// The whole-file requests of a case: those still being answered (id, when sent), how
 /// long the answered ones took, how many the next keystroke overtook (answered "content
-/// modified", LSP's answer about a document edited before it was answered), and how many
-/// the server does not know (nil has no folding ranges).
+/// modified", LSP's answer about a document edited before it was answered, or cancelled
+/// by the server, as nil does), and how many the server does not know (nil has no folding
+/// ranges).
 #[derive(Default)]
 struct WholeFile {
     in_flight: Vec<(i64, Instant)>,
@@ -173,10 +174,11 @@ impl WholeFile {
             .any(|(id, _)| is_response(message, *id))
     }
 
-    /// Counts `message`, read at `at`, when it answers one of them; any error but
-    /// "content modified" and "method not found" fails the benchmark.
+    /// Counts `message`, read at `at`, when it answers one of them; any other error fails
+    /// the benchmark.
     fn answered(&mut self, message: &Value, at: Instant) -> bool {
         const CONTENT_MODIFIED: i64 = -32801;
+        const REQUEST_CANCELLED: i64 = -32800;
         const METHOD_NOT_FOUND: i64 = -32601;
         let Some(k) = self
             .in_flight
@@ -188,7 +190,7 @@ impl WholeFile {
         let (_, sent) = self.in_flight.swap_remove(k);
         match message["error"]["code"].as_i64() {
             None => self.latencies.push(at - sent),
-            Some(CONTENT_MODIFIED) => self.overtaken += 1,
+            Some(CONTENT_MODIFIED | REQUEST_CANCELLED) => self.overtaken += 1,
             Some(METHOD_NOT_FOUND) => self.unknown += 1,
             Some(_) => panic!("{message}"),
         }
