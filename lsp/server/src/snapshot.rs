@@ -162,20 +162,36 @@ impl Snapshot {
     /// The analyses of the other files of the deployment `uri` belongs to (module files), for
     /// the questions whose answer another file may hold.
     pub fn other_analyses(&self, uri: &Uri) -> Vec<Arc<Analysis>> {
-        self.deployment_files(uri)
+        self.deployment_analyses(uri)
             .into_iter()
             .skip(1)
-            .map(|(_, document)| document.analysis().clone())
+            .map(|(_, analysis)| analysis)
             .collect()
     }
 
-    /// The files of the deployment `uri` belongs to: open ones as they are in the editor,
-    /// the others as on disk. The first is `uri`'s.
+    /// The files of the deployment `uri` belongs to, with what a request needs to give
+    /// positions in them: open ones as they are in the editor, the others as on disk. The
+    /// first is `uri`'s.
     pub fn deployment_files(&self, uri: &Uri) -> Vec<(String, Document)> {
+        self.deployment_analyses(uri)
+            .into_iter()
+            .map(|(uri, analysis)| {
+                let document = self.document(&uri).cloned();
+                let document = document.unwrap_or_else(|| Document::from_analysis(analysis, 0));
+                (uri.to_string(), document)
+            })
+            .collect()
+    }
+
+    /// The analyses of the files of the deployment `uri` belongs to, by URI: open ones as
+    /// they are in the editor, the others as on disk; `uri`'s first. Without the line starts
+    /// of the files on disk, which every keystroke's completion and diagnostics would
+    /// otherwise count again.
+    fn deployment_analyses(&self, uri: &Uri) -> Vec<(Uri, Arc<Analysis>)> {
         let Some(document) = self.document(uri) else {
             return Vec::new();
         };
-        let mut files = vec![(uri.to_string(), document.clone())];
+        let mut files = vec![(uri.clone(), document.analysis().clone())];
         let Some(path) = from_proto::file_path(uri) else {
             return files;
         };
@@ -187,7 +203,7 @@ impl Snapshot {
                 continue;
             };
             if other_path != path && project.flake_dir(&other_path) == flake {
-                files.push((other_uri.to_string(), other.clone()));
+                files.push((other_uri.clone(), other.analysis().clone()));
             }
             open_paths.push(other_path);
         }
@@ -196,7 +212,7 @@ impl Snapshot {
                 continue;
             }
             if let Some(uri) = crate::to_proto::file_uri(&disk_path) {
-                files.push((uri.to_string(), Document::from_analysis(analysis, 0)));
+                files.push((uri, analysis));
             }
         }
         files
@@ -278,7 +294,7 @@ impl Snapshot {
     /// The resources the other files of `uri`'s deployment declare at top level (which its
     /// references may name), read again only when one of those files changed.
     pub fn neighbours(&self, uri: &Uri) -> Arc<BTreeSet<String>> {
-        let files = self.deployment_files(uri);
+        let files = self.deployment_analyses(uri);
         let others = files.get(1..).unwrap_or_default();
         let mut all = self
             .session
@@ -291,21 +307,21 @@ impl Snapshot {
                 .read_from
                 .iter()
                 .zip(others)
-                .all(|(was, (_, now))| std::ptr::eq(was.as_ptr(), Arc::as_ptr(now.analysis())))
+                .all(|(was, (_, now))| std::ptr::eq(was.as_ptr(), Arc::as_ptr(now)))
         {
             return known.names.clone();
         }
         let views: Vec<File> = files
             .iter()
-            .map(|(id, document)| File {
-                id,
-                analysis: document.analysis(),
+            .map(|(id, analysis)| File {
+                id: id.as_str(),
+                analysis,
             })
             .collect();
         let names = Arc::new(workspace::neighbours(&views, uri.as_str()));
         let read_from = others
             .iter()
-            .map(|(_, document)| Arc::downgrade(document.analysis()))
+            .map(|(_, analysis)| Arc::downgrade(analysis))
             .collect();
         all.insert(
             uri.clone(),
