@@ -55,6 +55,13 @@ impl Document {
         }
     }
 
+    /// Whether the editor's document has moved on from this one: nothing else holds its
+    /// analysis, so an edit replaced it (with a copy) while a request held it. An answer
+    /// computed from it is for an old version.
+    pub fn is_superseded(&self) -> bool {
+        Arc::strong_count(&self.analysis) == 1
+    }
+
     /// Whether the line starts are those of the text (for `nixops4/documentText`, which
     /// tests use to check that no edit was misapplied).
     pub fn lines_match_text(&self) -> bool {
@@ -150,15 +157,6 @@ impl LaterDocument {
             analysis: self.analysis.upgrade()?,
             lines: self.lines.upgrade()?,
         })
-    }
-}
-
-impl Document {
-    /// Whether the editor's document has moved on from this one: nothing else holds its
-    /// analysis, so an edit replaced it (with a copy) while a request held it. An answer
-    /// computed from it is for an old version.
-    pub fn is_superseded(&self) -> bool {
-        Arc::strong_count(&self.analysis) == 1
     }
 }
 

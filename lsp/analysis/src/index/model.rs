@@ -118,14 +118,6 @@ impl std::ops::DerefMut for ResourceDecl {
     }
 }
 
-impl ResourceDecl {
-    /// What a declaration not yet sealed says, its ranges as written.
-    pub(super) fn into_said(self) -> Said {
-        debug_assert_eq!(self.origin, TextSize::default(), "sealed");
-        Arc::unwrap_or_clone(self.said)
-    }
-}
-
 impl From<Said> for ResourceDecl {
     /// A declaration at origin 0, its ranges as written (not sealed).
     fn from(said: Said) -> ResourceDecl {
@@ -151,6 +143,12 @@ pub(crate) struct Input<'a> {
 }
 
 impl ResourceDecl {
+    /// What a declaration not yet sealed says, its ranges as written.
+    pub(super) fn into_said(self) -> Said {
+        debug_assert_eq!(self.origin, TextSize::default(), "sealed");
+        Arc::unwrap_or_clone(self.said)
+    }
+
     fn at(&self, range: TextRange) -> TextRange {
         range + self.origin
     }
@@ -278,9 +276,9 @@ impl ResourceDecl {
         }
     }
 
-    /// Moves the declaration for an edit that moved what is at or after `from` by
-    /// `delta` (`edit::Shift`): nothing when it lies before, its origin when it lies after,
-    /// each range when it has ranges on both sides.
+    /// Moves the declaration for an edit that moved each offset at or after `from` to
+    /// `moved(offset)` (`edit::Shift`): nothing when it lies before, its origin when it
+    /// lies after, each range when it has ranges on both sides.
     pub(super) fn shift(&mut self, from: TextSize, moved: impl Fn(TextSize) -> TextSize) {
         if self.end < from {
             return;
