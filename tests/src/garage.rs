@@ -121,6 +121,11 @@ api_bind_addr = "127.0.0.1:{admin}"
         walk(self.dir.path(), needle.as_bytes())
     }
 
+    /// The S3 endpoint's port on 127.0.0.1.
+    pub fn s3_port(&self) -> u16 {
+        self.s3_port
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.s3_port)
     }

@@ -6,6 +6,7 @@
 //! builds only the binaries of packages that have integration tests.
 
 pub mod age_key;
+pub mod dropping_proxy;
 pub mod garage;
 pub mod lsp_client;
 pub mod test_hosts;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use nixops4_tests::dropping_proxy::DroppingProxy;
 use nixops4_tests::garage::{BUCKET, Garage, REGION};
 use nixops4_tests::{CommandOutput, TestEnv};
 
@@ -19,6 +20,11 @@ const LEASE_SECONDS: u64 = 6;
 /// A checkout of the deployment: `resources` (Nix attributes) beside the state resource,
 /// on `garage` under `prefix`.
 fn checkout(garage: &Garage, prefix: &str, resources: &str) -> TestEnv {
+    checkout_at(&garage.endpoint(), prefix, resources)
+}
+
+/// A checkout whose state is at the S3 `endpoint`.
+fn checkout_at(endpoint: &str, prefix: &str, resources: &str) -> TestEnv {
     let env = TestEnv::new();
     let provider = env.program_path("nixops4-resources-s3");
     env.write_deployment(&format!(
@@ -29,7 +35,6 @@ fn checkout(garage: &Garage, prefix: &str, resources: &str) -> TestEnv {
         {resources}
       }};"#,
         provider = provider.display(),
-        endpoint = garage.endpoint(),
     ));
     env
 }
@@ -289,6 +294,35 @@ fn garage_stopped_mid_apply_fails_naming_the_store_then_converges() {
     got.sort();
     assert_eq!(got, expected);
     assert!(env.read("after.txt").is_some());
+}
+
+#[test]
+fn requests_the_store_drops_are_sent_again_then_fail_naming_the_store() {
+    let garage = Garage::start();
+    // The first request's first two tries are dropped unanswered; the third goes through.
+    let flaky = DroppingProxy::start(garage.s3_port(), 2);
+    let env = checkout_at(&flaky.endpoint(), "flaky", &files(&["a", "b"]));
+    run(&env, &garage, &["apply", "--yes"]).success();
+    assert_eq!(env.read("b.txt").as_deref(), Some("b"));
+    assert!(flaky.accepted() >= 3, "{} connections", flaky.accepted());
+    assert_eq!(
+        run(&env, &garage, &["plan"]).success().stdout,
+        "No changes. 2 resources up to date.\n"
+    );
+
+    // A store that never answers fails the apply after the last try, and says which.
+    let gone = DroppingProxy::start(garage.s3_port(), usize::MAX);
+    let env = checkout_at(&gone.endpoint(), "gone", &files(&["a"]));
+    let failed = run(&env, &garage, &["apply", "--yes"]);
+    assert!(!failed.status.success(), "{failed}");
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("S3 store s3://{BUCKET} at {}", gone.endpoint())),
+        "{failed}"
+    );
+    assert_eq!(gone.accepted(), 4, "one try and three retries");
+    assert!(env.read("a.txt").is_none());
 }
 
 #[test]

@@ -13,7 +13,9 @@
 //! The holder renews its lease every third of the lease. It stops renewing, and every
 //! state write is refused, once its own clock says three quarters of the lease passed
 //! since the last renewal started, or once its key is gone (`nixops4 state unlock`, or a
-//! takeover): a holder stops writing well before anyone may take over.
+//! takeover): a holder stops writing well before anyone may take over. The client's
+//! write fence follows that instant, so a write the store dropped is not sent again
+//! after it either.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -71,6 +73,8 @@ pub fn acquire(
     lease: Duration,
 ) -> Result<Lease> {
     let key = format!("{}{}", layout.locks(), random_hex(16));
+    // No lease of this process is held: a fence an earlier one left does not apply.
+    client.fence_writes(None);
     let mut rivals = Vec::new();
     for attempt in 0..ATTEMPTS {
         let live = live_leases(client, layout)?;
@@ -138,9 +142,11 @@ impl Lease {
         lease: Duration,
         started: Instant,
     ) -> Lease {
+        let valid_until = started + lease * 3 / 4;
+        client.fence_writes(Some(valid_until));
         let status = Arc::new(Status {
             state: Mutex::new(Held {
-                valid_until: started + lease * 3 / 4,
+                valid_until,
                 lost: None,
                 stop: false,
             }),
@@ -179,6 +185,7 @@ impl Lease {
     /// Stops renewing and deletes the lease.
     pub fn release(mut self, client: &Client) -> Result<()> {
         self.stop();
+        client.fence_writes(None);
         client.delete(&self.key)
     }
 
@@ -224,7 +231,10 @@ fn renew(client: &Client, key: &str, holder: &LockHolder, lease: Duration, statu
         });
         held = status.state.lock().unwrap_or_else(|e| e.into_inner());
         match outcome {
-            Ok(true) => held.valid_until = started + lease * 3 / 4,
+            Ok(true) => {
+                held.valid_until = started + lease * 3 / 4;
+                client.fence_writes(Some(held.valid_until));
+            }
             Ok(false) => {
                 held.lost = Some("its lease was removed (`nixops4 state unlock`, or taken over after it expired)".into());
                 return;
